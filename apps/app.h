@@ -1,0 +1,43 @@
+#pragma once
+/// Shared plumbing of the thin subcommand files: registration, common flags, config resolution.
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "brainspade/core/config.h"
+#include "brainspade/core/runtime.h"
+
+namespace brainspade::app {
+
+/// Each apps/*.cpp registers its subcommands with a static Registrar; main() calls them in name order.
+using RegisterFn = std::function<void(CLI::App& root)>;
+struct Registrar {
+  Registrar(const std::string& order_key, RegisterFn fn);
+};
+std::vector<std::pair<std::string, RegisterFn>>& registry();
+
+/// Flags every config-driven command takes.
+struct CommonFlags {
+  std::string config;                 ///< --config FILE
+  std::vector<std::string> overrides; ///< --set a.b=v (repeatable)
+  std::string out;                    ///< --out DIR (overrides run.out_dir)
+  int64_t seed = -1;                  ///< --seed (overrides run.seed)
+  std::string device;                 ///< --device
+  int64_t threads = -1;               ///< --threads
+};
+void add_common_flags(CLI::App* cmd, CommonFlags& flags, bool config_required = true);
+
+/// Loads Root (which has a `RunOptions run` member) from --config and --set, then applies --out/--seed/--device/--threads.
+template <class Root>
+Root resolve_config(const CommonFlags& f) {
+  ConfigSource src{f.config, f.overrides};
+  if (!f.out.empty()) src.overrides.push_back("run.out_dir=" + f.out);
+  if (f.seed >= 0) src.overrides.push_back("run.seed=" + std::to_string(f.seed));
+  if (!f.device.empty()) src.overrides.push_back("run.device=" + f.device);
+  if (f.threads >= 0) src.overrides.push_back("run.threads=" + std::to_string(f.threads));
+  return load_config<Root>(src);
+}
+
+}  // namespace brainspade::app

@@ -1,0 +1,17 @@
+# Every external dependency is found here, nowhere else.
+# LibTorch: Debian's libtorch-dev by default; a CUDA LibTorch 2.x with -DTorch_DIR=<prefix>/share/cmake/Torch.
+find_package(Torch REQUIRED)
+find_package(yaml-cpp REQUIRED)
+find_package(spdlog REQUIRED)
+find_package(CLI11 REQUIRED)
+find_package(ITK REQUIRED COMPONENTS ITKCommon ITKIOImageBase ITKIONIFTI ITKIOPNG ITKIOMeta ITKIOGDCM)
+include(${ITK_USE_FILE})
+find_package(Threads REQUIRED)
+if(BRAINSPADE_BUILD_TESTS)
+  find_package(GTest REQUIRED)
+endif()
+find_program(CCACHE_PROGRAM ccache)
+if(CCACHE_PROGRAM)
+  set(CMAKE_CXX_COMPILER_LAUNCHER ${CCACHE_PROGRAM})
+endif()
+message(STATUS "brainspade: LibTorch ${Torch_VERSION} from ${Torch_DIR}; ITK ${ITK_VERSION}")

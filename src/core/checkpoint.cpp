@@ -1,0 +1,147 @@
+#include "brainspade/core/checkpoint.h"
+
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "brainspade/core/atomic_file.h"
+#include "brainspade/core/error.h"
+
+namespace brainspade {
+
+namespace {
+std::string shape_str(at::IntArrayRef s) {
+  std::ostringstream os;
+  os << s;
+  return os.str();
+}
+}  // namespace
+
+void Checkpoint::set(const std::string& key, const torch::Tensor& t) {
+  values_[key] = t.detach().to(torch::kCPU).contiguous().clone();
+}
+void Checkpoint::set_int(const std::string& key, int64_t v) { values_[key] = v; }
+void Checkpoint::set_double(const std::string& key, double v) { values_[key] = v; }
+void Checkpoint::set_string(const std::string& key, const std::string& v) { values_[key] = v; }
+bool Checkpoint::has(const std::string& key) const { return values_.count(key) > 0; }
+
+std::vector<std::string> Checkpoint::keys() const {
+  std::vector<std::string> out;
+  for (const auto& kv : values_) out.push_back(kv.first);
+  return out;
+}
+
+torch::Tensor Checkpoint::tensor(const std::string& key) const {
+  auto it = values_.find(key);
+  if (it == values_.end() || !it->second.isTensor())
+    throw input_error(source_.empty() ? "checkpoint" : source_, ": missing tensor '", key, "'");
+  return it->second.toTensor();
+}
+int64_t Checkpoint::get_int(const std::string& key) const {
+  auto it = values_.find(key);
+  if (it == values_.end() || !it->second.isInt())
+    throw input_error(source_.empty() ? "checkpoint" : source_, ": missing integer '", key, "'");
+  return it->second.toInt();
+}
+double Checkpoint::get_double(const std::string& key) const {
+  auto it = values_.find(key);
+  if (it == values_.end() || !(it->second.isDouble() || it->second.isInt()))
+    throw input_error(source_.empty() ? "checkpoint" : source_, ": missing number '", key, "'");
+  return it->second.isDouble() ? it->second.toDouble() : static_cast<double>(it->second.toInt());
+}
+std::string Checkpoint::get_string(const std::string& key) const {
+  auto it = values_.find(key);
+  if (it == values_.end() || !it->second.isString())
+    throw input_error(source_.empty() ? "checkpoint" : source_, ": missing string '", key, "'");
+  return it->second.toStringRef();
+}
+
+void Checkpoint::add_module(const std::string& prefix, const torch::nn::Module& module) {
+  for (const auto& p : module.named_parameters(true)) set(prefix + "." + p.key(), p.value());
+  for (const auto& b : module.named_buffers(true)) set(prefix + "." + b.key(), b.value());
+}
+
+void Checkpoint::load_module(const std::string& prefix, torch::nn::Module& module, const std::string& what) const {
+  torch::NoGradGuard no_grad;
+  auto copy_into = [&](const std::string& name, torch::Tensor& dst) {
+    std::string key = prefix + "." + name;
+    auto it = values_.find(key);
+    if (it == values_.end() || !it->second.isTensor())
+      throw input_error(what, ": no weights for '", key, "' (checkpoint of a different model or stage?)");
+    const torch::Tensor& src = it->second.toTensor();
+    if (src.sizes() != dst.sizes())
+      throw input_error(what, ": '", key, "' has shape ", shape_str(src.sizes()), " but the configured model expects ",
+                        shape_str(dst.sizes()), " (config differs from the one the checkpoint was trained with)");
+    dst.copy_(src);
+  };
+  for (auto& p : module.named_parameters(true)) copy_into(p.key(), p.value());
+  for (auto& b : module.named_buffers(true)) copy_into(b.key(), b.value());
+}
+
+void Checkpoint::add_optimizer(const std::string& key, torch::optim::Optimizer& opt) {
+  torch::serialize::OutputArchive archive;
+  opt.save(archive);
+  std::ostringstream os;
+  archive.save_to(os);
+  std::string bytes = os.str();
+  auto t = torch::empty({static_cast<int64_t>(bytes.size())}, torch::kUInt8);
+  std::memcpy(t.data_ptr(), bytes.data(), bytes.size());
+  values_[key] = t;
+}
+
+void Checkpoint::load_optimizer(const std::string& key, torch::optim::Optimizer& opt) const {
+  torch::Tensor t = tensor(key).contiguous();
+  std::string bytes(static_cast<const char*>(t.data_ptr()), static_cast<size_t>(t.numel()));
+  std::istringstream is(bytes);
+  torch::serialize::InputArchive archive;
+  try {
+    archive.load_from(is);
+    opt.load(archive);
+  } catch (const c10::Error& e) {
+    throw input_error(source_, ": optimizer state '", key, "' does not match the model: ", e.what_without_backtrace());
+  }
+}
+
+void Checkpoint::save(const std::string& path) const {
+  c10::impl::GenericDict dict(c10::StringType::get(), c10::AnyType::get());
+  for (const auto& kv : values_) dict.insert(kv.first, kv.second);
+  std::vector<char> bytes = torch::pickle_save(c10::IValue(dict));
+  write_atomic(path, [&](const std::string& tmp) {
+    std::ofstream out(tmp, std::ios::binary);
+    if (!out) throw input_error(tmp, ": cannot open for writing");
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    out.flush();
+    if (!out) throw input_error(tmp, ": write failed (disk full?)");
+  });
+}
+
+Checkpoint Checkpoint::load(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw input_error(path, ": checkpoint not found or unreadable");
+  std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (bytes.empty()) throw input_error(path, ": checkpoint file is empty");
+  c10::IValue v;
+  try {
+    v = torch::pickle_load(bytes);
+  } catch (const std::exception& e) {
+    throw input_error(path, ": not a readable brainspade checkpoint (truncated or another format)");
+  }
+  if (!v.isGenericDict()) throw input_error(path, ": not a brainspade checkpoint (top level is not a dict)");
+  Checkpoint ck;
+  ck.source_ = path;
+  for (const auto& kv : v.toGenericDict()) {
+    if (!kv.key().isString()) throw input_error(path, ": not a brainspade checkpoint (non-string key)");
+    ck.values_[kv.key().toStringRef()] = kv.value();
+  }
+  return ck;
+}
+
+void check_checkpoint_stage(const Checkpoint& ckpt, const std::string& stage) {
+  if (!ckpt.has("stage"))
+    throw input_error(ckpt.source(), ": not a brainspade checkpoint (no 'stage' entry)");
+  std::string got = ckpt.get_string("stage");
+  if (got != stage)
+    throw input_error(ckpt.source(), ": this is a '", got, "' checkpoint, but a '", stage, "' checkpoint is needed here");
+}
+
+}  // namespace brainspade

@@ -1,0 +1,77 @@
+#include "support/helpers.h"
+
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+namespace brainspade::testutil {
+
+TempDir::TempDir() {
+  std::random_device rd;
+  auto base = std::filesystem::temp_directory_path() / ("brainspade-test-" + std::to_string(rd()) + std::to_string(rd()));
+  std::filesystem::create_directories(base);
+  path_ = base.string();
+}
+TempDir::~TempDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
+
+CliResult run_cli(const std::string& args) {
+  CliResult r;
+  std::string cmd = std::string(BRAINSPADE_BINARY) + " " + args + " 2>&1";
+  FILE* pipe = popen(cmd.c_str(), "r");
+  if (!pipe) return r;
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), pipe)) > 0) r.output.append(buf.data(), n);
+  int status = pclose(pipe);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+void write_file(const std::string& path, const std::string& text) {
+  auto p = std::filesystem::path(path);
+  if (p.has_parent_path()) std::filesystem::create_directories(p.parent_path());
+  std::ofstream(path, std::ios::binary) << text;
+}
+
+::testing::AssertionResult tensors_close(const torch::Tensor& a, const torch::Tensor& b, double atol, double rtol) {
+  if (a.sizes() != b.sizes()) {
+    std::ostringstream os;
+    os << "shape mismatch: " << a.sizes() << " vs " << b.sizes();
+    return ::testing::AssertionFailure() << os.str();
+  }
+  auto af = a.detach().to(torch::kCPU, torch::kDouble), bf = b.detach().to(torch::kCPU, torch::kDouble);
+  auto diff = (af - bf).abs();
+  double max_diff = a.numel() ? diff.max().item<double>() : 0.0;
+  bool ok = (diff <= atol + rtol * bf.abs()).all().item<bool>();
+  std::printf("    max |diff| = %.3g (atol %.1g, rtol %.1g)\n", max_diff, atol, rtol);
+  if (ok) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "max |diff| = " << max_diff << " exceeds atol " << atol << " + rtol " << rtol;
+}
+
+std::string example_data_dir() {
+  std::string d = std::string(BRAINSPADE_SOURCE_DIR) + "/data/example";
+  return std::filesystem::exists(d + "/ch2bet.nii.gz") ? d : "";
+}
+
+std::map<std::string, torch::Tensor> load_golden(const std::string& name) {
+  std::string path = std::string(BRAINSPADE_TEST_DATA) + "/golden/" + name + ".pt";
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    ADD_FAILURE() << "golden file missing: " << path << " (run scripts/make_golden.py)";
+    return {};
+  }
+  std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto dict = torch::pickle_load(bytes).toGenericDict();
+  std::map<std::string, torch::Tensor> out;
+  for (const auto& kv : dict) out[kv.key().toStringRef()] = kv.value().toTensor();
+  return out;
+}
+
+}  // namespace brainspade::testutil

@@ -1,0 +1,43 @@
+#pragma once
+// Test fixtures shared by every test file: temporary folders, running the CLI, tensor comparisons.
+#include <string>
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+namespace brainspade::testutil {
+
+/// A fresh folder under the system temp dir, removed when the object dies.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  const std::string& path() const { return path_; }
+  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+/// Result of running the `brainspade` program.
+struct CliResult {
+  int exit_code = -1;
+  std::string output;  ///< stdout and stderr together
+};
+/// Runs build/brainspade with the given argument string (shell-quoted by the caller).
+CliResult run_cli(const std::string& args);
+
+/// Writes text to a file (creating folders).
+void write_file(const std::string& path, const std::string& text);
+
+/// Asserts |a-b| <= atol + rtol*|b| elementwise and prints the max difference.
+::testing::AssertionResult tensors_close(const torch::Tensor& a, const torch::Tensor& b, double atol = 1e-5,
+                                         double rtol = 1e-4);
+
+/// Path of the example data folder (data/example) or "" when scripts/fetch_example_data.sh has not run.
+std::string example_data_dir();
+
+/// Loads a dict of tensors written by scripts/make_golden.py (Python torch.save); fails the test when missing.
+std::map<std::string, torch::Tensor> load_golden(const std::string& name);
+
+}  // namespace brainspade::testutil
