@@ -1,0 +1,99 @@
+#pragma once
+/// What every training stage shares: the loop settings, deterministic batches, checkpoint files,
+/// metrics CSV, Ctrl-C handling and resume. One train function per stage builds on these.
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "brainspade/core/checkpoint.h"
+#include "brainspade/core/config.h"
+
+namespace brainspade {
+
+/// Loop settings shared by every stage (`train:` section of a training config).
+struct TrainLoopOptions {
+  int64_t steps = 1000;           ///< optimiser steps in total
+  int64_t batch_size = 8;
+  int64_t log_every = 10;         ///< metrics row + progress every N steps
+  int64_t checkpoint_every = 200; ///< write checkpoints/step_N.ckpt and last.ckpt every N steps
+  int64_t keep_checkpoints = 3;   ///< how many step_N.ckpt to keep (last.ckpt always kept)
+  int64_t validate_every = 200;   ///< run validation every N steps (0 = only at the end)
+  double val_fraction = 0.1;      ///< share of subjects (or slices when only one subject) held out for validation
+  double grad_clip = 1.0;         ///< max global grad norm (0 = off)
+  void visit(ConfigVisitor& v);
+};
+
+/// Set by SIGINT/SIGTERM; loops check it between steps, save a checkpoint and return.
+class StopSignal {
+ public:
+  /// Installs the handlers (idempotent). A second Ctrl-C kills the process at once.
+  static void install();
+  static bool requested();
+  static void reset();  ///< for tests
+  static void request();
+};
+
+/// Row indices of the batch used at `step`: epoch-wise permutations derived from (seed, epoch), so any step's
+/// batch is known without replaying earlier ones (exact resume) and every row is seen once per epoch.
+std::vector<int64_t> batch_rows(uint64_t seed, int64_t step, int64_t n_rows, int64_t batch_size);
+
+/// Splits rows into train/validation by subject (every slice of a subject on one side).
+/// With a single subject, contiguous slabs of slices are held out instead (documented in docs/training.md).
+struct Split {
+  std::vector<int64_t> train, val;
+};
+Split split_rows(const torch::Tensor& subject, const torch::Tensor& slice_index, double val_fraction, uint64_t seed);
+
+/// Appends rows to <dir>/metrics.csv; on resume drops rows past the resumed step so the file stays consistent.
+class MetricsCsv {
+ public:
+  MetricsCsv(const std::string& path, int64_t resume_step);
+  void write(int64_t step, const std::map<std::string, double>& values);
+
+ private:
+  std::string path_;
+  std::vector<std::string> columns_;
+};
+
+/// Checkpoint files of a run: <out>/checkpoints/step_<N>.ckpt and <out>/checkpoints/last.ckpt.
+class CheckpointFiles {
+ public:
+  CheckpointFiles(std::string out_dir, int64_t keep);
+  std::string last() const;
+  /// Writes step_N.ckpt and last.ckpt atomically, then prunes old step files.
+  void save(const Checkpoint& ck, int64_t step);
+
+ private:
+  std::string dir_;
+  int64_t keep_;
+};
+
+/// Exponential moving average of a module's parameters (diffusion models), stored beside the weights.
+class EMA {
+ public:
+  EMA(const torch::nn::Module& model, double decay);
+  void update(const torch::nn::Module& model);
+  /// Copies the averaged weights into `model` (e.g. before saving a sampling copy).
+  void copy_to(torch::nn::Module& model) const;
+  void save(Checkpoint& ck, const std::string& prefix) const;
+  void load(const Checkpoint& ck, const std::string& prefix);
+
+ private:
+  double decay_;
+  std::vector<std::string> names_;
+  std::vector<torch::Tensor> shadow_;
+};
+
+/// Global gradient-norm clipping that returns the norm before clipping (for the metrics).
+double clip_gradients(const std::vector<torch::Tensor>& params, double max_norm);
+
+/// Sets every parameter's requires_grad (freezing a network).
+void set_requires_grad(torch::nn::Module& m, bool on);
+
+}  // namespace brainspade

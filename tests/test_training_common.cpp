@@ -1,0 +1,100 @@
+// Shared training machinery: deterministic batches, splits, metrics on resume, checkpoint rotation, EMA.
+#include <filesystem>
+#include <set>
+
+#include <gtest/gtest.h>
+
+#include "brainspade/core/atomic_file.h"
+#include "brainspade/training/common.h"
+#include "support/helpers.h"
+
+using namespace brainspade;
+
+TEST(BatchRows, EveryRowOncePerEpochAndReproducible) {
+  const int64_t n = 10, b = 3;
+  std::multiset<int64_t> first_epoch;
+  for (int64_t k = 0; k < 30; ++k) {
+    auto rows = batch_rows(7, k, n, b);
+    ASSERT_EQ(rows.size(), 3u);
+    EXPECT_EQ(rows, batch_rows(7, k, n, b));  // any step's batch can be recomputed (exact resume)
+    for (size_t j = 0; j < rows.size(); ++j)
+      if (k * b + static_cast<int64_t>(j) < n) first_epoch.insert(rows[j]);
+  }
+  EXPECT_EQ(first_epoch.size(), 10u);
+  EXPECT_EQ(std::set<int64_t>(first_epoch.begin(), first_epoch.end()).size(), 10u);
+  EXPECT_NE(batch_rows(7, 0, n, b), batch_rows(8, 0, n, b));
+}
+
+TEST(SplitRows, BySubjectKeepsSubjectsWhole) {
+  auto subject = torch::tensor({0, 0, 1, 1, 2, 2, 3, 3, 4, 4}, torch::kLong);
+  auto slice = torch::arange(10);
+  auto s = split_rows(subject, slice, 0.2, 1);
+  EXPECT_EQ(s.train.size() + s.val.size(), 10u);
+  EXPECT_EQ(s.val.size(), 2u);
+  std::set<int64_t> val_subjects;
+  for (auto r : s.val) val_subjects.insert(subject[r].item<int64_t>());
+  for (auto r : s.train) EXPECT_FALSE(val_subjects.count(subject[r].item<int64_t>()));
+}
+
+TEST(SplitRows, OneSubjectHoldsOutSlabs) {
+  auto subject = torch::zeros({40}, torch::kLong);
+  auto slice = torch::arange(40);
+  auto s = split_rows(subject, slice, 0.25, 1);
+  EXPECT_FALSE(s.val.empty());
+  EXPECT_FALSE(s.train.empty());
+  EXPECT_EQ(s.train.size() + s.val.size(), 40u);
+}
+
+TEST(MetricsCsv, ResumeDropsRowsPastTheCheckpoint) {
+  testutil::TempDir dir;
+  std::string path = dir / "metrics.csv";
+  {
+    MetricsCsv m(path, 0);
+    for (int64_t s = 10; s <= 50; s += 10) m.write(s, {{"loss", s * 0.1}});
+  }
+  {
+    MetricsCsv m(path, 30);  // resumed from step 30: rows 40, 50 are gone, new rows append
+    m.write(40, {{"loss", 9.0}});
+  }
+  EXPECT_EQ(read_text(path), "step,loss\n10,1\n20,2\n30,3\n40,9\n");
+}
+
+TEST(CheckpointFiles, KeepsTheNewestAndLast) {
+  testutil::TempDir dir;
+  CheckpointFiles files(dir.path(), 2);
+  Checkpoint ck;
+  for (int64_t s : {1, 2, 3}) {
+    ck.set_int("step", s);
+    files.save(ck, s);
+  }
+  int n = 0;
+  for (auto& e : std::filesystem::directory_iterator(dir / "checkpoints")) n += e.path().extension() == ".ckpt";
+  EXPECT_EQ(n, 3);  // step 2, step 3, last
+  EXPECT_FALSE(std::filesystem::exists(dir / "checkpoints/step_00000001.ckpt"));
+  EXPECT_EQ(Checkpoint::load(files.last()).get_int("step"), 3);
+}
+
+TEST(EMA, FollowsTheClosedForm) {
+  torch::nn::Linear lin(2, 1);
+  {
+    torch::NoGradGuard g;
+    lin->weight.fill_(1.0);
+  }
+  EMA ema(*lin, 0.9);
+  {
+    torch::NoGradGuard g;
+    lin->weight.fill_(2.0);
+  }
+  ema.update(*lin);  // 0.9*1 + 0.1*2 = 1.1
+  torch::nn::Linear out(2, 1);
+  ema.copy_to(*out);
+  EXPECT_NEAR(out->weight[0][0].item<double>(), 1.1, 1e-6);
+}
+
+TEST(ClipGradients, ScalesToTheMaxNorm) {
+  auto p = torch::zeros({2}, torch::requires_grad());
+  (p * torch::tensor({3.0f, 4.0f})).sum().backward();
+  double norm = clip_gradients({p}, 1.0);
+  EXPECT_NEAR(norm, 5.0, 1e-5);
+  EXPECT_NEAR(p.grad().norm().item<double>(), 1.0, 1e-4);
+}
