@@ -18,6 +18,9 @@ struct Registrar {
 };
 std::vector<std::pair<std::string, RegisterFn>>& registry();
 
+/// The group command `name` (e.g. "train", "sample"), created on first use so that several files can add to it.
+CLI::App* group(CLI::App& root, const std::string& name, const std::string& description);
+
 /// Flags every config-driven command takes.
 struct CommonFlags {
   std::string config;                 ///< --config FILE

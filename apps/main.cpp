@@ -16,6 +16,14 @@ std::vector<std::pair<std::string, RegisterFn>>& registry() {
 }
 Registrar::Registrar(const std::string& order_key, RegisterFn fn) { registry().emplace_back(order_key, std::move(fn)); }
 
+CLI::App* group(CLI::App& root, const std::string& name, const std::string& description) {
+  for (auto* sub : root.get_subcommands([](CLI::App*) { return true; }))
+    if (sub->get_name() == name) return sub;
+  auto* g = root.add_subcommand(name, description);
+  g->require_subcommand(1);
+  return g;
+}
+
 void add_common_flags(CLI::App* cmd, CommonFlags& f, bool config_required) {
   auto* c = cmd->add_option("--config,-c", f.config, "YAML config file");
   if (config_required) c->required();

@@ -1,0 +1,34 @@
+// brainspade sample labels --ldm CKPT [--vae CKPT] --num N --out DIR: label maps from the label generator.
+#include "app.h"
+#include "brainspade/sampling/label_sampler.h"
+
+namespace {
+brainspade::app::CommonFlags flags;
+std::string ldm, vae, sampler;
+int64_t num = -1, steps = -1;
+double eta = -1, guidance = -1;
+brainspade::app::Registrar reg("30-sample-labels", [](CLI::App& root) {
+  auto* cmd = brainspade::app::group(root, "sample", "generate synthetic data with trained models")
+                  ->add_subcommand("labels", "sample partial-volume label maps (LDM + VAE decode + post-processing)");
+  brainspade::app::add_common_flags(cmd, flags, false);
+  cmd->add_option("--ldm", ldm, "LDM checkpoint")->required();
+  cmd->add_option("--vae", vae, "VAE checkpoint (default: the one the LDM was trained on)");
+  cmd->add_option("--num,-n", num, "number of label maps");
+  cmd->add_option("--sampler", sampler, "ddpm | ddim");
+  cmd->add_option("--steps", steps, "reverse steps");
+  cmd->add_option("--eta", eta, "DDIM eta");
+  cmd->add_option("--guidance", guidance, "classifier-free guidance scale");
+  cmd->callback([] {
+    flags.overrides.push_back("ldm_checkpoint=" + ldm);
+    if (!vae.empty()) flags.overrides.push_back("vae_checkpoint=" + vae);
+    if (num != -1) flags.overrides.push_back("num=" + std::to_string(num));
+    if (!sampler.empty()) flags.overrides.push_back("sampler.sampler=" + sampler);
+    if (steps != -1) flags.overrides.push_back("sampler.steps=" + std::to_string(steps));
+    if (eta >= 0) flags.overrides.push_back("sampler.eta=" + std::to_string(eta));
+    if (guidance >= 0) flags.overrides.push_back("sampler.guidance_scale=" + std::to_string(guidance));
+    auto job = brainspade::app::resolve_config<brainspade::LabelSampleJob>(flags);
+    brainspade::start_run(job.run, brainspade::dump_config(job), "sample_labels.log");
+    brainspade::run_label_sampling(job);
+  });
+});
+}  // namespace

@@ -1,0 +1,68 @@
+#pragma once
+/// Sampling label maps: conditions → reverse diffusion in latent space → VAE decode → the authors' post-processing.
+/// The reverse loop is written once here and only asks the scheduler for step(); it never asks what model it holds.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "brainspade/core/config.h"
+#include "brainspade/training/train_ldm.h"
+
+namespace brainspade {
+
+struct LabelSamplerOptions {
+  std::string sampler = "ddim";          ///< ddpm (paper) | ddim (authors' pipeline)
+  int64_t steps = 50;                    ///< reverse steps (ddpm: 1000 = the full chain)
+  double eta = 1.0;                      ///< DDIM η (authors: 1.0)
+  std::string timestep_spacing = "compvis";  ///< DDIM grid: compvis | leading
+  double guidance_scale = 1.0;           ///< classifier-free guidance; 1 = plain conditional sampling
+  double background_threshold = 0.075;   ///< pixels whose tissues are all below this become background (authors)
+  std::vector<double> lesion_probability;  ///< P(flag = 1) per lesion of the LDM's conditioning; empty = 0.5 each
+  std::vector<double> slice_range{0.2, 0.5};  ///< slice position drawn uniformly from [lo, hi] (authors: 0.2–0.5)
+  int64_t batch_size = 8;
+  void visit(ConfigVisitor& v);
+};
+
+/// One batch of sampled labels.
+struct LabelBatch {
+  torch::Tensor pv;    ///< [B, C, H, W] partial-volume maps, in [0, 1], summing to 1 per pixel (CPU, float32)
+  torch::Tensor cond;  ///< [B, K] the conditions used (CPU)
+};
+
+/// Draws B conditions from `gen`: lesion flags ~ Bernoulli(p), slice position ~ U(slice_range).
+torch::Tensor draw_conditions(const ConditioningOptions& c, const LabelSamplerOptions& o, int64_t batch, at::Generator& gen);
+
+/// Samples a batch. All randomness (conditions when `cond` is undefined, initial noise, step noise) comes from
+/// `seed`, so the same (seed, batch size, options) gives the same tensors on CPU whatever ran before.
+LabelBatch sample_label_batch(const LabelGenerator& g, const LabelSamplerOptions& o, int64_t batch, uint64_t seed,
+                              torch::Device device, torch::Tensor cond = {});
+
+/// The authors' post-processing of decoded maps x [B, C, H, W] (channel 0 = background):
+/// x[0] = 1 where max(x[1:]) < threshold, clamp to [0, 1], renormalise so channels sum to 1.
+torch::Tensor postprocess_labels(const torch::Tensor& decoded, double background_threshold);
+
+}  // namespace brainspade
+
+namespace brainspade {
+
+/// Root of `brainspade sample labels`.
+struct LabelSampleJob {
+  RunOptions run;
+  std::string ldm_checkpoint;  ///< trained LDM (stage ldm)
+  std::string vae_checkpoint;  ///< its VAE; empty = the path stored in the LDM checkpoint
+  int64_t num = 16;            ///< label maps to write
+  LabelSamplerOptions sampler;
+  void visit(ConfigVisitor& v);
+};
+
+/// Writes <out>/labels/label_<i>_pv.nii.gz (C channels), label_<i>_seg.nii.gz (argmax), conditions.csv and
+/// montage.png. Batch k holds samples [k·B, (k+1)·B) and is seeded by (seed, k); finished batches are skipped
+/// on a rerun, so an interrupted run continues with the same results.
+void run_label_sampling(const LabelSampleJob& job);
+
+/// Writes a 2D map [C, H, W] as a NIfTI volume of one axial slice (1 mm spacing) atomically.
+void write_slice_nifti(const std::string& path, const torch::Tensor& chw);
+
+}  // namespace brainspade

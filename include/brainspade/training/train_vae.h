@@ -1,0 +1,67 @@
+#pragma once
+/// Stage 1 of the label generator: the spatial VAE on partial-volume label maps (paper §2.2, "Label Generator";
+/// losses and optimiser settings from the authors' `train_ae_kl_pv_v1.py`, see docs/label-generator.md).
+#include <string>
+
+#include "brainspade/core/config.h"
+#include "brainspade/models/autoencoder_kl.h"
+#include "brainspade/models/patch_discriminator.h"
+#include "brainspade/training/common.h"
+
+namespace brainspade {
+
+/// Which slice dataset a stage trains on.
+struct DataSource {
+  std::string dataset = "data/example/slices/dataset.pt";  ///< written by `brainspade slice`
+  void visit(ConfigVisitor& v);
+};
+
+/// Loss weights of the VAE (defaults: the authors' values).
+struct VAELossOptions {
+  double l1_weight = 1.0;
+  double kl_weight = 1e-6;
+  double adv_weight = 0.005;               ///< generator LSGAN weight; the discriminator loss uses the same weight
+  std::string adversarial = "least_squares";  ///< least_squares | hinge | bce
+  int64_t adv_start_step = 0;              ///< adversarial terms start at this step (authors: 0)
+  double perceptual_weight = 0.002;        ///< used when perceptual.network != none
+  std::string perceptual_network = "none"; ///< none | squeeze | vgg16 (weights from perceptual_weights)
+  std::string perceptual_weights;          ///< file written by scripts/export_perceptual_weights.py
+  void visit(ConfigVisitor& v);
+};
+
+struct VAEOptimOptions {
+  double lr = 5e-5;        ///< generator (VAE) learning rate
+  double lr_d = 1e-4;      ///< discriminator learning rate
+  double lr_decay = 0.999995;  ///< exponential decay per step (authors' ExponentialLR)
+  void visit(ConfigVisitor& v);
+};
+
+/// Root of `brainspade train vae --config`.
+struct VAETrainConfig {
+  RunOptions run;
+  DataSource data;
+  AutoencoderKLOptions vae;
+  PatchDiscriminatorOptions discriminator;
+  VAELossOptions loss;
+  VAEOptimOptions optim;
+  TrainLoopOptions train;
+  void visit(ConfigVisitor& v);
+};
+
+/// Reconstruction quality on held-out slices: Dice of the argmax per channel, and L1.
+struct VAEValidation {
+  std::vector<double> dice;  ///< per channel (NaN when a channel is absent from reference and reconstruction)
+  double l1 = 0;
+};
+
+/// Trains (or, with resume, continues) the VAE; writes checkpoints, metrics.csv, montages into run.out_dir.
+/// Returns the final validation. Ctrl-C saves a checkpoint and returns early.
+VAEValidation train_vae(const VAETrainConfig& cfg, bool resume);
+
+/// Loads a VAE checkpoint (stage "vae") with the model options it was trained with; eval mode, on `device`.
+AutoencoderKL load_vae(const std::string& path, torch::Device device, std::vector<std::string>* channel_names = nullptr);
+
+/// Dice of argmax(pred) vs argmax(ref) per channel over a batch [B, C, H, W].
+std::vector<double> argmax_dice(const torch::Tensor& pred, const torch::Tensor& ref);
+
+}  // namespace brainspade

@@ -1,0 +1,161 @@
+#include "brainspade/sampling/label_sampler.h"
+
+#include <functional>
+
+#include "brainspade/schedulers/ddim_scheduler.h"
+
+namespace brainspade {
+
+void LabelSamplerOptions::visit(ConfigVisitor& v) {
+  v.choice("sampler", sampler, {"ddpm", "ddim"}, "reverse process: ddpm (paper, 1000 steps) or ddim (authors' pipeline)");
+  v("steps", steps, "reverse steps (DDPM with fewer than T steps uses a strided grid)", Bounds::range(1, 1000));
+  v("eta", eta, "DDIM eta: 0 deterministic, 1 as the authors", Bounds::unit());
+  v.choice("timestep_spacing", timestep_spacing, {"compvis", "leading"}, "DDIM timestep grid");
+  v("guidance_scale", guidance_scale, "classifier-free guidance scale; 1 = off (needs an LDM trained with cfg_dropout)",
+    Bounds::non_negative());
+  v("background_threshold", background_threshold, "tissue probability below which a pixel becomes background",
+    Bounds::unit());
+  v("lesion_probability", lesion_probability, "P(lesion flag = 1) per conditioned lesion; empty = 0.5 each", Bounds::unit());
+  v("slice_range", slice_range, "slice position range [lo, hi] in [0, 1]", Bounds::unit());
+  v("batch_size", batch_size, "samples per forward pass", Bounds::at_least(1));
+}
+
+torch::Tensor draw_conditions(const ConditioningOptions& c, const LabelSamplerOptions& o, int64_t batch, at::Generator& gen) {
+  BRAINSPADE_CHECK_INPUT(o.slice_range.size() == 2 && o.slice_range[0] <= o.slice_range[1],
+                         "config key 'slice_range': expected [lo, hi] with lo <= hi");
+  BRAINSPADE_CHECK_INPUT(o.lesion_probability.empty() || o.lesion_probability.size() == c.lesions.size(),
+                         "config key 'lesion_probability' has ", o.lesion_probability.size(), " values but the LDM is conditioned on ",
+                         c.lesions.size(), " lesions");
+  std::vector<torch::Tensor> cols;
+  for (size_t i = 0; i < c.lesions.size(); ++i) {
+    double p = o.lesion_probability.empty() ? 0.5 : o.lesion_probability[i];
+    cols.push_back((torch::rand({batch}, gen) < p).to(torch::kFloat));
+  }
+  if (c.slice_position)
+    cols.push_back(o.slice_range[0] + (o.slice_range[1] - o.slice_range[0]) * torch::rand({batch}, gen));
+  if (cols.empty()) return torch::zeros({batch, 0});
+  return torch::stack(cols, 1);
+}
+
+torch::Tensor postprocess_labels(const torch::Tensor& decoded, double threshold) {
+  auto x = decoded.clone();
+  auto tissue_max = std::get<0>(x.slice(1, 1).max(1));  // [B, H, W]
+  auto bg = x.select(1, 0);
+  bg.masked_fill_(tissue_max < threshold, 1.0);
+  x.clamp_(0.0, 1.0);
+  return x / x.sum(1, true).clamp_min(1e-6);
+}
+
+LabelBatch sample_label_batch(const LabelGenerator& g, const LabelSamplerOptions& o, int64_t batch, uint64_t seed,
+                              torch::Device device, torch::Tensor cond) {
+  torch::NoGradGuard no_grad;
+  at::Generator gen = at::detail::createCPUGenerator(seed);
+  const int64_t K = g.conditioning.dim();
+  if (!cond.defined()) cond = draw_conditions(g.conditioning, o, batch, gen);
+  BRAINSPADE_CHECK_INPUT(cond.dim() == 2 && cond.size(0) == batch && cond.size(1) == K, "conditions must be [", batch,
+                         ", ", K, "]");
+  const bool conditioned = g.unet->options.conditioning != "none";
+  auto c = conditioned ? cond.to(device) : torch::Tensor();
+
+  // One step function for either scheduler; the loop below is the same for both.
+  std::vector<int64_t> timesteps;
+  std::function<StepOutput(const torch::Tensor&, int64_t, const torch::Tensor&)> step;
+  auto ddpm = std::make_shared<DDPMScheduler>(g.scheduler);
+  std::shared_ptr<DDIMScheduler> ddim;
+  if (o.sampler == "ddim") {
+    DDIMSchedulerOptions d;
+    d.num_train_timesteps = g.scheduler.num_train_timesteps;
+    d.beta_schedule = g.scheduler.beta_schedule;
+    d.beta_start = g.scheduler.beta_start;
+    d.beta_end = g.scheduler.beta_end;
+    d.prediction_type = g.scheduler.prediction_type;
+    d.clip_sample = g.scheduler.clip_sample;
+    d.clip_sample_range = g.scheduler.clip_sample_range;
+    d.eta = o.eta;
+    d.timestep_spacing = o.timestep_spacing;
+    ddim = std::make_shared<DDIMScheduler>(d);
+    ddim->set_timesteps(o.steps);
+    timesteps = ddim->timesteps();
+    step = [&](const torch::Tensor& out, int64_t t, const torch::Tensor& x) { return ddim->step(out, t, x, gen); };
+  } else {
+    ddpm->set_timesteps(o.steps);
+    timesteps = ddpm->timesteps();
+    step = [&](const torch::Tensor& out, int64_t t, const torch::Tensor& x) { return ddpm->step(out, t, x, gen); };
+  }
+
+  auto x = torch::randn({batch, g.latent_shape[0], g.latent_shape[1], g.latent_shape[2]}, gen).to(device);  // [B, Z, h, w]
+  for (int64_t t : timesteps) {
+    auto tt = torch::full({batch}, t, torch::TensorOptions().dtype(torch::kLong).device(device));
+    torch::Tensor out = (conditioned && o.guidance_scale != 1.0) ? g.unet->forward_guided(x, tt, c, o.guidance_scale)
+                                                                 : g.unet->forward(x, tt, c);
+    x = step(out, t, x).prev_sample;
+  }
+  auto decoded = g.vae->decode(x / g.latent_scale).to(torch::kCPU, torch::kFloat);
+  return {postprocess_labels(decoded, o.background_threshold), cond.cpu()};
+}
+
+}  // namespace brainspade
+
+#include <filesystem>
+
+#include <spdlog/spdlog.h>
+
+#include "brainspade/core/atomic_file.h"
+#include "brainspade/core/progress.h"
+#include "brainspade/core/runtime.h"
+#include "brainspade/io/image_io.h"
+
+namespace brainspade {
+
+void LabelSampleJob::visit(ConfigVisitor& v) {
+  v.section("run", run);
+  v("ldm_checkpoint", ldm_checkpoint, "trained LDM checkpoint (stage ldm)");
+  v("vae_checkpoint", vae_checkpoint, "its VAE; empty = the path stored in the LDM checkpoint");
+  v("num", num, "number of label maps", Bounds::at_least(1));
+  v.section("sampler", sampler);
+}
+
+void write_slice_nifti(const std::string& path, const torch::Tensor& chw) {
+  Volume v;
+  v.data = chw.to(torch::kFloat).unsqueeze(1).contiguous();  // [C, 1, H, W]
+  write_volume(path, v);
+}
+
+void run_label_sampling(const LabelSampleJob& job) {
+  BRAINSPADE_CHECK_INPUT(!job.ldm_checkpoint.empty(), "--ldm: an LDM checkpoint is required");
+  torch::Device device = parse_device(job.run.device);
+  auto g = load_label_generator(job.ldm_checkpoint, job.vae_checkpoint, device);
+  const std::string dir = job.run.out_dir + "/labels";
+  make_dirs(dir);
+  const int64_t B = job.sampler.batch_size, n_batches = (job.num + B - 1) / B;
+  auto name = [&](int64_t i, const char* kind) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "/label_%06lld_%s.nii.gz", static_cast<long long>(i), kind);
+    return dir + buf;
+  };
+  Progress progress("sample labels", job.num);
+  std::vector<torch::Tensor> montage;
+  for (int64_t k = 0; k < n_batches; ++k) {
+    const int64_t first = k * B, count = std::min(B, job.num - first);
+    bool done = true;
+    for (int64_t i = first; i < first + count; ++i) done = done && file_exists(name(i, "seg"));
+    if (done && static_cast<int64_t>(montage.size()) >= 8) {
+      progress.update(count);
+      continue;
+    }
+    auto batch = sample_label_batch(g, job.sampler, B, derive_seed(job.run.seed, 0x1abe1, k), device);
+    for (int64_t j = 0; j < count; ++j) {
+      auto pv = batch.pv[j];  // [C, H, W]
+      // The segmentation is written last: its presence marks a finished sample.
+      write_slice_nifti(name(first + j, "pv"), pv);
+      write_slice_nifti(name(first + j, "seg"), pv.argmax(0, true).to(torch::kFloat));
+      if (montage.size() < 16) montage.push_back(label_to_rgb(pv));
+    }
+    progress.update(count);
+  }
+  progress.finish();
+  write_montage_png(job.run.out_dir + "/montage.png", montage, 8);
+  spdlog::info("wrote {} label maps to {} (montage: {}/montage.png)", job.num, dir, job.run.out_dir);
+}
+
+}  // namespace brainspade

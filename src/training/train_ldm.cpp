@@ -1,0 +1,286 @@
+#include "brainspade/training/train_ldm.h"
+
+#include <cmath>
+
+#include <spdlog/spdlog.h>
+
+#include "brainspade/core/progress.h"
+#include "brainspade/core/runtime.h"
+#include "brainspade/data/slice_dataset.h"
+#include "brainspade/losses/losses.h"
+
+namespace brainspade {
+
+void ConditioningOptions::visit(ConfigVisitor& v) {
+  v("lesions", lesions, "lesion flags in the condition vector, names from the dataset's lesion_names");
+  v("slice_position", slice_position, "append the relative slice position (paper: slice_no = index/256)");
+  v("cfg_dropout", cfg_dropout, "probability of training a row with the null condition (classifier-free guidance)",
+    Bounds::unit());
+}
+void LatentOptions::visit(ConfigVisitor& v) {
+  v("scale_factor", scale_factor, "latents are multiplied by this before diffusion (paper: 1.0)", Bounds::positive());
+  v("estimate_scale", estimate_scale, "replace scale_factor by 1/std of the training latents");
+}
+void LDMOptimOptions::visit(ConfigVisitor& v) {
+  v("lr", lr, "Adam learning rate (authors: 2.5e-5)", Bounds::positive());
+  v("ema_decay", ema_decay, "EMA decay of the weights used for sampling; 0 = off", Bounds::range(0.0, 0.99999));
+  v.choice("loss", loss, {"l1", "l2"}, "diffusion loss (paper: l1)");
+}
+void LDMTrainConfig::visit(ConfigVisitor& v) {
+  v.section("run", run);
+  v.section("data", data);
+  v("vae_checkpoint", vae_checkpoint, "trained VAE (stage vae) whose latents the LDM learns");
+  v.section("unet", unet);
+  v.section("scheduler", scheduler);
+  v.section("conditioning", conditioning);
+  v.section("latent", latent);
+  v.section("optim", optim);
+  v.section("train", train);
+}
+
+torch::Tensor conditions_of(const SliceDataset& data, const ConditioningOptions& c) {
+  std::vector<torch::Tensor> cols;
+  for (const auto& name : c.lesions) {
+    auto it = std::find(data.lesion_names.begin(), data.lesion_names.end(), name);
+    if (it == data.lesion_names.end()) {
+      std::string have;
+      for (const auto& l : data.lesion_names) have += (have.empty() ? "" : ", ") + l;
+      throw input_error("config key 'conditioning.lesions': '", name, "' is not a lesion of the dataset (it has: ",
+                        have.empty() ? "none" : have, ")");
+    }
+    cols.push_back(data.lesion_flags.select(1, it - data.lesion_names.begin()).to(torch::kFloat));
+  }
+  if (c.slice_position) cols.push_back(data.slice_position.to(torch::kFloat));
+  if (cols.empty()) return torch::zeros({data.size(), 0});
+  return torch::stack(cols, 1);  // [N, K]
+}
+
+namespace {
+template <class T>
+std::string section_yaml(const char* key, const T& value) {
+  struct Wrap {
+    const char* key;
+    T v;
+    void visit(ConfigVisitor& vis) { vis.section(key, v); }
+  } w{key, value};
+  return dump_config(w);
+}
+template <class T>
+T section_from_yaml(const char* key, const std::string& yaml, const std::string& what) {
+  struct Wrap {
+    const char* key = nullptr;
+    T v;
+    void visit(ConfigVisitor& vis) { vis.section(key, v); }
+  };
+  // load_config_text default-constructs the root, so the key must be known statically: use a lambda-free path.
+  Wrap w;
+  w.key = key;
+  YAML::Node tree;
+  try {
+    tree = YAML::Load(yaml);
+  } catch (const YAML::Exception& e) {
+    throw input_error(what, ": stored config is not valid YAML: ", e.what());
+  }
+  load_config_tree(tree, ConfigSource{what, {}}, [](void* r, ConfigVisitor& vis) { static_cast<Wrap*>(r)->visit(vis); }, &w);
+  return w.v;
+}
+
+/// Encodes every row with the frozen VAE: posterior mean and log-variance [N, Z, h, w].
+std::pair<torch::Tensor, torch::Tensor> encode_all(AutoencoderKL& vae, const torch::Tensor& labels, torch::Device device) {
+  torch::NoGradGuard g;
+  std::vector<torch::Tensor> means, logvars;
+  Progress progress("encode latents", labels.size(0));
+  for (int64_t i = 0; i < labels.size(0); i += 16) {
+    auto x = labels.slice(0, i, std::min<int64_t>(i + 16, labels.size(0))).to(device);
+    auto post = vae->encode(x);
+    means.push_back(post.mean.cpu());
+    logvars.push_back(post.logvar.cpu());
+    progress.update(x.size(0));
+  }
+  progress.finish();
+  return {torch::cat(means), torch::cat(logvars)};
+}
+}  // namespace
+
+double train_ldm(const LDMTrainConfig& cfg, bool resume) {
+  torch::Device device = parse_device(cfg.run.device);
+  auto data = SliceDataset::load(cfg.data.dataset);
+  std::vector<std::string> vae_channels;
+  AutoencoderKL vae = load_vae(cfg.vae_checkpoint, device, &vae_channels);
+  set_requires_grad(*vae, false);
+  BRAINSPADE_CHECK_INPUT(data.channels() == vae->options.in_channels, cfg.data.dataset, ": label maps have ",
+                         data.channels(), " channels but the VAE ", cfg.vae_checkpoint, " was trained on ",
+                         vae->options.in_channels);
+  const int64_t Z = vae->options.latent_channels;
+  BRAINSPADE_CHECK_INPUT(cfg.unet.in_channels == Z && cfg.unet.out_channels == Z, "config keys 'unet.in_channels'/",
+                         "'unet.out_channels' (", cfg.unet.in_channels, "/", cfg.unet.out_channels,
+                         ") must equal the VAE's latent_channels (", Z, ")");
+  const int64_t K = cfg.conditioning.dim();
+  if (cfg.unet.conditioning == "none")
+    BRAINSPADE_CHECK_INPUT(K == 0, "config key 'unet.conditioning' is none but the conditioning section gives ", K,
+                           " values; set conditioning.lesions: [] and conditioning.slice_position: false, or pick a mode");
+  else
+    BRAINSPADE_CHECK_INPUT(cfg.unet.cond_dim == K, "config key 'unet.cond_dim' is ", cfg.unet.cond_dim,
+                           " but the conditioning section gives ", K, " values (", cfg.conditioning.lesions.size(),
+                           " lesion flags", cfg.conditioning.slice_position ? " + slice position" : "", ")");
+
+  const uint64_t seed = static_cast<uint64_t>(cfg.run.seed);
+  Split split = split_rows(data.subject, data.slice_index, cfg.train.val_fraction, seed);
+  auto [mean_all, logvar_all] = encode_all(vae, data.labels, device);
+  auto cond_all = conditions_of(data, cfg.conditioning);
+  auto tr = torch::tensor(split.train), va = torch::tensor(split.val.empty() ? split.train : split.val);
+  auto mean_tr = mean_all.index_select(0, tr), logvar_tr = logvar_all.index_select(0, tr), cond_tr = cond_all.index_select(0, tr);
+  auto mean_va = mean_all.index_select(0, va), cond_va = cond_all.index_select(0, va);
+  const int64_t levels = static_cast<int64_t>(cfg.unet.channel_mult.size());
+  BRAINSPADE_CHECK_INPUT(mean_all.size(2) % (int64_t(1) << (levels - 1)) == 0 && mean_all.size(3) % (int64_t(1) << (levels - 1)) == 0,
+                         "latents of ", mean_all.size(2), "x", mean_all.size(3), " are not divisible by 2^",
+                         levels - 1, " (unet.channel_mult has ", levels, " levels)");
+
+  double scale = cfg.latent.scale_factor;
+  if (cfg.latent.estimate_scale) scale = 1.0 / mean_tr.std().item<double>();
+  spdlog::info("LDM: {} training / {} validation latents of {}x{}x{}, latent scale {:.4f}, condition dim {}",
+               mean_tr.size(0), mean_va.size(0), Z, mean_all.size(2), mean_all.size(3), scale, K);
+
+  torch::manual_seed(seed);
+  DiffusionUNet unet(cfg.unet);
+  unet->to(device);
+  DDPMScheduler sched(cfg.scheduler);
+  torch::optim::Adam opt(unet->parameters(), torch::optim::AdamOptions(cfg.optim.lr));
+  std::unique_ptr<EMA> ema;
+  if (cfg.optim.ema_decay > 0) ema = std::make_unique<EMA>(*unet, cfg.optim.ema_decay);
+
+  CheckpointFiles files(cfg.run.out_dir, cfg.train.keep_checkpoints);
+  const std::string full_yaml = dump_config(cfg), unet_yaml = section_yaml("unet", cfg.unet);
+  int64_t start = 0;
+  if (resume && file_exists(files.last())) {
+    auto ck = Checkpoint::load(files.last());
+    check_checkpoint_stage(ck, "ldm");
+    BRAINSPADE_CHECK_INPUT(ck.get_string("model_config") == unet_yaml, files.last(),
+                           ": was trained with a different unet section; resume needs the same model config");
+    ck.load_module("unet", *unet, files.last());
+    ck.load_optimizer("optim", opt);
+    if (ema) ema->load(ck, "ema");
+    start = ck.get_int("step");
+    spdlog::info("resuming from {} at step {}", files.last(), start);
+  }
+  auto save = [&](int64_t step) {
+    Checkpoint ck;
+    ck.set_string("stage", "ldm");
+    ck.set_int("step", step);
+    ck.set_string("config", full_yaml);
+    ck.set_string("model_config", unet_yaml);
+    ck.set_string("scheduler_config", section_yaml("scheduler", cfg.scheduler));
+    ck.set_string("conditioning_config", section_yaml("conditioning", cfg.conditioning));
+    ck.set_string("vae_checkpoint", cfg.vae_checkpoint);
+    ck.set_string("vae_model_config", Checkpoint::load(cfg.vae_checkpoint).get_string("model_config"));
+    ck.set_double("latent_scale", scale);
+    ck.set("latent_shape", torch::tensor({Z, mean_all.size(2), mean_all.size(3)}));
+    ck.add_module("unet", *unet);
+    ck.add_optimizer("optim", opt);
+    if (ema) ema->save(ck, "ema");
+    files.save(ck, step);
+  };
+
+  // Held-out loss on fixed noise and timesteps, so that its curve is comparable across steps.
+  auto validate = [&]() {
+    torch::NoGradGuard g;
+    unet->eval();
+    auto gen = at::detail::createCPUGenerator(derive_seed(seed, 0xFA11));
+    double total = 0;
+    int64_t n = 0;
+    for (int64_t i = 0; i < mean_va.size(0); i += cfg.train.batch_size) {
+      int64_t e = std::min(i + cfg.train.batch_size, mean_va.size(0));
+      auto z0 = (mean_va.slice(0, i, e) * scale);
+      auto noise = torch::randn(z0.sizes(), gen);
+      auto t = torch::randint(0, cfg.scheduler.num_train_timesteps, {e - i}, gen, torch::kLong);
+      auto zt = sched.add_noise(z0, noise, t).to(device);
+      auto c = K > 0 ? cond_va.slice(0, i, e).to(device) : torch::Tensor();
+      auto pred = unet->forward(zt, t.to(device), c);
+      total += loss_diffusion(pred, sched.training_target(z0, noise, t).to(device), cfg.optim.loss).item<double>() * (e - i);
+      n += e - i;
+    }
+    unet->train();
+    return total / std::max<int64_t>(n, 1);
+  };
+
+  MetricsCsv metrics(cfg.run.out_dir + "/metrics.csv", start);
+  StopSignal::install();
+  Progress progress("train ldm", cfg.train.steps, start);
+  unet->train();
+  double val_loss = NAN;
+  int64_t step = start;
+  while (step < cfg.train.steps) {
+    if (StopSignal::requested()) {
+      spdlog::warn("interrupted: saving a checkpoint at step {} (continue with --resume)", step);
+      save(step);
+      return val_loss;
+    }
+    torch::manual_seed(derive_seed(seed, 2, static_cast<uint64_t>(step)));
+    auto rows = torch::tensor(batch_rows(seed, step, mean_tr.size(0), cfg.train.batch_size));
+    // The authors train on posterior samples, not means.
+    auto mu = mean_tr.index_select(0, rows), lv = logvar_tr.index_select(0, rows);
+    auto z0 = ((mu + torch::exp(0.5 * lv) * torch::randn_like(mu)) * scale).to(device);  // [B, Z, h, w]
+    auto noise = torch::randn_like(z0);
+    auto t = sched.sample_timesteps(z0.size(0), device);
+    torch::Tensor c;
+    if (K > 0) {
+      c = cond_tr.index_select(0, rows).to(device);
+      if (cfg.conditioning.cfg_dropout > 0) {
+        auto drop = (torch::rand({c.size(0), 1}, c.options()) < cfg.conditioning.cfg_dropout);
+        c = torch::where(drop, unet->null_cond(c.size(0), device), c);
+      }
+    }
+    auto pred = unet->forward(sched.add_noise(z0, noise, t), t, c);
+    auto loss = loss_diffusion(pred, sched.training_target(z0, noise, t), cfg.optim.loss);
+    opt.zero_grad();
+    loss.backward();
+    double gnorm = clip_gradients(unet->parameters(), cfg.train.grad_clip);
+    opt.step();
+    if (ema) ema->update(*unet);
+    ++step;
+    double lv_ = loss.item<double>();
+    if (!std::isfinite(lv_))
+      throw std::runtime_error("LDM loss is not finite at step " + std::to_string(step) + "; last good checkpoint: " + files.last());
+    if (step % cfg.train.log_every == 0 || step == cfg.train.steps) {
+      std::map<std::string, double> row{{"loss", lv_}, {"grad_norm", gnorm}};
+      if ((cfg.train.validate_every > 0 && step % cfg.train.validate_every == 0) || step == cfg.train.steps) {
+        val_loss = validate();
+        row["val_loss"] = val_loss;
+      }
+      metrics.write(step, row);
+      progress.update(cfg.train.log_every, fmt::format("loss {:.4f}", lv_));
+    }
+    if (step % cfg.train.checkpoint_every == 0 || step == cfg.train.steps) save(step);
+  }
+  progress.finish(fmt::format("held-out loss {:.4f}", val_loss));
+  return val_loss;
+}
+
+LabelGenerator load_label_generator(const std::string& ldm_path, const std::string& vae_path, torch::Device device) {
+  auto ck = Checkpoint::load(ldm_path);
+  check_checkpoint_stage(ck, "ldm");
+  LabelGenerator g;
+  std::string vpath = vae_path.empty() ? ck.get_string("vae_checkpoint") : vae_path;
+  auto vck = Checkpoint::load(vpath);
+  check_checkpoint_stage(vck, "vae");
+  BRAINSPADE_CHECK_INPUT(vck.get_string("model_config") == ck.get_string("vae_model_config"), "VAE ", vpath,
+                         " is not the VAE that LDM ", ldm_path, " was trained on (their vae configs differ)");
+  g.vae = load_vae(vpath, device, &g.channel_names);
+  auto unet_opts = section_from_yaml<DiffusionUNetOptions>("unet", ck.get_string("model_config"), ldm_path);
+  g.unet = DiffusionUNet(unet_opts);
+  ck.load_module("unet", *g.unet, "LDM checkpoint " + ldm_path);
+  if (ck.has("ema." + g.unet->named_parameters().keys().front())) {  // sample with the averaged weights
+    torch::NoGradGuard no_grad;
+    for (auto& p : g.unet->named_parameters()) p.value().copy_(ck.tensor("ema." + p.key()));
+  }
+  g.unet->to(device);
+  g.unet->eval();
+  g.scheduler = section_from_yaml<DDPMSchedulerOptions>("scheduler", ck.get_string("scheduler_config"), ldm_path);
+  g.conditioning = section_from_yaml<ConditioningOptions>("conditioning", ck.get_string("conditioning_config"), ldm_path);
+  g.latent_scale = ck.get_double("latent_scale");
+  auto shape = ck.tensor("latent_shape");
+  g.latent_shape = {shape[0].item<int64_t>(), shape[1].item<int64_t>(), shape[2].item<int64_t>()};
+  return g;
+}
+
+}  // namespace brainspade

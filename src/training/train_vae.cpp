@@ -1,0 +1,271 @@
+#include "brainspade/training/train_vae.h"
+
+#include <cmath>
+
+#include <spdlog/spdlog.h>
+
+#include "brainspade/core/atomic_file.h"
+#include "brainspade/core/progress.h"
+#include "brainspade/core/runtime.h"
+#include "brainspade/data/slice_dataset.h"
+#include "brainspade/losses/losses.h"
+#include "brainspade/training/montage.h"
+
+namespace brainspade {
+
+void DataSource::visit(ConfigVisitor& v) { v("dataset", dataset, "slice dataset (dataset.pt written by `brainspade slice`)"); }
+
+void VAELossOptions::visit(ConfigVisitor& v) {
+  v("l1_weight", l1_weight, "weight of the L1 reconstruction loss", Bounds::non_negative());
+  v("kl_weight", kl_weight, "weight of the KL term (authors: 1e-6)", Bounds::non_negative());
+  v("adv_weight", adv_weight, "weight of the patch-adversarial term for VAE and discriminator (authors: 0.005); 0 = off",
+    Bounds::non_negative());
+  v.choice("adversarial", adversarial, {"least_squares", "hinge", "bce"}, "adversarial criterion (authors: least_squares)");
+  v("adv_start_step", adv_start_step, "first step with adversarial terms (authors: 0)", Bounds::non_negative());
+  v("perceptual_weight", perceptual_weight, "weight of the perceptual term (authors: 0.002 with LPIPS-squeeze)",
+    Bounds::non_negative());
+  v.choice("perceptual_network", perceptual_network, {"none", "squeeze", "vgg16"},
+           "perceptual feature network; squeeze/vgg16 need perceptual_weights");
+  v("perceptual_weights", perceptual_weights, "weights file from scripts/export_perceptual_weights.py");
+}
+
+void VAEOptimOptions::visit(ConfigVisitor& v) {
+  v("lr", lr, "Adam learning rate of the VAE (authors: 5e-5)", Bounds::positive());
+  v("lr_d", lr_d, "Adam learning rate of the discriminator (authors: 1e-4)", Bounds::positive());
+  v("lr_decay", lr_decay, "exponential learning-rate decay per step (authors: 0.999995)", Bounds::range(0.5, 1.0));
+}
+
+void VAETrainConfig::visit(ConfigVisitor& v) {
+  v.section("run", run);
+  v.section("data", data);
+  v.section("vae", vae);
+  v.section("discriminator", discriminator);
+  v.section("loss", loss);
+  v.section("optim", optim);
+  v.section("train", train);
+}
+
+std::vector<double> argmax_dice(const torch::Tensor& pred, const torch::Tensor& ref) {
+  const int64_t C = ref.size(1);
+  auto p = pred.argmax(1), r = ref.argmax(1);
+  std::vector<double> out;
+  for (int64_t c = 0; c < C; ++c) {
+    auto pc = (p == c), rc = (r == c);
+    double inter = (pc & rc).sum().item<double>();
+    double denom = pc.sum().item<double>() + rc.sum().item<double>();
+    out.push_back(denom > 0 ? 2.0 * inter / denom : NAN);
+  }
+  return out;
+}
+
+namespace {
+
+VAEValidation validate(AutoencoderKL& vae, const torch::Tensor& labels, torch::Device device, int64_t batch) {
+  torch::NoGradGuard g;
+  vae->eval();
+  std::vector<torch::Tensor> recs;
+  for (int64_t i = 0; i < labels.size(0); i += batch) {
+    auto x = labels.slice(0, i, std::min(i + batch, labels.size(0))).to(device);
+    recs.push_back(vae->decode(vae->encode(x).mean).cpu());  // the posterior mean: deterministic validation
+  }
+  vae->train();
+  auto rec = torch::cat(recs);
+  VAEValidation v;
+  v.dice = argmax_dice(rec, labels);
+  v.l1 = (rec - labels).abs().mean().item<double>();
+  return v;
+}
+
+std::string model_yaml(const AutoencoderKLOptions& o) {
+  struct Wrap {
+    AutoencoderKLOptions vae;
+    void visit(ConfigVisitor& v) { v.section("vae", vae); }
+  } w{o};
+  return dump_config(w);
+}
+
+}  // namespace
+
+AutoencoderKL load_vae(const std::string& path, torch::Device device, std::vector<std::string>* channel_names) {
+  auto ck = Checkpoint::load(path);
+  check_checkpoint_stage(ck, "vae");
+  struct Wrap {
+    AutoencoderKLOptions vae;
+    void visit(ConfigVisitor& v) { v.section("vae", vae); }
+  };
+  auto w = load_config_text<Wrap>(ck.get_string("model_config"), path + " (model_config)");
+  AutoencoderKL vae(w.vae);
+  ck.load_module("vae", *vae, "VAE checkpoint " + path);
+  vae->to(device);
+  vae->eval();
+  if (channel_names) {
+    channel_names->clear();
+    std::string s = ck.get_string("channel_names");
+    for (size_t a = 0, b; a <= s.size(); a = b + 1) {
+      b = s.find(',', a);
+      if (b == std::string::npos) b = s.size();
+      channel_names->push_back(s.substr(a, b - a));
+    }
+  }
+  return vae;
+}
+
+VAEValidation train_vae(const VAETrainConfig& cfg, bool resume) {
+  torch::Device device = parse_device(cfg.run.device);
+  auto data = SliceDataset::load(cfg.data.dataset);
+  BRAINSPADE_CHECK_INPUT(data.channels() == cfg.vae.in_channels, cfg.data.dataset, ": label maps have ",
+                         data.channels(), " channels but vae.in_channels is ", cfg.vae.in_channels);
+  BRAINSPADE_CHECK_INPUT(cfg.discriminator.in_channels == cfg.vae.in_channels, "config key 'discriminator.in_channels' (",
+                         cfg.discriminator.in_channels, ") must equal vae.in_channels (", cfg.vae.in_channels, ")");
+  const int64_t factor = int64_t(1) << (cfg.vae.channels.size() - 1);
+  BRAINSPADE_CHECK_INPUT(data.height() % factor == 0 && data.width() % factor == 0, cfg.data.dataset, ": slices of ",
+                         data.height(), "x", data.width(), " are not divisible by ", factor, " (", cfg.vae.channels.size() - 1,
+                         " downsamplings)");
+  BRAINSPADE_CHECK_INPUT(cfg.loss.perceptual_network == "none",
+                         "config key 'loss.perceptual_network': '", cfg.loss.perceptual_network,
+                         "' is not wired into VAE training yet; use none");
+
+  const uint64_t seed = static_cast<uint64_t>(cfg.run.seed);
+  Split split = split_rows(data.subject, data.slice_index, cfg.train.val_fraction, seed);
+  BRAINSPADE_CHECK_INPUT(!split.train.empty(), cfg.data.dataset, ": no training slices left after the validation split");
+  auto labels_train = data.labels.index_select(0, torch::tensor(split.train));
+  auto labels_val = split.val.empty() ? labels_train.slice(0, 0, std::min<int64_t>(8, labels_train.size(0)))
+                                      : data.labels.index_select(0, torch::tensor(split.val));
+  spdlog::info("VAE: {} training / {} validation slices of {}x{}x{}", labels_train.size(0), labels_val.size(0),
+               data.channels(), data.height(), data.width());
+
+  torch::manual_seed(seed);
+  AutoencoderKL vae(cfg.vae);
+  PatchDiscriminator disc(cfg.discriminator);
+  vae->to(device);
+  disc->to(device);
+  torch::optim::Adam opt_g(vae->parameters(), torch::optim::AdamOptions(cfg.optim.lr));
+  torch::optim::Adam opt_d(disc->parameters(), torch::optim::AdamOptions(cfg.optim.lr_d));
+
+  CheckpointFiles files(cfg.run.out_dir, cfg.train.keep_checkpoints);
+  const std::string full_yaml = dump_config(cfg);
+  const std::string vae_yaml = model_yaml(cfg.vae);
+  std::string channel_names;
+  for (const auto& c : data.channel_names) channel_names += (channel_names.empty() ? "" : ",") + c;
+  int64_t start = 0;
+  if (resume && file_exists(files.last())) {
+    auto ck = Checkpoint::load(files.last());
+    check_checkpoint_stage(ck, "vae");
+    BRAINSPADE_CHECK_INPUT(ck.get_string("model_config") == vae_yaml, files.last(),
+                           ": was trained with a different vae section; resume needs the same model config");
+    ck.load_module("vae", *vae, files.last());
+    ck.load_module("discriminator", *disc, files.last());
+    ck.load_optimizer("optim_g", opt_g);
+    ck.load_optimizer("optim_d", opt_d);
+    start = ck.get_int("step");
+    spdlog::info("resuming from {} at step {}", files.last(), start);
+  } else if (resume) {
+    spdlog::warn("--resume: no checkpoint at {}, starting from step 0", files.last());
+  }
+
+  auto save = [&](int64_t step) {
+    Checkpoint ck;
+    ck.set_string("stage", "vae");
+    ck.set_int("step", step);
+    ck.set_string("config", full_yaml);
+    ck.set_string("model_config", vae_yaml);
+    ck.set_string("channel_names", channel_names);
+    ck.add_module("vae", *vae);
+    ck.add_module("discriminator", *disc);
+    ck.add_optimizer("optim_g", opt_g);
+    ck.add_optimizer("optim_d", opt_d);
+    files.save(ck, step);
+  };
+
+  MetricsCsv metrics(cfg.run.out_dir + "/metrics.csv", start);
+  StopSignal::install();
+  Progress progress("train vae", cfg.train.steps, start);
+  vae->train();
+  disc->train();
+  const auto& L = cfg.loss;
+  VAEValidation last_val;
+  int64_t step = start;
+  while (step < cfg.train.steps) {
+    if (StopSignal::requested()) {
+      spdlog::warn("interrupted: saving a checkpoint at step {} (continue with --resume)", step);
+      save(step);
+      return last_val;
+    }
+    torch::manual_seed(derive_seed(seed, 1, static_cast<uint64_t>(step)));
+    auto rows = batch_rows(seed, step, labels_train.size(0), cfg.train.batch_size);
+    auto x = labels_train.index_select(0, torch::tensor(rows)).to(device);  // [B, C, H, W]
+    const double lr_scale = std::pow(cfg.optim.lr_decay, static_cast<double>(step));
+    for (auto& g : opt_g.param_groups()) static_cast<torch::optim::AdamOptions&>(g.options()).lr(cfg.optim.lr * lr_scale);
+    for (auto& g : opt_d.param_groups()) static_cast<torch::optim::AdamOptions&>(g.options()).lr(cfg.optim.lr_d * lr_scale);
+    const bool adv = L.adv_weight > 0 && step >= L.adv_start_step;
+
+    // VAE step.
+    auto out = vae->forward(x);
+    auto l1 = (out.reconstruction - x).abs().mean();
+    auto kl = loss_kl(out.posterior);
+    auto loss_g = L.l1_weight * l1 + L.kl_weight * kl;
+    torch::Tensor g_adv = torch::zeros({}, x.options());
+    if (adv) {
+      set_requires_grad(*disc, false);
+      g_adv = loss_adversarial(disc->forward(out.reconstruction), GanTarget::Real, false, L.adversarial);
+      loss_g = loss_g + L.adv_weight * g_adv;
+      set_requires_grad(*disc, true);
+    }
+    opt_g.zero_grad();
+    loss_g.backward();
+    double gnorm = clip_gradients(vae->parameters(), cfg.train.grad_clip);
+    opt_g.step();
+
+    // Discriminator step (authors: 0.005 · 0.5 · (fake + real)).
+    torch::Tensor d_loss = torch::zeros({}, x.options());
+    if (adv) {
+      auto fake = out.reconstruction.detach();
+      d_loss = 0.5 * (loss_adversarial(disc->forward(fake), GanTarget::Fake, true, L.adversarial) +
+                      loss_adversarial(disc->forward(x), GanTarget::Real, true, L.adversarial));
+      opt_d.zero_grad();
+      (L.adv_weight * d_loss).backward();
+      clip_gradients(disc->parameters(), cfg.train.grad_clip);
+      opt_d.step();
+    }
+    ++step;
+
+    if (!std::isfinite(loss_g.item<double>()))
+      throw std::runtime_error("VAE loss is not finite at step " + std::to_string(step) +
+                               " (lower optim.lr or check the data); last good checkpoint: " + files.last());
+    if (step % cfg.train.log_every == 0 || step == cfg.train.steps) {
+      std::map<std::string, double> row{{"loss", loss_g.item<double>()}, {"l1", l1.item<double>()},
+                                        {"kl", kl.item<double>()},       {"g_adv", g_adv.item<double>()},
+                                        {"d_loss", d_loss.item<double>()}, {"grad_norm", gnorm},
+                                        {"lr", cfg.optim.lr * lr_scale}};
+      bool do_val = (cfg.train.validate_every > 0 && step % cfg.train.validate_every == 0) || step == cfg.train.steps;
+      if (do_val) {
+        last_val = validate(vae, labels_val, device, cfg.train.batch_size);
+        row["val_l1"] = last_val.l1;
+        for (size_t c = 0; c < last_val.dice.size(); ++c)
+          row["val_dice_" + (c < data.channel_names.size() ? data.channel_names[c] : std::to_string(c))] = last_val.dice[c];
+      }
+      metrics.write(step, row);
+      char extra[96];
+      std::snprintf(extra, sizeof extra, "l1 %.4f kl %.1f", row["l1"], row["kl"]);
+      progress.update(cfg.train.log_every, extra);
+    }
+    if (step % cfg.train.checkpoint_every == 0 || step == cfg.train.steps) save(step);
+  }
+  progress.finish();
+  if (last_val.dice.empty()) last_val = validate(vae, labels_val, device, cfg.train.batch_size);
+  std::string dice_line;
+  for (size_t c = 0; c < last_val.dice.size(); ++c)
+    dice_line += fmt::format(" {}={:.3f}", c < data.channel_names.size() ? data.channel_names[c] : std::to_string(c), last_val.dice[c]);
+  spdlog::info("VAE validation (posterior mean): L1 {:.4f}, argmax Dice{}", last_val.l1, dice_line);
+  {
+    torch::NoGradGuard g;
+    vae->eval();
+    auto x = labels_val.slice(0, 0, std::min<int64_t>(4, labels_val.size(0))).to(device);
+    auto rec = vae->decode(vae->encode(x).mean).cpu();
+    write_label_pairs_montage(cfg.run.out_dir + "/reconstructions.png", x.cpu(), rec, "input", "reconstruction");
+  }
+  plot_metrics(cfg.run.out_dir + "/metrics.csv", {"l1", "val_l1"}, cfg.run.out_dir + "/loss.png");
+  return last_val;
+}
+
+}  // namespace brainspade
