@@ -1,0 +1,96 @@
+#pragma once
+/// Medical image and PNG input/output. This file's .cpp is the only place in brainspade that includes ITK.
+///
+/// Conventions (see docs/data.md):
+/// - A Volume's voxels are a float32 tensor [C, Z, Y, X]; a plain 3D image has C = 1, a 4D NIfTI (e.g. partial-
+///   volume maps) stores its 4th axis as channels. X is the fastest-varying axis of the file.
+/// - Geometry is ITK's physical space, LPS (+x = patient Left, +y = Posterior, +z = Superior), in millimetres.
+///   NIfTI's RAS affine is converted by ITK on reading and back on writing, so a written file keeps its place.
+/// - read_volume() normalises the array orientation: axes are permuted and flipped so that increasing X, Y, Z
+///   point as closely as possible to +L, +P, +S ("LPS index order"). An axial slice data[c][z] is then shown with
+///   anterior at the top row and the patient's left on the right of the image (radiological view).
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+
+namespace brainspade {
+
+/// A 3D image with channels and its physical geometry.
+struct Volume {
+  torch::Tensor data;                                   ///< [C, Z, Y, X] float32
+  std::array<double, 3> spacing{1.0, 1.0, 1.0};         ///< mm along X, Y, Z
+  std::array<double, 3> origin{0.0, 0.0, 0.0};          ///< LPS position (mm) of voxel (0, 0, 0)
+  std::array<double, 9> direction{1, 0, 0, 0, 1, 0, 0, 0, 1};  ///< row-major 3x3; column i = LPS direction of axis i (X, Y, Z)
+
+  int64_t channels() const { return data.size(0); }
+  int64_t depth() const { return data.size(1); }
+  int64_t height() const { return data.size(2); }
+  int64_t width() const { return data.size(3); }
+  /// Same sizes (Z, Y, X), spacing, origin and direction within `tol` (mm / cosine).
+  bool same_grid(const Volume& other, double tol = 1e-3) const;
+  /// "181x217x181 (X x Y x Z) at 1x1x1 mm" for messages.
+  std::string grid_string() const;
+  /// A copy with other voxel data but this geometry; `data` must be [C', Z, Y, X] with this grid's Z, Y, X.
+  Volume with_data(const torch::Tensor& data) const;
+};
+
+/// Limits checked from the header, before any voxel memory is allocated.
+constexpr int64_t kMaxVolumeDim = 4096;
+constexpr int64_t kMaxVolumeVoxels = int64_t(1) << 31;
+
+/// Reads a 3D or 4D image (.nii, .nii.gz, .mha, .mhd, .nrrd...) as float32 in LPS index order.
+/// InputError naming the file when it is missing, empty, truncated or corrupt, not 3D/4D, absurdly large
+/// (any dim > 4096 or more than 2^31 values) or holds NaN/Inf.
+Volume read_volume(const std::string& path);
+
+/// Writes `volume` atomically (a 4D file when C > 1); the format follows the extension (.nii.gz, .mha, ...).
+void write_volume(const std::string& path, const Volume& volume);
+
+/// Permutes and flips axes so that X, Y, Z point as closely as possible to +L, +P, +S; geometry follows so that
+/// every voxel keeps its physical position. read_volume() calls this; public for tests.
+Volume reorient_to_lps(const Volume& volume);
+
+/// Physical position (LPS mm) of continuous voxel index (x, y, z).
+std::array<double, 3> index_to_physical(const Volume& v, double x, double y, double z);
+
+/// Resamples `source` onto `reference`'s grid through physical space (trilinear, or nearest for label images);
+/// points outside the source get `fill`. Returns a Volume with `reference`'s geometry and `source`'s channels.
+Volume resample_like(const Volume& source, const Volume& reference, bool nearest = false, double fill = 0.0);
+
+/// Reads an 8- or 16-bit greyscale (or RGB, converted to luminance) PNG as [H, W] float32 in the file's units.
+torch::Tensor read_png(const std::string& path);
+
+/// Writes [H, W] or [H, W, 3] uint8 as a PNG, atomically.
+void write_png(const std::string& path, const torch::Tensor& image_u8);
+
+/// Maps a float image [H, W] to uint8 by a window [lo, hi]; lo == hi picks the window from the
+/// `low_quantile` / `high_quantile` of the non-zero pixels (all pixels when all are zero).
+torch::Tensor window_to_uint8(const torch::Tensor& image, double lo = 0.0, double hi = 0.0, double low_quantile = 0.01,
+                              double high_quantile = 0.99);
+
+/// The fixed colour (RGB) of label channel `c` in the authors' order: 0 background (black), 1 CSF (blue),
+/// 2 GM (grey), 3 WM (white), 4 deep GM (orange), 5 brainstem (green), 6 WMH (yellow), 7 tumour (red),
+/// 8 edema (magenta); further channels cycle through a spare palette.
+std::array<uint8_t, 3> label_colour(int64_t c);
+
+/// Colours a label map [C, H, W] (PV maps or one-hot) → [H, W, 3] uint8. `soft` = false colours the argmax;
+/// `soft` = true mixes the palette by the channel weights (shows partial volumes).
+torch::Tensor label_to_rgb(const torch::Tensor& labels, bool soft = false);
+
+struct MontageOptions {
+  int64_t padding = 2;        ///< pixels between tiles (filled with `background`)
+  uint8_t background = 32;    ///< grey level of padding and empty cells
+  double low_quantile = 0.01; ///< per-tile window for float tiles (see window_to_uint8)
+  double high_quantile = 0.99;
+};
+
+/// Writes a grid of tiles as one PNG, row by row, `cols` per row. Each tile is either a float [H, W] image
+/// (normalised on its own by window_to_uint8) or an RGB uint8 [H, W, 3] tile (e.g. from label_to_rgb).
+/// Tiles may differ in size; each cell is as large as the largest tile and tiles are centred in it.
+void write_montage_png(const std::string& path, const std::vector<torch::Tensor>& tiles, int64_t cols,
+                       const MontageOptions& options = {});
+
+}  // namespace brainspade

@@ -1,0 +1,32 @@
+#pragma once
+/// Losses of the label generator: KL of the VAE posterior, adversarial (PatchGAN) and the diffusion loss.
+#include <string>
+
+#include <torch/torch.h>
+
+#include "brainspade/models/autoencoder_kl.h"
+
+namespace brainspade {
+
+/// KL(q(z|x) ‖ N(0, I)) = 0.5·Σ_{C,H,W}(μ² + σ² − log σ² − 1), mean over the batch (brainSPADE's VAE,
+/// weight 1e-6 in the authors' training).
+torch::Tensor loss_kl(const Posterior& posterior);
+
+/// Which side of the GAN game a logits map is scored for.
+enum class GanTarget { Real, Fake };
+
+/// Patch adversarial loss on a logits map (MONAI `PatchAdversarialLoss` criteria):
+///   least_squares: mean (D − 1)² for Real, mean D² for Fake (LSGAN, Mao et al. 2017; the authors' choice);
+///   bce:           binary cross-entropy with logits against 1 / 0;
+///   hinge:         discriminator: mean relu(1 − D) (Real), mean relu(1 + D) (Fake);
+///                  generator (for_discriminator false): −mean D (target must be Real).
+/// The generator's loss is loss_adversarial(D(fake), Real, false); the discriminator's is the average of
+/// loss_adversarial(D(real), Real, true) and loss_adversarial(D(fake), Fake, true).
+torch::Tensor loss_adversarial(const torch::Tensor& logits, GanTarget target, bool for_discriminator,
+                               const std::string& criterion = "least_squares");
+
+/// Diffusion loss between the network output and its target: "l1" mean |a − b| (the released brainSPADE
+/// LDM) or "l2" mean (a − b)².
+torch::Tensor loss_diffusion(const torch::Tensor& prediction, const torch::Tensor& target, const std::string& kind = "l1");
+
+}  // namespace brainspade

@@ -1,0 +1,566 @@
+// The only translation unit that includes ITK: reading and writing volumes and PNGs, plus pure-torch helpers
+// for orientation, resampling and montages.
+#include "brainspade/io/image_io.h"
+
+#include <algorithm>
+#include <cstring>
+#include <cmath>
+#include <filesystem>
+#include <sstream>
+
+#include <itkMacro.h>
+#include <itkImage.h>
+#include <itkImageFileReader.h>
+#include <itkImageFileWriter.h>
+#include <itkImageIOBase.h>
+#include <itkImageIOFactory.h>
+#include <itkRGBPixel.h>
+#include <zlib.h>
+
+#include "brainspade/core/atomic_file.h"
+#include "brainspade/core/error.h"
+
+namespace brainspade {
+
+namespace {
+
+using Image3 = itk::Image<float, 3>;
+using Image4 = itk::Image<float, 4>;
+
+std::string itk_message(const itk::ExceptionObject& e) {
+  std::string d = e.GetDescription();
+  return d.empty() ? std::string(e.what()) : d;
+}
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// Reads the whole (possibly gzip-compressed) file as a stream. ITK's NIfTI reader zero-fills a truncated .gz
+// stream without complaint, and niftilib replaces NaN/Inf floats by 0 while reading, so both are checked here:
+// a complete gzip stream must decompress to its end with a matching CRC, and a NIfTI float payload is scanned
+// for non-finite values. Returns the number of non-finite values found (0 for other formats).
+int64_t check_stream_and_count_non_finite(const std::string& path) {
+  const bool nifti = ends_with(path, ".nii") || ends_with(path, ".nii.gz");
+  const bool gz = ends_with(path, ".gz");
+  if (!nifti && !gz) return 0;
+  gzFile f = gzopen(path.c_str(), "rb");
+  if (!f) throw input_error(path, ": cannot open");
+  std::vector<char> buf(1 << 20);
+  int64_t pos = 0, non_finite = 0;
+  int64_t vox_offset = -1, elem = 0;
+  bool swap = false, is_float = false;
+  std::vector<char> header;
+  int n = 0;
+  while ((n = gzread(f, buf.data(), static_cast<unsigned>(buf.size()))) > 0) {
+    if (nifti && header.size() < 352) {
+      header.insert(header.end(), buf.data(), buf.data() + std::min<int64_t>(n, 352 - static_cast<int64_t>(header.size())));
+      if (header.size() >= 352 && vox_offset < 0) {
+        int32_t sizeof_hdr;
+        std::memcpy(&sizeof_hdr, header.data(), 4);
+        swap = sizeof_hdr != 348;
+        auto rd16 = [&](int off) {
+          uint16_t x;
+          std::memcpy(&x, header.data() + off, 2);
+          return swap ? static_cast<uint16_t>((x >> 8) | (x << 8)) : x;
+        };
+        uint32_t vo_bits;
+        std::memcpy(&vo_bits, header.data() + 108, 4);
+        if (swap) vo_bits = __builtin_bswap32(vo_bits);
+        float vo;
+        std::memcpy(&vo, &vo_bits, 4);
+        const uint16_t datatype = rd16(70);
+        is_float = (datatype == 16 || datatype == 64) && !swap;  // byte-swapped floats: left to ITK
+        elem = datatype == 64 ? 8 : 4;
+        vox_offset = std::max<int64_t>(352, static_cast<int64_t>(vo));
+      }
+    }
+    if (is_float) {
+      // Scan the part of this chunk that lies in the payload, element-aligned from vox_offset.
+      int64_t begin = std::max<int64_t>(pos, vox_offset);
+      begin += (elem - (begin - vox_offset) % elem) % elem;
+      for (int64_t at = begin; at + elem <= pos + n; at += elem) {
+        double x;
+        if (elem == 4) {
+          float fx;
+          std::memcpy(&fx, buf.data() + (at - pos), 4);
+          x = fx;
+        } else {
+          std::memcpy(&x, buf.data() + (at - pos), 8);
+        }
+        if (!std::isfinite(x)) ++non_finite;
+      }
+    }
+    pos += n;
+  }
+  int err = Z_OK;
+  const char* msg = gzerror(f, &err);
+  std::string what = msg ? msg : "";
+  gzclose(f);
+  if (n < 0 || (err != Z_OK && err != Z_STREAM_END))
+    throw input_error(path, ": truncated or corrupt gzip data (", what, ")");
+  return non_finite;
+}
+
+// Checks that `path` names a non-empty regular file and returns an ITK reader for it.
+itk::ImageIOBase::Pointer open_image_io(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::exists(path, ec)) throw input_error(path, ": file not found");
+  if (!fs::is_regular_file(path, ec)) throw input_error(path, ": not a regular file");
+  if (fs::file_size(path, ec) == 0) throw input_error(path, ": file is empty");
+  if (int64_t bad = check_stream_and_count_non_finite(path); bad > 0)
+    throw input_error(path, ": contains ", bad, " NaN or infinite voxel values");
+  itk::ImageIOBase::Pointer io =
+      itk::ImageIOFactory::CreateImageIO(path.c_str(), itk::ImageIOFactory::IOFileModeEnum::ReadMode);
+  if (!io) throw input_error(path, ": not a readable image (unknown format, or a corrupt header)");
+  io->SetFileName(path);
+  try {
+    io->ReadImageInformation();
+  } catch (const itk::ExceptionObject& e) {
+    throw input_error(path, ": cannot read the image header (corrupt or truncated file): ", itk_message(e));
+  }
+  return io;
+}
+
+std::array<double, 9> matmul3(const std::array<double, 9>& a, const std::array<double, 9>& b) {
+  std::array<double, 9> r{};
+  for (int i = 0; i < 3; ++i)
+    for (int j = 0; j < 3; ++j)
+      for (int k = 0; k < 3; ++k) r[i * 3 + j] += a[i * 3 + k] * b[k * 3 + j];
+  return r;
+}
+
+std::array<double, 9> inverse3(const std::array<double, 9>& m) {
+  double det = m[0] * (m[4] * m[8] - m[5] * m[7]) - m[1] * (m[3] * m[8] - m[5] * m[6]) +
+               m[2] * (m[3] * m[7] - m[4] * m[6]);
+  TORCH_CHECK(std::abs(det) > 1e-12, "singular direction matrix (determinant ", det, ")");
+  std::array<double, 9> r{};
+  r[0] = (m[4] * m[8] - m[5] * m[7]) / det;
+  r[1] = (m[2] * m[7] - m[1] * m[8]) / det;
+  r[2] = (m[1] * m[5] - m[2] * m[4]) / det;
+  r[3] = (m[5] * m[6] - m[3] * m[8]) / det;
+  r[4] = (m[0] * m[8] - m[2] * m[6]) / det;
+  r[5] = (m[2] * m[3] - m[0] * m[5]) / det;
+  r[6] = (m[3] * m[7] - m[4] * m[6]) / det;
+  r[7] = (m[1] * m[6] - m[0] * m[7]) / det;
+  r[8] = (m[0] * m[4] - m[1] * m[3]) / det;
+  return r;
+}
+
+// Voxel index → physical: p = origin + D * diag(spacing) * idx. Returns the 3x3 matrix D*diag(spacing).
+std::array<double, 9> index_matrix(const Volume& v) {
+  std::array<double, 9> m{};
+  for (int r = 0; r < 3; ++r)
+    for (int c = 0; c < 3; ++c) m[r * 3 + c] = v.direction[r * 3 + c] * v.spacing[c];
+  return m;
+}
+
+}  // namespace
+
+bool Volume::same_grid(const Volume& o, double tol) const {
+  if (!data.defined() || !o.data.defined()) return false;
+  if (data.size(1) != o.data.size(1) || data.size(2) != o.data.size(2) || data.size(3) != o.data.size(3)) return false;
+  for (int i = 0; i < 3; ++i) {
+    if (std::abs(spacing[i] - o.spacing[i]) > tol || std::abs(origin[i] - o.origin[i]) > tol) return false;
+  }
+  for (int i = 0; i < 9; ++i)
+    if (std::abs(direction[i] - o.direction[i]) > tol) return false;
+  return true;
+}
+
+std::string Volume::grid_string() const {
+  std::ostringstream os;
+  if (data.defined() && data.dim() == 4)
+    os << width() << "x" << height() << "x" << depth() << " (X x Y x Z)";
+  os << " at " << spacing[0] << "x" << spacing[1] << "x" << spacing[2] << " mm, origin (" << origin[0] << ", "
+     << origin[1] << ", " << origin[2] << ")";
+  return os.str();
+}
+
+Volume Volume::with_data(const torch::Tensor& d) const {
+  TORCH_CHECK(d.dim() == 4 && d.size(1) == depth() && d.size(2) == height() && d.size(3) == width(),
+              "with_data expects [C, ", depth(), ", ", height(), ", ", width(), "], got ", d.sizes());
+  Volume v = *this;
+  v.data = d;
+  return v;
+}
+
+std::array<double, 3> index_to_physical(const Volume& v, double x, double y, double z) {
+  auto m = index_matrix(v);
+  std::array<double, 3> p{};
+  for (int r = 0; r < 3; ++r) p[r] = v.origin[r] + m[r * 3 + 0] * x + m[r * 3 + 1] * y + m[r * 3 + 2] * z;
+  return p;
+}
+
+Volume reorient_to_lps(const Volume& v) {
+  // Pick the axis permutation that best aligns array axes with world axes: perm[j] = array axis sent to world axis j.
+  std::array<int, 3> best{0, 1, 2};
+  double best_score = -1;
+  std::array<int, 3> p{0, 1, 2};
+  do {
+    double score = 0;
+    for (int j = 0; j < 3; ++j) score += std::abs(v.direction[j * 3 + p[j]]);
+    if (score > best_score + 1e-9) {
+      best_score = score;
+      best = p;
+    }
+  } while (std::next_permutation(p.begin(), p.end()));
+  std::array<int64_t, 3> size_xyz{v.width(), v.height(), v.depth()};
+  Volume out;
+  out.origin = v.origin;
+  std::vector<int64_t> flip_dims;
+  for (int j = 0; j < 3; ++j) {
+    int i = best[j];
+    bool flip = v.direction[j * 3 + i] < 0;
+    out.spacing[j] = v.spacing[i];
+    for (int r = 0; r < 3; ++r) out.direction[r * 3 + j] = (flip ? -1.0 : 1.0) * v.direction[r * 3 + i];
+    if (flip) {
+      // The new first voxel is the old last one along this axis.
+      for (int r = 0; r < 3; ++r)
+        out.origin[r] += v.direction[r * 3 + i] * v.spacing[i] * static_cast<double>(size_xyz[i] - 1);
+      flip_dims.push_back(3 - j);
+    }
+  }
+  // Tensor dim of array axis i is 3 - i ([C, Z, Y, X]).
+  torch::Tensor d = v.data.permute({0, 3 - best[2], 3 - best[1], 3 - best[0]});
+  if (!flip_dims.empty()) d = d.flip(flip_dims);
+  out.data = d.contiguous();
+  return out;
+}
+
+Volume read_volume(const std::string& path) {
+  itk::ImageIOBase::Pointer io = open_image_io(path);
+  const unsigned nd = io->GetNumberOfDimensions();
+  if (io->GetNumberOfComponents() != 1)
+    throw input_error(path, ": has ", io->GetNumberOfComponents(),
+                      " components per voxel (vector/RGB images are not supported; store channels as a 4th axis)");
+  std::vector<int64_t> dims;
+  for (unsigned i = 0; i < nd; ++i) dims.push_back(static_cast<int64_t>(io->GetDimensions(i)));
+  // Trailing singleton axes (e.g. NIfTI 4D with one volume) do not count.
+  while (dims.size() > 3 && dims.back() == 1) dims.pop_back();
+  if (dims.size() < 3 || dims.size() > 4) {
+    std::ostringstream os;
+    for (size_t i = 0; i < dims.size(); ++i) os << (i ? "x" : "") << dims[i];
+    throw input_error(path, ": expected a 3D or 4D image, got ", dims.size(), "D (", os.str(), ")");
+  }
+  int64_t total = 1;
+  for (int64_t d : dims) {
+    if (d < 1 || d > kMaxVolumeDim)
+      throw input_error(path, ": image dimension ", d, " is outside [1, ", kMaxVolumeDim, "] (corrupt header?)");
+    total *= d;
+  }
+  if (total > kMaxVolumeVoxels)
+    throw input_error(path, ": ", total, " values exceed the limit of ", kMaxVolumeVoxels, " (corrupt header?)");
+
+  // The raw buffer is read in the file's own type and converted by torch, because ITK's float conversion path
+  // silently turns NaN into 0 and a NaN check must see the file's true values.
+  Volume v;
+  torch::Tensor data;
+  using CT = itk::IOComponentEnum;
+  torch::ScalarType raw_type;
+  switch (io->GetComponentType()) {
+    case CT::UCHAR: raw_type = torch::kUInt8; break;
+    case CT::CHAR: raw_type = torch::kInt8; break;
+    case CT::SHORT: raw_type = torch::kInt16; break;
+    case CT::USHORT: raw_type = torch::kInt32; break;  // widened below
+    case CT::INT: raw_type = torch::kInt32; break;
+    case CT::UINT: raw_type = torch::kInt64; break;    // widened below
+    case CT::LONG: case CT::LONGLONG: raw_type = torch::kInt64; break;
+    case CT::FLOAT: raw_type = torch::kFloat32; break;
+    case CT::DOUBLE: raw_type = torch::kFloat64; break;
+    default:
+      throw input_error(path, ": unsupported voxel type ", itk::ImageIOBase::GetComponentTypeAsString(io->GetComponentType()));
+  }
+  const auto comp = io->GetComponentType();
+  const size_t comp_bytes = io->GetComponentSize();
+  std::vector<int64_t> shape(dims.rbegin(), dims.rend());  // [C?, Z, Y, X]
+  if (shape.size() == 3) shape.insert(shape.begin(), 1);
+  try {
+    itk::ImageIORegion region(nd);
+    for (unsigned i = 0; i < nd; ++i) {
+      region.SetIndex(i, 0);
+      region.SetSize(i, io->GetDimensions(i));
+    }
+    io->SetIORegion(region);
+    std::vector<uint8_t> raw(static_cast<size_t>(total) * comp_bytes);
+    io->Read(raw.data());
+    torch::Tensor t;
+    if (comp == CT::USHORT) {
+      t = torch::from_blob(raw.data(), {total}, torch::kInt16).to(torch::kInt32).bitwise_and(static_cast<int64_t>(0xFFFF));
+    } else if (comp == CT::UINT) {
+      t = torch::from_blob(raw.data(), {total}, torch::kInt32).to(torch::kInt64).bitwise_and(static_cast<int64_t>(0xFFFFFFFF));
+    } else {
+      t = torch::from_blob(raw.data(), {total}, raw_type);
+    }
+    data = t.to(torch::kFloat32).view(shape).clone();  // [C, Z, Y, X]
+    for (int i = 0; i < 3; ++i) {
+      v.spacing[i] = io->GetSpacing(i);
+      v.origin[i] = io->GetOrigin(i);
+      std::vector<double> axis = io->GetDirection(i);  // LPS direction of array axis i
+      for (int r = 0; r < 3; ++r) v.direction[r * 3 + i] = r < static_cast<int>(axis.size()) ? axis[r] : (r == i ? 1.0 : 0.0);
+    }
+  } catch (const itk::ExceptionObject& e) {
+    throw input_error(path, ": cannot read the voxel data (truncated or corrupt file): ", itk_message(e));
+  }
+  for (int i = 0; i < 3; ++i)
+    if (!(v.spacing[i] > 0) || !std::isfinite(v.spacing[i]))
+      throw input_error(path, ": voxel spacing ", v.spacing[i], " along axis ", i, " is not a positive number");
+  if (!torch::isfinite(data).all().item<bool>()) {
+    int64_t bad = (~torch::isfinite(data)).sum().item<int64_t>();
+    throw input_error(path, ": contains ", bad, " NaN or infinite voxel values");
+  }
+  v.data = data;
+  return reorient_to_lps(v);
+}
+
+void write_volume(const std::string& path, const Volume& v) {
+  TORCH_CHECK(v.data.defined() && v.data.dim() == 4, "write_volume expects data [C, Z, Y, X], got ",
+              v.data.defined() ? v.data.sizes() : at::IntArrayRef{});
+  torch::Tensor d = v.data.detach().to(torch::kCPU, torch::kFloat32).contiguous();  // [C, Z, Y, X]
+  const int64_t C = d.size(0), Z = d.size(1), Y = d.size(2), X = d.size(3);
+  write_atomic(path, [&](const std::string& tmp) {
+    try {
+      if (C == 1) {
+        auto img = Image3::New();
+        Image3::SizeType size{{static_cast<itk::SizeValueType>(X), static_cast<itk::SizeValueType>(Y),
+                               static_cast<itk::SizeValueType>(Z)}};
+        img->SetRegions(Image3::RegionType(size));
+        Image3::SpacingType sp;
+        Image3::PointType org;
+        Image3::DirectionType dir;
+        for (int i = 0; i < 3; ++i) {
+          sp[i] = v.spacing[i];
+          org[i] = v.origin[i];
+          for (int j = 0; j < 3; ++j) dir[i][j] = v.direction[i * 3 + j];
+        }
+        img->SetSpacing(sp);
+        img->SetOrigin(org);
+        img->SetDirection(dir);
+        img->Allocate();
+        std::memcpy(img->GetBufferPointer(), d.data_ptr<float>(), sizeof(float) * d.numel());
+        auto writer = itk::ImageFileWriter<Image3>::New();
+        writer->SetFileName(tmp);
+        writer->SetInput(img);
+        writer->UseCompressionOn();
+        writer->Update();
+      } else {
+        auto img = Image4::New();
+        Image4::SizeType size{{static_cast<itk::SizeValueType>(X), static_cast<itk::SizeValueType>(Y),
+                               static_cast<itk::SizeValueType>(Z), static_cast<itk::SizeValueType>(C)}};
+        img->SetRegions(Image4::RegionType(size));
+        Image4::SpacingType sp;
+        Image4::PointType org;
+        Image4::DirectionType dir;
+        dir.SetIdentity();
+        sp[3] = 1.0;
+        org[3] = 0.0;
+        for (int i = 0; i < 3; ++i) {
+          sp[i] = v.spacing[i];
+          org[i] = v.origin[i];
+          for (int j = 0; j < 3; ++j) dir[i][j] = v.direction[i * 3 + j];
+        }
+        img->SetSpacing(sp);
+        img->SetOrigin(org);
+        img->SetDirection(dir);
+        img->Allocate();
+        std::memcpy(img->GetBufferPointer(), d.data_ptr<float>(), sizeof(float) * d.numel());
+        auto writer = itk::ImageFileWriter<Image4>::New();
+        writer->SetFileName(tmp);
+        writer->SetInput(img);
+        writer->UseCompressionOn();
+        writer->Update();
+      }
+    } catch (const itk::ExceptionObject& e) {
+      throw input_error(path, ": cannot write image: ", itk_message(e));
+    }
+  });
+}
+
+Volume resample_like(const Volume& src, const Volume& ref, bool nearest, double fill) {
+  // Reference index → physical → source index, as one affine map: idx_s = A * idx_r + b.
+  auto m_src_inv = inverse3(index_matrix(src));
+  auto A = matmul3(m_src_inv, index_matrix(ref));
+  std::array<double, 3> b{};
+  for (int r = 0; r < 3; ++r)
+    for (int k = 0; k < 3; ++k) b[r] += m_src_inv[r * 3 + k] * (ref.origin[k] - src.origin[k]);
+  const int64_t Z = ref.depth(), Y = ref.height(), X = ref.width();
+  auto opts = torch::TensorOptions().dtype(torch::kFloat32);
+  auto zi = torch::arange(Z, opts).view({Z, 1, 1});
+  auto yi = torch::arange(Y, opts).view({1, Y, 1});
+  auto xi = torch::arange(X, opts).view({1, 1, X});
+  std::array<int64_t, 3> n_src{src.width(), src.height(), src.depth()};
+  std::vector<torch::Tensor> norm;  // normalised source coordinates x, y, z, each [Z, Y, X]
+  torch::Tensor inside = torch::ones({Z, Y, X}, torch::kBool);
+  for (int r = 0; r < 3; ++r) {
+    auto idx = xi * A[r * 3 + 0] + yi * A[r * 3 + 1] + zi * A[r * 3 + 2] + b[r];  // [Z, Y, X]
+    idx = idx.expand({Z, Y, X});
+    inside = inside & (idx >= -1e-3) & (idx <= static_cast<double>(n_src[r] - 1) + 1e-3);
+    double n = static_cast<double>(n_src[r]);
+    norm.push_back(n > 1 ? idx * (2.0 / (n - 1)) - 1.0 : torch::zeros_like(idx));
+  }
+  auto grid = torch::stack(norm, -1).unsqueeze(0);  // [1, Z, Y, X, 3]
+  auto input = src.data.to(torch::kFloat32).unsqueeze(0);  // [1, C, Zs, Ys, Xs]
+  namespace F = torch::nn::functional;
+  auto opt = F::GridSampleFuncOptions().padding_mode(torch::kBorder).align_corners(true);
+  if (nearest) opt.mode(torch::kNearest);
+  else opt.mode(torch::kBilinear);
+  auto out = F::grid_sample(input, grid, opt).squeeze(0);  // [C, Z, Y, X]
+  out = torch::where(inside.unsqueeze(0), out, torch::full_like(out, fill));
+  return ref.with_data(out.contiguous());
+}
+
+torch::Tensor read_png(const std::string& path) {
+  itk::ImageIOBase::Pointer io = open_image_io(path);
+  unsigned nd = io->GetNumberOfDimensions();
+  if (nd != 2) throw input_error(path, ": expected a 2D image, got ", nd, "D");
+  for (unsigned i = 0; i < 2; ++i)
+    if (io->GetDimensions(i) > static_cast<size_t>(kMaxVolumeDim))
+      throw input_error(path, ": image dimension ", io->GetDimensions(i), " exceeds ", kMaxVolumeDim);
+  using Image2 = itk::Image<float, 2>;
+  try {
+    auto reader = itk::ImageFileReader<Image2>::New();  // RGB is converted to luminance by ITK
+    reader->SetImageIO(io);
+    reader->SetFileName(path);
+    reader->Update();
+    auto img = reader->GetOutput();
+    auto size = img->GetLargestPossibleRegion().GetSize();
+    return torch::from_blob(img->GetBufferPointer(), {static_cast<int64_t>(size[1]), static_cast<int64_t>(size[0])},
+                            torch::kFloat32)
+        .clone();  // [H, W]
+  } catch (const itk::ExceptionObject& e) {
+    throw input_error(path, ": cannot read the image data (truncated or corrupt file): ", itk_message(e));
+  }
+}
+
+void write_png(const std::string& path, const torch::Tensor& image_u8) {
+  TORCH_CHECK(image_u8.scalar_type() == torch::kUInt8, "write_png expects uint8, got ", image_u8.scalar_type());
+  TORCH_CHECK(image_u8.dim() == 2 || (image_u8.dim() == 3 && image_u8.size(2) == 3),
+              "write_png expects [H, W] or [H, W, 3], got ", image_u8.sizes());
+  torch::Tensor d = image_u8.contiguous().cpu();
+  const auto H = static_cast<itk::SizeValueType>(d.size(0)), W = static_cast<itk::SizeValueType>(d.size(1));
+  write_atomic(path, [&](const std::string& tmp) {
+    try {
+      if (d.dim() == 2) {
+        using ImageG = itk::Image<unsigned char, 2>;
+        auto img = ImageG::New();
+        img->SetRegions(ImageG::RegionType(ImageG::SizeType{{W, H}}));
+        img->Allocate();
+        std::memcpy(img->GetBufferPointer(), d.data_ptr<uint8_t>(), d.numel());
+        auto writer = itk::ImageFileWriter<ImageG>::New();
+        writer->SetFileName(tmp);
+        writer->SetInput(img);
+        writer->Update();
+      } else {
+        using ImageC = itk::Image<itk::RGBPixel<unsigned char>, 2>;
+        auto img = ImageC::New();
+        img->SetRegions(ImageC::RegionType(ImageC::SizeType{{W, H}}));
+        img->Allocate();
+        std::memcpy(static_cast<void*>(img->GetBufferPointer()), d.data_ptr<uint8_t>(), d.numel());
+        auto writer = itk::ImageFileWriter<ImageC>::New();
+        writer->SetFileName(tmp);
+        writer->SetInput(img);
+        writer->Update();
+      }
+    } catch (const itk::ExceptionObject& e) {
+      throw input_error(path, ": cannot write PNG: ", itk_message(e));
+    }
+  });
+}
+
+torch::Tensor window_to_uint8(const torch::Tensor& image, double lo, double hi, double low_q, double high_q) {
+  TORCH_CHECK(image.dim() == 2, "window_to_uint8 expects [H, W], got ", image.sizes());
+  torch::Tensor x = image.detach().to(torch::kCPU, torch::kFloat32);
+  if (lo == hi) {
+    torch::Tensor vals = x.flatten();
+    torch::Tensor nz = vals.masked_select(vals != 0);
+    if (nz.numel() > 0) vals = nz;
+    torch::Tensor sorted = std::get<0>(vals.sort());
+    const int64_t n = sorted.numel();
+    auto at_q = [&](double q) {
+      int64_t k = std::clamp<int64_t>(static_cast<int64_t>(std::llround(q * (n - 1))), 0, n - 1);
+      return sorted[k].item<double>();
+    };
+    lo = at_q(low_q);
+    hi = at_q(high_q);
+    // Images with zero background: keep the background black rather than mid-grey.
+    if (nz.numel() > 0 && nz.numel() < x.numel() && lo > 0) lo = 0.0;
+    if (hi <= lo) {
+      // A constant tile: show it white when positive, black otherwise.
+      if (hi > 0) lo = 0.0;
+      else hi = lo + 1.0;
+    }
+  }
+  return ((x - lo) / (hi - lo) * 255.0).round().clamp(0, 255).to(torch::kUInt8);
+}
+
+std::array<uint8_t, 3> label_colour(int64_t c) {
+  static const std::array<std::array<uint8_t, 3>, 9> palette = {{
+      {0, 0, 0},        // background
+      {40, 90, 230},    // CSF
+      {140, 140, 140},  // GM
+      {245, 245, 245},  // WM
+      {240, 150, 30},   // deep GM
+      {60, 190, 80},    // brainstem
+      {250, 230, 40},   // WMH
+      {220, 30, 30},    // tumour
+      {220, 60, 220},   // edema
+  }};
+  static const std::array<std::array<uint8_t, 3>, 6> spare = {
+      {{0, 200, 200}, {150, 90, 40}, {130, 60, 200}, {120, 200, 30}, {255, 140, 170}, {90, 120, 160}}};
+  if (c >= 0 && c < static_cast<int64_t>(palette.size())) return palette[c];
+  return spare[static_cast<size_t>(std::max<int64_t>(c, 0)) % spare.size()];
+}
+
+torch::Tensor label_to_rgb(const torch::Tensor& labels, bool soft) {
+  TORCH_CHECK(labels.dim() == 3, "label_to_rgb expects [C, H, W], got ", labels.sizes());
+  const int64_t C = labels.size(0);
+  auto palette = torch::empty({C, 3}, torch::kFloat32);
+  for (int64_t c = 0; c < C; ++c) {
+    auto col = label_colour(c);
+    for (int k = 0; k < 3; ++k) palette[c][k] = static_cast<float>(col[k]);
+  }
+  torch::Tensor l = labels.detach().to(torch::kCPU, torch::kFloat32);
+  torch::Tensor rgb;
+  if (soft) {
+    auto w = l.clamp_min(0);
+    w = w / w.sum(0, true).clamp_min(1e-6);
+    rgb = torch::einsum("chw,ck->hwk", {w, palette});  // [H, W, 3]
+  } else {
+    rgb = palette.index_select(0, l.argmax(0).flatten()).view({l.size(1), l.size(2), 3});  // [H, W, 3]
+  }
+  return rgb.round().clamp(0, 255).to(torch::kUInt8);
+}
+
+void write_montage_png(const std::string& path, const std::vector<torch::Tensor>& tiles, int64_t cols,
+                       const MontageOptions& o) {
+  TORCH_CHECK(!tiles.empty(), "write_montage_png needs at least one tile");
+  TORCH_CHECK(cols >= 1, "write_montage_png: cols must be >= 1, got ", cols);
+  std::vector<torch::Tensor> rgb;  // each [h, w, 3] uint8
+  int64_t cell_h = 0, cell_w = 0;
+  for (const auto& t : tiles) {
+    torch::Tensor r;
+    if (t.dim() == 3 && t.size(2) == 3 && t.scalar_type() == torch::kUInt8) {
+      r = t.cpu();
+    } else {
+      TORCH_CHECK(t.dim() == 2, "montage tiles are [H, W] float or [H, W, 3] uint8, got ", t.sizes());
+      r = window_to_uint8(t, 0.0, 0.0, o.low_quantile, o.high_quantile).unsqueeze(-1).expand({-1, -1, 3});
+    }
+    cell_h = std::max(cell_h, r.size(0));
+    cell_w = std::max(cell_w, r.size(1));
+    rgb.push_back(r);
+  }
+  const int64_t n = static_cast<int64_t>(rgb.size());
+  const int64_t ncols = std::min(cols, n), nrows = (n + ncols - 1) / ncols, pad = o.padding;
+  auto canvas = torch::full({nrows * (cell_h + pad) + pad, ncols * (cell_w + pad) + pad, 3}, o.background,
+                            torch::kUInt8);  // [H_total, W_total, 3]
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t r = i / ncols, c = i % ncols;
+    const int64_t h = rgb[i].size(0), w = rgb[i].size(1);
+    const int64_t y0 = pad + r * (cell_h + pad) + (cell_h - h) / 2, x0 = pad + c * (cell_w + pad) + (cell_w - w) / 2;
+    canvas.slice(0, y0, y0 + h).slice(1, x0, x0 + w).copy_(rgb[i]);
+  }
+  write_png(path, canvas);
+}
+
+}  // namespace brainspade

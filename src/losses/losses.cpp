@@ -1,0 +1,33 @@
+#include "brainspade/losses/losses.h"
+
+namespace brainspade {
+
+torch::Tensor loss_kl(const Posterior& posterior) { return posterior.kl(); }
+
+torch::Tensor loss_adversarial(const torch::Tensor& logits, GanTarget target, bool for_discriminator,
+                               const std::string& criterion) {
+  const bool real = target == GanTarget::Real;
+  if (criterion == "least_squares") return real ? (logits - 1.0).pow(2).mean() : logits.pow(2).mean();
+  if (criterion == "bce") {
+    auto labels = real ? torch::ones_like(logits) : torch::zeros_like(logits);
+    return torch::binary_cross_entropy_with_logits(logits, labels);
+  }
+  if (criterion == "hinge") {
+    if (!for_discriminator) {
+      TORCH_CHECK(real, "the hinge generator loss is only defined for the Real target");
+      return -logits.mean();
+    }
+    return real ? torch::relu(1.0 - logits).mean() : torch::relu(1.0 + logits).mean();
+  }
+  TORCH_CHECK(false, "unknown adversarial criterion '", criterion, "' (expected least_squares, hinge or bce)");
+}
+
+torch::Tensor loss_diffusion(const torch::Tensor& prediction, const torch::Tensor& target, const std::string& kind) {
+  TORCH_CHECK(prediction.sizes() == target.sizes(), "loss_diffusion needs equal shapes; got ", prediction.sizes(),
+              " and ", target.sizes());
+  if (kind == "l1") return (prediction - target).abs().mean();
+  if (kind == "l2") return (prediction - target).pow(2).mean();
+  TORCH_CHECK(false, "unknown diffusion loss '", kind, "' (expected l1 or l2)");
+}
+
+}  // namespace brainspade
