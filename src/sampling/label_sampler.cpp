@@ -46,7 +46,7 @@ torch::Tensor postprocess_labels(const torch::Tensor& decoded, double threshold)
   return x / x.sum(1, true).clamp_min(1e-6);
 }
 
-LabelBatch sample_label_batch(const LabelGenerator& g, const LabelSamplerOptions& o, int64_t batch, uint64_t seed,
+LabelBatch sample_label_batch(LabelGenerator& g, const LabelSamplerOptions& o, int64_t batch, uint64_t seed,
                               torch::Device device, torch::Tensor cond) {
   torch::NoGradGuard no_grad;
   at::Generator gen = at::detail::createCPUGenerator(seed);

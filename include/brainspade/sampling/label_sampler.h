@@ -36,7 +36,7 @@ torch::Tensor draw_conditions(const ConditioningOptions& c, const LabelSamplerOp
 
 /// Samples a batch. All randomness (conditions when `cond` is undefined, initial noise, step noise) comes from
 /// `seed`, so the same (seed, batch size, options) gives the same tensors on CPU whatever ran before.
-LabelBatch sample_label_batch(const LabelGenerator& g, const LabelSamplerOptions& o, int64_t batch, uint64_t seed,
+LabelBatch sample_label_batch(LabelGenerator& g, const LabelSamplerOptions& o, int64_t batch, uint64_t seed,
                               torch::Device device, torch::Tensor cond = {});
 
 /// The authors' post-processing of decoded maps x [B, C, H, W] (channel 0 = background):
