@@ -1,0 +1,106 @@
+#pragma once
+/// The image generator's two training stages (paper §2.2 "Image generator", Appendix A.1):
+///   `train classifier`: the modality/dataset classifier D_mod-dat on real slices, later frozen;
+///   `train spade`:      the SPADE VAE-GAN with style and content from different slices of the same volume.
+#include <string>
+#include <vector>
+
+#include "brainspade/core/config.h"
+#include "brainspade/data/augment.h"
+#include "brainspade/models/modality_classifier.h"
+#include "brainspade/models/spade_discriminator.h"
+#include "brainspade/models/spade_encoder.h"
+#include "brainspade/models/spade_generator.h"
+#include "brainspade/training/common.h"
+#include "brainspade/training/train_vae.h"
+
+namespace brainspade {
+
+struct ClassifierOptimOptions {
+  double lr = 1e-3;
+  double lr_final = 1e-4;  ///< exponential decay from lr to lr_final over the run (authors: 0.01 → 1e-4)
+  bool augment = true;     ///< random affine + intensity augmentation of the inputs
+  void visit(ConfigVisitor& v);
+};
+
+/// Root of `brainspade train classifier --config`.
+struct ClassifierTrainConfig {
+  RunOptions run;
+  DataSource data;
+  models::ModalityClassifierOptions classifier;
+  ClassifierOptimOptions optim;
+  data::RandomAffineOptions affine;
+  data::IntensityAugmentOptions intensity_augment;
+  TrainLoopOptions train;
+  void visit(ConfigVisitor& v);
+};
+
+struct ClassifierValidation {
+  double modality_accuracy = 0, dataset_accuracy = 0;
+};
+ClassifierValidation train_classifier(const ClassifierTrainConfig& cfg, bool resume);
+
+/// A frozen classifier with the names of its classes.
+struct ModalityClassifierBundle {
+  models::ModalityClassifier net{nullptr};
+  std::vector<std::string> modality_names, dataset_names;
+};
+/// Loads a classifier checkpoint (stage classifier); eval mode, parameters frozen.
+ModalityClassifierBundle load_classifier(const std::string& path, torch::Device device);
+
+struct SPADELossOptions {
+  double lambda_feat = 10.0;      ///< feature matching (SPADE)
+  double lambda_perceptual = 10.0;
+  std::string perceptual_network = "classifier";  ///< none | classifier (the frozen D_mod-dat's features, L1)
+  double lambda_kld = 0.05;       ///< KLD (SPADE, summed)
+  double alpha_mod = 2.5;         ///< modality BCE through the frozen classifier (authors)
+  double alpha_dat = 1.0;         ///< dataset BCE (authors); alpha_mod > alpha_dat always
+  int64_t mod_dat_start_step = 0; ///< the modality/dataset terms ramp up linearly from here ...
+  int64_t mod_dat_ramp_steps = 0; ///< ... over this many steps (0 = full weight at once)
+  double lambda_contrastive = 1.0;  ///< 1 − cos(E(i), E(T(i))), T a random affine
+  void visit(ConfigVisitor& v);
+};
+
+struct SPADEOptimOptions {
+  double lr_g = 1e-4;   ///< generator and encoder (TTUR, authors)
+  double lr_d = 4e-4;   ///< discriminator (TTUR)
+  double beta1 = 0.0;
+  double beta2 = 0.9;
+  bool d_gating = false;        ///< discriminator-accuracy gating (authors' train.py)
+  double gating_low = 0.65;     ///< running D accuracy below: train only D
+  double gating_high = 0.85;    ///< above: train only G
+  int64_t gating_window = 20;
+  void visit(ConfigVisitor& v);
+};
+
+/// Root of `brainspade train spade --config`.
+struct SPADETrainConfig {
+  RunOptions run;
+  DataSource data;
+  std::string classifier_checkpoint;  ///< trained classifier (stage classifier); empty = modality/dataset loss off
+  models::SPADEGeneratorOptions generator;
+  models::ConvEncoderOptions encoder;
+  models::MultiscaleDiscriminatorOptions discriminator;
+  SPADELossOptions loss;
+  SPADEOptimOptions optim;
+  data::RandomAffineOptions affine;                 ///< T of the contrastive loss
+  data::IntensityAugmentOptions intensity_augment;  ///< applied to the style input (Appendix A.1)
+  bool augment_style = true;
+  TrainLoopOptions train;
+  void visit(ConfigVisitor& v);
+};
+
+struct SPADEValidation {
+  double l1 = 0;  ///< mean |G(seg, E(style)) − real| on held-out slices (style from another slice of the volume)
+};
+SPADEValidation train_spade(const SPADETrainConfig& cfg, bool resume);
+
+/// A trained image generator for synthesis.
+struct ImageGenerator {
+  models::SPADEGenerator generator{nullptr};
+  models::ConvEncoder encoder{nullptr};
+  std::vector<std::string> channel_names, modality_names;
+};
+ImageGenerator load_image_generator(const std::string& path, torch::Device device);
+
+}  // namespace brainspade
