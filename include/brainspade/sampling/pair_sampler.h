@@ -1,0 +1,61 @@
+#pragma once
+/// Joint generation (the project's main job): label generator → image generator → labelled synthetic pairs.
+/// Per pair: a NIfTI image, a NIfTI partial-volume map and a NIfTI hard segmentation; manifest.csv, montage.png.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "brainspade/core/config.h"
+#include "brainspade/sampling/label_sampler.h"
+#include "brainspade/training/train_spade.h"
+
+namespace brainspade {
+
+/// Reads a style image — PNG, or a NIfTI slice (a 3D volume gives its axial slice `z`, or the middle one when
+/// z < 0) — z-scores it within the non-zero pixels and centre-crops/pads it to height × width → [1, H, W].
+torch::Tensor load_style_image(const std::string& path, int64_t height, int64_t width, int64_t z = -1);
+
+/// Expands files and folders (every .png/.nii/.nii.gz inside, sorted) into a list of style image paths.
+std::vector<std::string> expand_style_paths(const std::vector<std::string>& entries);
+
+/// SPADE synthesis of seg [B, C, H, W] with style images [B, 1, H, W]: z = encoder mean (or a sample from
+/// `gen` when sample_style) → generator. Returns [B, 1, H, W] on CPU.
+torch::Tensor synthesize_images(ImageGenerator& g, const torch::Tensor& seg, const torch::Tensor& style, bool sample_style,
+                                at::Generator& gen, torch::Device device);
+
+/// Root of `brainspade sample` (pairs).
+struct PairSampleJob {
+  RunOptions run;
+  std::string ldm_checkpoint;
+  std::string vae_checkpoint;      ///< empty = the one stored in the LDM checkpoint
+  std::string spade_checkpoint;
+  std::string classifier_checkpoint;  ///< for rejection; empty = no rejection
+  std::string target_modality;     ///< modality the classifier must predict (rejection); empty = the style's
+  int64_t max_style_redraws = 20;  ///< authors: up to 20 attempts
+  std::vector<std::string> styles; ///< files or folders of real images of the target contrast
+  bool sample_style = false;       ///< z sampled from the style posterior instead of its mean
+  int64_t num = 16;
+  std::string format = "native";   ///< native | nnunet (nnU-Net v2 raw layout)
+  std::string nnunet_name = "Dataset500_brainspade";
+  int64_t montage_pairs = 8;
+  LabelSamplerOptions sampler;
+  void visit(ConfigVisitor& v);
+};
+
+/// Shard i of n: pairs are made in batches; shard i makes batches k with k mod n = i.
+struct Shard {
+  int64_t index = 0, count = 1;
+};
+/// Parses "i/n" (or SLURM_ARRAY_TASK_ID / SLURM_ARRAY_TASK_COUNT when `spec` is empty and they are set).
+Shard parse_shard(const std::string& spec);
+
+struct PairSampleSummary {
+  int64_t written = 0, skipped = 0, rejections = 0;
+  double seconds = 0;
+};
+/// Generates the pairs of `shard` into run.out_dir (resumable: finished pairs are skipped; see docs/sampling.md).
+PairSampleSummary run_pair_sampling(const PairSampleJob& job, const Shard& shard = {});
+
+}  // namespace brainspade

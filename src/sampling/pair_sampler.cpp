@@ -1,0 +1,315 @@
+#include "brainspade/sampling/pair_sampler.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <spdlog/spdlog.h>
+
+#include "brainspade/core/atomic_file.h"
+#include "brainspade/core/progress.h"
+#include "brainspade/core/runtime.h"
+#include "brainspade/io/image_io.h"
+
+namespace fs = std::filesystem;
+
+namespace brainspade {
+
+void PairSampleJob::visit(ConfigVisitor& v) {
+  v.section("run", run);
+  v("ldm_checkpoint", ldm_checkpoint, "trained LDM (stage ldm)");
+  v("vae_checkpoint", vae_checkpoint, "its VAE; empty = the path stored in the LDM checkpoint");
+  v("spade_checkpoint", spade_checkpoint, "trained SPADE image generator (stage spade)");
+  v("classifier_checkpoint", classifier_checkpoint, "modality classifier for rejection; empty = no rejection");
+  v("target_modality", target_modality, "modality the classifier must predict for a pair to be kept");
+  v("max_style_redraws", max_style_redraws, "style redraws per pair before keeping the last try (authors: 20)",
+    Bounds::non_negative());
+  v("styles", styles, "style images (PNG or NIfTI files, or folders of them) of the target contrast");
+  v("sample_style", sample_style, "sample z from the style posterior instead of using its mean");
+  v("num", num, "pairs to generate", Bounds::at_least(1));
+  v.choice("format", format, {"native", "nnunet"}, "output layout: native, or nnU-Net v2 raw (imagesTr/labelsTr/dataset.json)");
+  v("nnunet_name", nnunet_name, "nnU-Net dataset folder name (DatasetXXX_Name)");
+  v("montage_pairs", montage_pairs, "pairs shown in montage.png", Bounds::non_negative());
+  v.section("sampler", sampler);
+}
+
+std::vector<std::string> expand_style_paths(const std::vector<std::string>& entries) {
+  auto is_image = [](const std::string& p) {
+    auto has = [&](const std::string& e) { return p.size() >= e.size() && p.compare(p.size() - e.size(), e.size(), e) == 0; };
+    return has(".png") || has(".nii") || has(".nii.gz");
+  };
+  std::vector<std::string> out;
+  for (const auto& e : entries) {
+    std::error_code ec;
+    if (fs::is_directory(e, ec)) {
+      std::vector<std::string> in_dir;
+      for (const auto& f : fs::directory_iterator(e))
+        if (f.is_regular_file() && is_image(f.path().string())) in_dir.push_back(f.path().string());
+      std::sort(in_dir.begin(), in_dir.end());
+      BRAINSPADE_CHECK_INPUT(!in_dir.empty(), e, ": style folder holds no .png/.nii/.nii.gz image");
+      out.insert(out.end(), in_dir.begin(), in_dir.end());
+    } else {
+      BRAINSPADE_CHECK_INPUT(fs::exists(e, ec), e, ": style image not found");
+      out.push_back(e);
+    }
+  }
+  return out;
+}
+
+torch::Tensor load_style_image(const std::string& path, int64_t height, int64_t width, int64_t z) {
+  torch::Tensor img;  // [H0, W0]
+  const bool png = path.size() >= 4 && path.compare(path.size() - 4, 4, ".png") == 0;
+  if (png) {
+    img = read_png(path);
+  } else {
+    Volume v = read_volume(path);
+    BRAINSPADE_CHECK_INPUT(v.channels() == 1, path, ": a style image must have one channel, this one has ", v.channels());
+    int64_t zi = z >= 0 ? z : v.depth() / 2;
+    BRAINSPADE_CHECK_INPUT(zi < v.depth(), path, ": slice ", zi, " is outside the volume (depth ", v.depth(), ")");
+    img = v.data[0][zi];
+  }
+  BRAINSPADE_CHECK_INPUT(img.dim() == 2, path, ": expected a 2D image");
+  img = img.to(torch::kFloat);
+  // Z-score within the non-zero (brain) pixels, as the slice datasets are normalised.
+  auto mask = img != 0;
+  BRAINSPADE_CHECK_INPUT(mask.sum().item<int64_t>() > 16, path, ": style image is (almost) empty");
+  auto vals = img.masked_select(mask);
+  auto mean = vals.mean(), sd = vals.std().clamp_min(1e-6);
+  img = torch::where(mask, (img - mean) / sd, torch::zeros_like(img));
+  // Centre crop/pad to height × width.
+  auto fit = [](torch::Tensor t, int64_t dim, int64_t size) {
+    int64_t n = t.size(dim);
+    if (n > size) return t.narrow(dim, (n - size) / 2, size);
+    if (n < size) {
+      std::vector<int64_t> shape(t.sizes().begin(), t.sizes().end());
+      shape[dim] = size;
+      auto out = torch::zeros(shape, t.options());
+      out.narrow(dim, (size - n) / 2, n).copy_(t);
+      return out;
+    }
+    return t;
+  };
+  img = fit(fit(img, 0, height), 1, width);
+  return img.unsqueeze(0).contiguous();  // [1, H, W]
+}
+
+torch::Tensor synthesize_images(ImageGenerator& g, const torch::Tensor& seg, const torch::Tensor& style, bool sample_style,
+                                at::Generator& gen, torch::Device device) {
+  torch::NoGradGuard no_grad;
+  const auto& o = g.generator->options();
+  BRAINSPADE_CHECK_INPUT(seg.dim() == 4 && seg.size(1) == o.label_nc, "label maps have ", seg.dim() == 4 ? seg.size(1) : -1,
+                         " channels but the SPADE generator expects ", o.label_nc);
+  BRAINSPADE_CHECK_INPUT(seg.size(2) == o.height && seg.size(3) == o.width, "label maps are ", seg.size(2), "x",
+                         seg.size(3), " but the SPADE generator makes ", o.height, "x", o.width);
+  BRAINSPADE_CHECK_INPUT(style.dim() == 4 && style.size(1) == 1 && style.size(2) == o.height && style.size(3) == o.width,
+                         "style images must be [B, 1, ", o.height, ", ", o.width, "]");
+  auto enc = g.encoder->encode(style.to(device));
+  auto z = enc.mu;
+  if (sample_style) z = enc.mu + torch::exp(0.5 * enc.logvar) * torch::randn(enc.mu.sizes(), gen).to(device);
+  return g.generator->forward(seg.to(device), z).cpu();
+}
+
+Shard parse_shard(const std::string& spec) {
+  Shard s;
+  std::string text = spec;
+  if (text.empty()) {
+    const char* id = std::getenv("SLURM_ARRAY_TASK_ID");
+    const char* count = std::getenv("SLURM_ARRAY_TASK_COUNT");
+    if (id && count) text = std::string(id) + "/" + count;
+    else return s;
+  }
+  auto slash = text.find('/');
+  try {
+    BRAINSPADE_CHECK_INPUT(slash != std::string::npos, "");
+    s.index = std::stoll(text.substr(0, slash));
+    s.count = std::stoll(text.substr(slash + 1));
+  } catch (const std::exception&) {
+    throw input_error("--shard ", text, ": expected i/n, e.g. 0/4");
+  }
+  BRAINSPADE_CHECK_INPUT(s.count >= 1 && s.index >= 0 && s.index < s.count, "--shard ", text,
+                         ": expected 0 <= i < n");
+  return s;
+}
+
+namespace {
+
+std::string pair_id(int64_t i) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "pair_%06lld", static_cast<long long>(i));
+  return buf;
+}
+
+/// The part of the config that decides the pairs' content; a folder written with another one is refused.
+std::string fingerprint(const PairSampleJob& job) {
+  PairSampleJob j = job;
+  j.run.out_dir = "";
+  j.run.device = "auto";
+  j.run.threads = 0;
+  j.num = 0;
+  return dump_config(j);
+}
+
+struct Paths {
+  std::string image, pv, seg, record;
+};
+
+}  // namespace
+
+PairSampleSummary run_pair_sampling(const PairSampleJob& job, const Shard& shard) {
+  torch::Device device = parse_device(job.run.device);
+  BRAINSPADE_CHECK_INPUT(!job.ldm_checkpoint.empty(), "ldm_checkpoint: an LDM checkpoint is required (--ldm)");
+  BRAINSPADE_CHECK_INPUT(!job.spade_checkpoint.empty(), "spade_checkpoint: a SPADE checkpoint is required (--spade)");
+  BRAINSPADE_CHECK_INPUT(!job.styles.empty(), "styles: at least one style image (or folder) is required (--style)");
+  const std::string out = job.run.out_dir;
+  // Refuse a folder that holds another run's pairs, before anything is written.
+  const std::string fp_path = out + "/run.yaml", fp = fingerprint(job);
+  if (file_exists(fp_path) && read_text(fp_path) != fp)
+    throw input_error(out, ": holds pairs of a different run (", fp_path,
+                      " differs from this config); choose another --out or remove the folder");
+
+  auto labels = load_label_generator(job.ldm_checkpoint, job.vae_checkpoint, device);
+  auto images = load_image_generator(job.spade_checkpoint, device);
+  BRAINSPADE_CHECK_INPUT(labels.channel_names == images.channel_names, "the label generator makes channels [",
+                         fmt::format("{}", fmt::join(labels.channel_names, ",")), "] but SPADE ", job.spade_checkpoint,
+                         " was trained on [", fmt::format("{}", fmt::join(images.channel_names, ",")), "]");
+  const auto& go = images.generator->options();
+  auto style_paths = expand_style_paths(job.styles);
+  std::vector<torch::Tensor> styles;
+  for (const auto& p : style_paths) styles.push_back(load_style_image(p, go.height, go.width));
+
+  ModalityClassifierBundle clf;
+  int64_t target = -1;
+  if (!job.classifier_checkpoint.empty()) {
+    clf = load_classifier(job.classifier_checkpoint, device);
+    auto it = std::find(clf.modality_names.begin(), clf.modality_names.end(), job.target_modality);
+    BRAINSPADE_CHECK_INPUT(it != clf.modality_names.end(), "target_modality '", job.target_modality,
+                           "' is not a modality of classifier ", job.classifier_checkpoint, " (it knows: ",
+                           fmt::format("{}", fmt::join(clf.modality_names, ", ")), ")");
+    target = it - clf.modality_names.begin();
+  }
+
+  make_dirs(out);
+  write_text_atomic(fp_path, fp);
+  const bool nnunet = job.format == "nnunet";
+  const std::string nn_dir = out + "/" + job.nnunet_name;
+  auto paths = [&](int64_t i) {
+    std::string id = pair_id(i);
+    Paths p;
+    p.image = nnunet ? nn_dir + "/imagesTr/" + id + "_0000.nii.gz" : out + "/images/" + id + ".nii.gz";
+    p.seg = nnunet ? nn_dir + "/labelsTr/" + id + ".nii.gz" : out + "/labels/" + id + "_seg.nii.gz";
+    p.pv = out + "/labels_pv/" + id + "_pv.nii.gz";
+    p.record = out + "/records/" + id + ".csv";
+    return p;
+  };
+
+  const int64_t B = job.sampler.batch_size, n_batches = (job.num + B - 1) / B;
+  int64_t mine = 0;
+  for (int64_t k = shard.index; k < n_batches; k += shard.count) mine += std::min(B, job.num - k * B);
+  PairSampleSummary summary;
+  Progress progress("sample pairs", mine);
+  StopSignal::install();
+  for (int64_t k = shard.index; k < n_batches; k += shard.count) {
+    if (StopSignal::requested()) {
+      spdlog::warn("interrupted after {} pairs; run the same command again to continue", summary.written);
+      break;
+    }
+    const int64_t first = k * B, count = std::min(B, job.num - first);
+    bool done = true;
+    for (int64_t i = first; i < first + count; ++i) done = done && file_exists(paths(i).record);
+    if (done) {
+      summary.skipped += count;
+      progress.update(count);
+      continue;
+    }
+    const uint64_t batch_seed = derive_seed(static_cast<uint64_t>(job.run.seed), 0x9a125, static_cast<uint64_t>(k));
+    auto lab = sample_label_batch(labels, job.sampler, B, batch_seed, device);  // pv [B, C, H, W]
+    at::Generator gen = at::detail::createCPUGenerator(derive_seed(batch_seed, 1));
+    std::mt19937_64 rng(derive_seed(batch_seed, 2));
+    std::vector<int64_t> style_idx(B);
+    for (auto& s : style_idx) s = static_cast<int64_t>(rng() % styles.size());
+    auto stack_styles = [&](const std::vector<int64_t>& idx) {
+      std::vector<torch::Tensor> v;
+      for (auto s : idx) v.push_back(styles[s]);
+      return torch::stack(v);  // [B, 1, H, W]
+    };
+    auto img = synthesize_images(images, lab.pv, stack_styles(style_idx), job.sample_style, gen, device);
+    std::vector<int64_t> tries(B, 0);
+    if (target >= 0) {
+      // Authors' rejection loop: a pair whose image the classifier does not see as the target modality gets
+      // another style image and is generated again, up to max_style_redraws times.
+      for (int64_t attempt = 0; attempt < job.max_style_redraws; ++attempt) {
+        torch::Tensor pred;
+        {
+          torch::NoGradGuard ng;
+          pred = clf.net->forward(img.to(device)).modality_logits.argmax(1).cpu();
+        }
+        std::vector<int64_t> bad;
+        for (int64_t j = 0; j < B; ++j)
+          if (pred[j].item<int64_t>() != target) bad.push_back(j);
+        if (bad.empty()) break;
+        for (auto j : bad) style_idx[j] = static_cast<int64_t>(rng() % styles.size()), ++tries[j];
+        auto redo = synthesize_images(images, lab.pv, stack_styles(style_idx), job.sample_style, gen, device);
+        for (auto j : bad) img[j].copy_(redo[j]);
+      }
+    }
+    for (int64_t j = 0; j < count; ++j) {
+      const int64_t i = first + j;
+      Paths p = paths(i);
+      auto pv = lab.pv[j];  // [C, H, W]
+      write_slice_nifti(p.image, img[j]);
+      write_slice_nifti(p.pv, pv);
+      write_slice_nifti(p.seg, pv.argmax(0, true).to(torch::kFloat));
+      std::ostringstream rec;
+      rec << pair_id(i) << "," << batch_seed << ",";
+      for (int64_t c = 0; c < lab.cond.size(1); ++c) rec << (c ? ";" : "") << lab.cond[j][c].item<double>();
+      rec << "," << style_paths[style_idx[j]] << "," << tries[j] << "," << fs::relative(p.image, out).string() << ","
+          << fs::relative(p.pv, out).string() << "," << fs::relative(p.seg, out).string() << "\n";
+      write_text_atomic(p.record, rec.str());  // last: a record marks a finished pair
+      summary.rejections += tries[j];
+      ++summary.written;
+    }
+    progress.update(count);
+  }
+  summary.seconds = progress.elapsed_s();
+  progress.finish(fmt::format("{} written, {} already there, {} style redraws", summary.written, summary.skipped,
+                              summary.rejections));
+
+  // manifest.csv from every finished record in the folder (all shards that share it).
+  std::vector<std::string> records;
+  if (fs::exists(out + "/records"))
+    for (const auto& f : fs::directory_iterator(out + "/records"))
+      if (f.path().extension() == ".csv") records.push_back(f.path().string());
+  std::sort(records.begin(), records.end());
+  std::string cond_names;
+  for (const auto& l : labels.conditioning.lesions) cond_names += (cond_names.empty() ? "" : ";") + l;
+  if (labels.conditioning.slice_position) cond_names += std::string(cond_names.empty() ? "" : ";") + "slice_position";
+  std::string manifest = "id,seed,conditions[" + cond_names + "],style,style_redraws,image,label_pv,label_seg\n";
+  for (const auto& r : records) manifest += read_text(r);
+  write_text_atomic(out + "/manifest.csv", manifest);
+  if (nnunet) {
+    std::ostringstream js;
+    js << "{\n  \"channel_names\": {\"0\": \"" << (job.target_modality.empty() ? "MRI" : job.target_modality) << "\"},\n"
+       << "  \"labels\": {";
+    for (size_t c = 0; c < labels.channel_names.size(); ++c)
+      js << (c ? ", " : "") << "\"" << labels.channel_names[c] << "\": " << c;
+    js << "},\n  \"numTraining\": " << records.size() << ",\n  \"file_ending\": \".nii.gz\",\n"
+       << "  \"name\": \"" << job.nnunet_name << "\",\n  \"description\": \"brainspade synthetic pairs\"\n}\n";
+    write_text_atomic(nn_dir + "/dataset.json", js.str());
+  }
+  // Montage of the first pairs present: label | image.
+  std::vector<torch::Tensor> tiles;
+  for (int64_t i = 0; i < std::min<int64_t>(job.montage_pairs, job.num); ++i) {
+    Paths p = paths(i);
+    if (!file_exists(p.record)) continue;
+    tiles.push_back(label_to_rgb(read_volume(p.pv).data.select(1, 0)));
+    tiles.push_back(read_volume(p.image).data[0][0]);
+  }
+  if (!tiles.empty()) write_montage_png(out + "/montage.png", tiles, 4);
+  spdlog::info("{} pairs in {} ({:.2f} pairs/s); manifest {}/manifest.csv, montage {}/montage.png", records.size(), out,
+               summary.written / std::max(1e-9, summary.seconds), out, out);
+  return summary;
+}
+
+}  // namespace brainspade
