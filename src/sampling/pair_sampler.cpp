@@ -313,3 +313,80 @@ PairSampleSummary run_pair_sampling(const PairSampleJob& job, const Shard& shard
 }
 
 }  // namespace brainspade
+
+namespace brainspade {
+
+void ImageSampleJob::visit(ConfigVisitor& v) {
+  v.section("run", run);
+  v("spade_checkpoint", spade_checkpoint, "trained SPADE image generator (stage spade)");
+  v("labels", labels, "label maps: NIfTI files (C channels, one axial slice) or folders of *_pv.nii.gz");
+  v("styles", styles, "style images (PNG/NIfTI files or folders); label i gets style i mod count");
+  v("sample_style", sample_style, "sample z from the style posterior instead of its mean");
+}
+
+void run_image_sampling(const ImageSampleJob& job) {
+  torch::Device device = parse_device(job.run.device);
+  BRAINSPADE_CHECK_INPUT(!job.spade_checkpoint.empty(), "spade_checkpoint: a SPADE checkpoint is required (--spade)");
+  BRAINSPADE_CHECK_INPUT(!job.labels.empty(), "labels: at least one label map is required (--labels)");
+  BRAINSPADE_CHECK_INPUT(!job.styles.empty(), "styles: at least one style image is required (--style)");
+  auto g = load_image_generator(job.spade_checkpoint, device);
+  const auto& o = g.generator->options();
+  std::vector<std::string> label_paths;
+  for (const auto& e : job.labels) {
+    if (fs::is_directory(e)) {
+      std::vector<std::string> in;
+      for (const auto& f : fs::directory_iterator(e)) {
+        auto n = f.path().filename().string();
+        if (n.size() > 13 && n.compare(n.size() - 10, 10, "_pv.nii.gz") == 0) in.push_back(f.path().string());
+      }
+      std::sort(in.begin(), in.end());
+      BRAINSPADE_CHECK_INPUT(!in.empty(), e, ": no *_pv.nii.gz label maps in this folder");
+      label_paths.insert(label_paths.end(), in.begin(), in.end());
+    } else {
+      label_paths.push_back(e);
+    }
+  }
+  auto style_paths = expand_style_paths(job.styles);
+  at::Generator gen = at::detail::createCPUGenerator(static_cast<uint64_t>(job.run.seed));
+  std::vector<torch::Tensor> tiles;
+  Progress progress("sample images", static_cast<int64_t>(label_paths.size()));
+  for (size_t i = 0; i < label_paths.size(); ++i) {
+    Volume lv = read_volume(label_paths[i]);
+    BRAINSPADE_CHECK_INPUT(lv.channels() == o.label_nc, label_paths[i], ": has ", lv.channels(),
+                           " channels but the SPADE generator expects ", o.label_nc, " (",
+                           fmt::format("{}", fmt::join(g.channel_names, ", ")), ")");
+    BRAINSPADE_CHECK_INPUT(lv.depth() == 1, label_paths[i], ": expected one axial slice, found ", lv.depth());
+    BRAINSPADE_CHECK_INPUT(lv.height() == o.height && lv.width() == o.width, label_paths[i], ": slice is ", lv.height(), "x",
+                           lv.width(), " but the generator makes ", o.height, "x", o.width);
+    auto seg = lv.data.select(1, 0).unsqueeze(0);  // [1, C, H, W]
+    const auto& sp = style_paths[i % style_paths.size()];
+    auto style = load_style_image(sp, o.height, o.width).unsqueeze(0);  // [1, 1, H, W]
+    auto img = synthesize_images(g, seg, style, job.sample_style, gen, device);  // [1, 1, H, W]
+    std::string stem = fs::path(label_paths[i]).filename().string();
+    stem = stem.substr(0, stem.find(".nii"));
+    write_slice_nifti(job.run.out_dir + "/images/" + stem + "_image.nii.gz", img[0]);
+    // GM/WM contrast of the output (channels by name when present).
+    auto idx = [&](const std::string& n) {
+      auto it = std::find(g.channel_names.begin(), g.channel_names.end(), n);
+      return it == g.channel_names.end() ? int64_t(-1) : int64_t(it - g.channel_names.begin());
+    };
+    int64_t gm = idx("gm"), wm = idx("wm");
+    if (gm >= 0 && wm >= 0) {
+      auto am = seg[0].argmax(0);
+      auto im = img[0][0];
+      double m_gm = im.masked_select(am == gm).mean().item<double>(), m_wm = im.masked_select(am == wm).mean().item<double>();
+      spdlog::info("{} with style {}: mean GM {:.3f}, WM {:.3f}, GM/WM ratio {:.3f}", stem, sp, m_gm, m_wm, m_gm / m_wm);
+    }
+    if (tiles.size() < 24) {
+      tiles.push_back(label_to_rgb(seg[0]));
+      tiles.push_back(style[0][0]);
+      tiles.push_back(img[0][0]);
+    }
+    progress.update();
+  }
+  progress.finish();
+  write_montage_png(job.run.out_dir + "/montage.png", tiles, 3);
+  spdlog::info("images in {}/images, montage (label | style | output) {}/montage.png", job.run.out_dir, job.run.out_dir);
+}
+
+}  // namespace brainspade

@@ -59,3 +59,20 @@ struct PairSampleSummary {
 PairSampleSummary run_pair_sampling(const PairSampleJob& job, const Shard& shard = {});
 
 }  // namespace brainspade
+
+namespace brainspade {
+
+/// `brainspade sample images`: SPADE synthesis for given label maps and style images.
+struct ImageSampleJob {
+  RunOptions run;
+  std::string spade_checkpoint;
+  std::vector<std::string> labels;  ///< label NIfTI files (C channels, one slice) or folders of *_pv.nii.gz
+  std::vector<std::string> styles;  ///< style images; label i gets style i mod count
+  bool sample_style = false;
+  void visit(ConfigVisitor& v);
+};
+/// Writes <out>/images/<label name>_image.nii.gz and <out>/montage.png (label | style | output rows).
+/// Logs, per output, the mean intensity in grey and white matter (argmax) and their ratio.
+void run_image_sampling(const ImageSampleJob& job);
+
+}  // namespace brainspade
