@@ -104,7 +104,7 @@ std::pair<torch::Tensor, torch::Tensor> encode_all(AutoencoderKL& vae, const tor
 
 double train_ldm(const LDMTrainConfig& cfg, bool resume) {
   torch::Device device = parse_device(cfg.run.device);
-  auto data = SliceDataset::load(cfg.data.dataset);
+  auto data = load_training_data(cfg.data);
   std::vector<std::string> vae_channels;
   AutoencoderKL vae = load_vae(cfg.vae_checkpoint, device, &vae_channels);
   set_requires_grad(*vae, false);

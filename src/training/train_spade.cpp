@@ -112,9 +112,9 @@ std::vector<std::string> split_names(const std::string& s) {
 void set_lr(torch::optim::Adam& opt, double lr) {
   for (auto& g : opt.param_groups()) static_cast<torch::optim::AdamOptions&>(g.options()).lr(lr);
 }
-SliceDataset load_images_dataset(const std::string& path) {
-  auto data = SliceDataset::load(path);
-  BRAINSPADE_CHECK_INPUT(data.images.defined() && data.images.numel() > 0, path,
+SliceDataset load_images_dataset(const DataSource& source) {
+  auto data = load_training_data(source);
+  BRAINSPADE_CHECK_INPUT(data.images.defined() && data.images.numel() > 0, source.dataset,
                          ": this dataset has no images (a labels-only dataset cannot train an image stage)");
   return data;
 }
@@ -126,7 +126,7 @@ SliceDataset load_images_dataset(const std::string& path) {
 
 ClassifierValidation train_classifier(const ClassifierTrainConfig& cfg, bool resume) {
   torch::Device device = parse_device(cfg.run.device);
-  auto data = load_images_dataset(cfg.data.dataset);
+  auto data = load_images_dataset(cfg.data);
   BRAINSPADE_CHECK_INPUT(static_cast<int64_t>(data.modality_names.size()) == cfg.classifier.n_modalities,
                          "config key 'classifier.n_modalities' is ", cfg.classifier.n_modalities, " but ", cfg.data.dataset,
                          " has ", data.modality_names.size(), " modalities (", join(data.modality_names), ")");
@@ -261,7 +261,7 @@ ModalityClassifierBundle load_classifier(const std::string& path, torch::Device 
 
 SPADEValidation train_spade(const SPADETrainConfig& cfg, bool resume) {
   torch::Device device = parse_device(cfg.run.device);
-  auto data = load_images_dataset(cfg.data.dataset);
+  auto data = load_images_dataset(cfg.data);
   const auto& G_o = cfg.generator;
   BRAINSPADE_CHECK_INPUT(data.channels() == G_o.label_nc, cfg.data.dataset, ": label maps have ", data.channels(),
                          " channels but generator.label_nc is ", G_o.label_nc);

@@ -13,7 +13,23 @@
 
 namespace brainspade {
 
-void DataSource::visit(ConfigVisitor& v) { v("dataset", dataset, "slice dataset (dataset.pt written by `brainspade slice`)"); }
+void DataSource::visit(ConfigVisitor& v) {
+  v("dataset", dataset, "slice dataset (dataset.pt written by `brainspade slice`)");
+  v("downsample", downsample, "average-pool slices by this factor at load time (1 = as sliced)", Bounds::range(1, 8));
+}
+
+SliceDataset load_training_data(const DataSource& source) {
+  auto data = SliceDataset::load(source.dataset);
+  if (source.downsample > 1) {
+    const int64_t f = source.downsample;
+    BRAINSPADE_CHECK_INPUT(data.height() % f == 0 && data.width() % f == 0, source.dataset, ": slices of ", data.height(),
+                           "x", data.width(), " cannot be downsampled by ", f);
+    // Area averaging keeps partial-volume maps summing to 1.
+    data.labels = torch::avg_pool2d(data.labels, f);
+    if (data.images.defined() && data.images.numel() > 0) data.images = torch::avg_pool2d(data.images, f);
+  }
+  return data;
+}
 
 void VAELossOptions::visit(ConfigVisitor& v) {
   v("l1_weight", l1_weight, "weight of the L1 reconstruction loss", Bounds::non_negative());
@@ -112,7 +128,7 @@ AutoencoderKL load_vae(const std::string& path, torch::Device device, std::vecto
 
 VAEValidation train_vae(const VAETrainConfig& cfg, bool resume) {
   torch::Device device = parse_device(cfg.run.device);
-  auto data = SliceDataset::load(cfg.data.dataset);
+  auto data = load_training_data(cfg.data);
   BRAINSPADE_CHECK_INPUT(data.channels() == cfg.vae.in_channels, cfg.data.dataset, ": label maps have ",
                          data.channels(), " channels but vae.in_channels is ", cfg.vae.in_channels);
   BRAINSPADE_CHECK_INPUT(cfg.discriminator.in_channels == cfg.vae.in_channels, "config key 'discriminator.in_channels' (",

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "brainspade/core/config.h"
+#include "brainspade/data/slice_dataset.h"
 #include "brainspade/models/autoencoder_kl.h"
 #include "brainspade/models/patch_discriminator.h"
 #include "brainspade/training/common.h"
@@ -13,8 +14,11 @@ namespace brainspade {
 /// Which slice dataset a stage trains on.
 struct DataSource {
   std::string dataset = "data/example/slices/dataset.pt";  ///< written by `brainspade slice`
+  int64_t downsample = 1;  ///< average-pool slices by this factor at load time (tiny CPU configs use 2: 96x128)
   void visit(ConfigVisitor& v);
 };
+/// Loads the dataset named by `source` and applies its downsampling (labels stay partial-volume maps).
+SliceDataset load_training_data(const DataSource& source);
 
 /// Loss weights of the VAE (defaults: the authors' values).
 struct VAELossOptions {

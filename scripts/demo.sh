@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The main job on the example data, end to end on a CPU: train the tiny label generator (VAE + LDM), the
+# modality classifier and SPADE (reused when already trained), then generate a small labelled synthetic
+# dataset with a montage into out/demo/.  About 15 minutes on 2 cores the first time.
+#   scripts/demo.sh                 # everything
+#   BRAINSPADE_DEMO_PAIRS=64 scripts/demo.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ ! -x build/brainspade ] || [ ! -f data/example/slices/dataset.pt ]; then scripts/setup.sh; fi
+bin=build/brainspade
+runs=out/demo/runs
+pairs=${BRAINSPADE_DEMO_PAIRS:-32}
+start=$(date +%s)
+
+stage() {  # stage NAME CHECKPOINT COMMAND...: runs COMMAND unless CHECKPOINT exists (then resumes if partial)
+  local name=$1 ckpt=$2; shift 2
+  if [ -f "$ckpt" ] && [ -f "$(dirname "$(dirname "$ckpt")")/done" ]; then
+    echo "[demo] $name: already trained ($ckpt)"
+    return
+  fi
+  echo "[demo] $name ..."
+  "$@" --resume
+  touch "$(dirname "$(dirname "$ckpt")")/done"
+}
+
+stage "label VAE" $runs/vae/checkpoints/last.ckpt \
+  $bin train vae --config configs/tiny/vae.yaml --out $runs/vae
+stage "label LDM" $runs/ldm/checkpoints/last.ckpt \
+  $bin train ldm --config configs/tiny/ldm.yaml --out $runs/ldm --set vae_checkpoint=$runs/vae/checkpoints/last.ckpt
+stage "modality classifier" $runs/classifier/checkpoints/last.ckpt \
+  $bin train classifier --config configs/tiny/classifier.yaml --out $runs/classifier
+stage "SPADE" $runs/spade/checkpoints/last.ckpt \
+  $bin train spade --config configs/tiny/spade.yaml --out $runs/spade \
+  --set classifier_checkpoint=$runs/classifier/checkpoints/last.ckpt
+
+echo "[demo] generating $pairs labelled pairs ..."
+$bin sample --config configs/tiny/sample.yaml --out out/demo/pairs --num "$pairs" \
+  --ldm $runs/ldm/checkpoints/last.ckpt --spade $runs/spade/checkpoints/last.ckpt \
+  --classifier $runs/classifier/checkpoints/last.ckpt
+cp out/demo/pairs/montage.png out/demo/montage.png
+echo
+echo "[demo] finished in $(( $(date +%s) - start ))s. Look at:"
+echo "  out/demo/montage.png                 synthetic label maps and their images"
+echo "  out/demo/pairs/manifest.csv          one row per pair (seed, conditions, style, files)"
+echo "  out/demo/runs/*/loss.png             training curves; runs/vae/reconstructions.png, runs/spade/samples.png"
