@@ -58,7 +58,7 @@ std::vector<std::string> expand_style_paths(const std::vector<std::string>& entr
   return out;
 }
 
-torch::Tensor load_style_image(const std::string& path, int64_t height, int64_t width, int64_t z) {
+torch::Tensor load_style_image(const std::string& path, int64_t height, int64_t width, int64_t downsample, int64_t z) {
   torch::Tensor img;  // [H0, W0]
   const bool png = path.size() >= 4 && path.compare(path.size() - 4, 4, ".png") == 0;
   if (png) {
@@ -72,6 +72,7 @@ torch::Tensor load_style_image(const std::string& path, int64_t height, int64_t 
   }
   BRAINSPADE_CHECK_INPUT(img.dim() == 2, path, ": expected a 2D image");
   img = img.to(torch::kFloat);
+  if (downsample > 1) img = torch::avg_pool2d(img.unsqueeze(0), downsample, downsample, 0, true)[0];
   // Z-score within the non-zero (brain) pixels, as the slice datasets are normalised.
   auto mask = img != 0;
   BRAINSPADE_CHECK_INPUT(mask.sum().item<int64_t>() > 16, path, ": style image is (almost) empty");
@@ -177,7 +178,7 @@ PairSampleSummary run_pair_sampling(const PairSampleJob& job, const Shard& shard
   const auto& go = images.generator->options();
   auto style_paths = expand_style_paths(job.styles);
   std::vector<torch::Tensor> styles;
-  for (const auto& p : style_paths) styles.push_back(load_style_image(p, go.height, go.width));
+  for (const auto& p : style_paths) styles.push_back(load_style_image(p, go.height, go.width, images.downsample));
 
   ModalityClassifierBundle clf;
   int64_t target = -1;
@@ -360,7 +361,7 @@ void run_image_sampling(const ImageSampleJob& job) {
                            lv.width(), " but the generator makes ", o.height, "x", o.width);
     auto seg = lv.data.select(1, 0).unsqueeze(0);  // [1, C, H, W]
     const auto& sp = style_paths[i % style_paths.size()];
-    auto style = load_style_image(sp, o.height, o.width).unsqueeze(0);  // [1, 1, H, W]
+    auto style = load_style_image(sp, o.height, o.width, g.downsample).unsqueeze(0);  // [1, 1, H, W]
     auto img = synthesize_images(g, seg, style, job.sample_style, gen, device);  // [1, 1, H, W]
     std::string stem = fs::path(label_paths[i]).filename().string();
     stem = stem.substr(0, stem.find(".nii"));

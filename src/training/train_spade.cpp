@@ -341,6 +341,7 @@ SPADEValidation train_spade(const SPADETrainConfig& cfg, bool resume) {
     ck.set_string("model_config", model_yaml);
     ck.set_string("channel_names", join(data.channel_names));
     ck.set_string("modality_names", join(data.modality_names));
+    ck.set_int("downsample", cfg.data.downsample);
     ck.add_module("generator", *G);
     ck.add_module("encoder", *E);
     ck.add_module("discriminator", *D);
@@ -556,6 +557,7 @@ ImageGenerator load_image_generator(const std::string& path, torch::Device devic
   g.encoder->eval();
   g.channel_names = split_names(ck.get_string("channel_names"));
   g.modality_names = split_names(ck.get_string("modality_names"));
+  g.downsample = ck.get_int("downsample");
   return g;
 }
 

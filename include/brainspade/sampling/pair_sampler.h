@@ -14,8 +14,10 @@
 namespace brainspade {
 
 /// Reads a style image — PNG, or a NIfTI slice (a 3D volume gives its axial slice `z`, or the middle one when
-/// z < 0) — z-scores it within the non-zero pixels and centre-crops/pads it to height × width → [1, H, W].
-torch::Tensor load_style_image(const std::string& path, int64_t height, int64_t width, int64_t z = -1);
+/// z < 0) — average-pools it by `downsample` (the factor the generator was trained with), z-scores it within the
+/// non-zero pixels and centre-crops/pads it to height × width → [1, H, W].
+torch::Tensor load_style_image(const std::string& path, int64_t height, int64_t width, int64_t downsample = 1,
+                               int64_t z = -1);
 
 /// Expands files and folders (every .png/.nii/.nii.gz inside, sorted) into a list of style image paths.
 std::vector<std::string> expand_style_paths(const std::vector<std::string>& entries);

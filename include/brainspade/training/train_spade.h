@@ -100,6 +100,7 @@ struct ImageGenerator {
   models::SPADEGenerator generator{nullptr};
   models::ConvEncoder encoder{nullptr};
   std::vector<std::string> channel_names, modality_names;
+  int64_t downsample = 1;  ///< data.downsample of the training run: style images are pooled by it
 };
 ImageGenerator load_image_generator(const std::string& path, torch::Device device);
 
