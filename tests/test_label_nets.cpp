@@ -2,6 +2,7 @@
 // and short overfitting runs of a tiny VAE and a tiny diffusion U-Net.
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 
 #include <gtest/gtest.h>
 
@@ -430,4 +431,30 @@ TEST(Losses, PerceptualLossLoadsWeightsAndScoresPerChannel) {
   PerceptualLoss none(o);
   EXPECT_FALSE(none->enabled());
   EXPECT_EQ(none(x, y).item<double>(), 0.0);
+}
+
+// Parity with torchvision: the export script writes random SqueezeNet 1.1 weights, a Python reference scores
+// two label batches, and the C++ loss must agree. Skipped where /usr/bin/python3 has no torchvision.
+TEST(Losses, PerceptualLossMatchesTorchvisionReference) {
+  if (std::system("/usr/bin/python3 -c 'import torchvision' >/dev/null 2>&1") != 0)
+    GTEST_SKIP() << "/usr/bin/python3 cannot import torchvision (apt-get install python3-torchvision)";
+  testutil::TempDir dir;
+  const std::string src = BRAINSPADE_SOURCE_DIR;
+  for (std::string arch : {"squeeze", "vgg16"}) {
+    const std::string w = dir / (arch + ".pt"), ref = dir / (arch + "_ref.pt");
+    ASSERT_EQ(std::system(("/usr/bin/python3 " + src + "/scripts/export_perceptual_weights.py --random --arch " + arch +
+                           " --out " + w + " >/dev/null && /usr/bin/python3 " + src +
+                           "/scripts/perceptual_reference.py --arch " + arch + " --weights " + w + " --out " + ref)
+                              .c_str()),
+              0);
+    auto g = load_tensor_dict(ref);
+    PerceptualLossOptions o;
+    o.network = arch;
+    o.weights = w;
+    PerceptualLoss loss(o);
+    torch::NoGradGuard no_grad;
+    std::printf("  %s: loss %.5f\n", arch.c_str(), g["loss"].item<double>());
+    EXPECT_GT(g["loss"].item<double>(), 0.0);
+    EXPECT_TRUE(testutil::tensors_close(loss(g["x"], g["y"]), g["loss"], 1e-6, 1e-4)) << arch;
+  }
 }
