@@ -6,8 +6,9 @@ void SPADEGeneratorOptions::visit(ConfigVisitor& v) {
   v("label_nc", label_nc, "channels of the partial-volume semantic map", Bounds::at_least(1));
   v("ngf", ngf, "base width of the generator (head is 16*ngf channels)", Bounds::at_least(1));
   v("z_dim", z_dim, "size of the style code", Bounds::at_least(1));
-  v.choice("num_upsampling_layers", num_upsampling_layers, {"normal", "more", "most"},
-           "5, 6 or 7 nearest x2 upsamplings; height and width must be divisible by 2^n");
+  v.choice("num_upsampling_layers", num_upsampling_layers, {"less", "normal", "more", "most"},
+           "4 (project extension for tiny sizes), 5, 6 or 7 nearest x2 upsamplings; height and width must be "
+           "divisible by 2^n");
   v("height", height, "image height (divisible by 2^n)", Bounds::at_least(1));
   v("width", width, "image width (divisible by 2^n)", Bounds::at_least(1));
   v.choice("norm", norm, {"batch", "instance", "group"}, "SPADE parameter-free normalisation");
@@ -20,10 +21,11 @@ void SPADEGeneratorOptions::visit(ConfigVisitor& v) {
 }
 
 int64_t SPADEGeneratorOptions::upsampling_count() const {
+  if (num_upsampling_layers == "less") return 4;
   if (num_upsampling_layers == "normal") return 5;
   if (num_upsampling_layers == "more") return 6;
   if (num_upsampling_layers == "most") return 7;
-  throw input_error("generator.num_upsampling_layers must be normal, more or most, got '", num_upsampling_layers, "'");
+  throw input_error("generator.num_upsampling_layers must be less, normal, more or most, got '", num_upsampling_layers, "'");
 }
 
 void SPADEGeneratorOptions::validate() const {
@@ -83,7 +85,7 @@ torch::Tensor SPADEGeneratorImpl::forward(const torch::Tensor& seg, const torch:
   const int64_t n = o.upsampling_count();
   torch::Tensor x = fc->forward(z).view({z.size(0), 16 * o.ngf, sh_, sw_});  // [B, 16ngf, sh, sw]
   x = head_0->forward(x, seg);
-  x = up(x);                                                                 // [B, 16ngf, 2sh, 2sw]
+  if (n >= 5) x = up(x);                                                     // [B, 16ngf, 2sh, 2sw]
   x = G_middle_0->forward(x, seg);
   if (n >= 6) x = up(x);
   x = G_middle_1->forward(x, seg);

@@ -6,6 +6,8 @@
 /// ↑ up_0, ↑ up_1, ↑ up_2, ↑ up_3, (↑ up_4 if most) → LeakyReLU(0.2) → conv_img → 1 channel → activation.
 /// ↑ is nearest ×2 upsampling; sh = height / 2^n, sw = width / 2^n with n = 5 (normal), 6 (more), 7 (most),
 /// so height and width must both be divisible by 2^n (192×256 with normal → a 6×8 grid).
+/// Project extension: "less" (n = 4) drops the ↑ after head_0, so tiny CPU configurations such as 48×64
+/// (a 3×4 grid) work; it has no counterpart in the authors' code.
 #include <string>
 
 #include <torch/torch.h>
@@ -20,7 +22,7 @@ struct SPADEGeneratorOptions {
   int64_t label_nc = 6;      ///< partial-volume channels of the semantic map
   int64_t ngf = 64;          ///< base width; the 1024-channel head is 16·ngf
   int64_t z_dim = 256;       ///< style code size
-  std::string num_upsampling_layers = "normal";  ///< normal (5) | more (6) | most (7)
+  std::string num_upsampling_layers = "normal";  ///< less (4, project extension) | normal (5) | more (6) | most (7)
   int64_t height = 192;      ///< output height; divisible by 2^n
   int64_t width = 256;       ///< output width; divisible by 2^n
   std::string norm = "batch";                     ///< SPADE parameter-free norm: batch | instance | group
@@ -29,7 +31,7 @@ struct SPADEGeneratorOptions {
   bool spectral = true;      ///< spectral norm on the residual blocks' convolutions
   int64_t spade_hidden = 128;
   void visit(ConfigVisitor& v);
-  /// 5, 6 or 7.
+  /// 4, 5, 6 or 7.
   int64_t upsampling_count() const;
   /// Throws InputError for impossible combinations (e.g. height not divisible by 2^n).
   void validate() const;
