@@ -3,6 +3,7 @@
 // (scripts/make_golden_spade.py, run with /usr/bin/python3).
 #include <gtest/gtest.h>
 
+#include "brainspade/core/checkpoint.h"
 #include "brainspade/models/spade_discriminator.h"
 #include "brainspade/models/spade_encoder.h"
 #include "brainspade/models/spade_generator.h"
@@ -415,4 +416,35 @@ TEST(MultiscaleDiscriminator, OneHotOfArgmax) {
   auto pv = torch::tensor({0.2, 0.6, 0.5, 0.1, 0.3, 0.3}).view({1, 3, 1, 2});  // pixel 0 -> class 1, pixel 1 -> 0
   auto oh = models::one_hot_argmax(pv);
   EXPECT_TRUE(torch::equal(oh, torch::tensor({0.0, 1.0, 1.0, 0.0, 0.0, 0.0}).view({1, 3, 1, 2}).to(pv.dtype())));
+}
+
+// ---------------------------------------------------------------- checkpoints and init
+TEST(SPADEGenerator, RoundTripsThroughACheckpointWithIdenticalEvalOutput) {
+  testutil::TempDir dir;
+  torch::manual_seed(0);
+  GenCase c{"less", 32, 48, 4, "batch", "nearest", "leaky_relu"};
+  models::SPADEGenerator a(gen_options(c)), b(gen_options(c));
+  auto seg = random_pv(2, 3, 32, 48);
+  auto z = torch::randn({2, 16});
+  a->forward(seg, z);  // update u, v and the BN running statistics
+  Checkpoint ck;
+  ck.add_module("G", *a);
+  ck.save(dir / "g.ckpt");
+  Checkpoint::load(dir / "g.ckpt").load_module("G", *b, "test checkpoint");
+  a->eval();
+  b->eval();
+  torch::NoGradGuard ng;
+  EXPECT_TRUE(torch::equal(a->forward(seg, z), b->forward(seg, z)));
+}
+
+TEST(SPADEInit, XavierGainOnConvAndSpectralWeightsZeroBiases) {
+  torch::manual_seed(0);
+  nn::SPADEResnetBlock blk(nn::SPADEResnetBlockOptions(64, 32, 3).hidden(64));
+  nn::spade_init_weights(*blk, 0.02);
+  auto p = blk->named_parameters();
+  auto w = p["conv_0.weight_orig"];  // [32, 64, 3, 3]: fan_in 576, fan_out 288
+  const double expected = 0.02 * std::sqrt(2.0 / (576 + 288));
+  EXPECT_NEAR(w.std().item<double>(), expected, 0.1 * expected);
+  EXPECT_EQ(p["conv_0.bias"].abs().max().item<double>(), 0.0);
+  EXPECT_EQ(p["norm_0.mlp_gamma.bias"].abs().max().item<double>(), 0.0);
 }
