@@ -1,0 +1,125 @@
+// Augmentations: the affine transform is a true rotation/scale/translation in pixel units, and every random
+// augmentation is reproducible from its generator and stays within its documented range.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "brainspade/data/augment.h"
+#include "support/helpers.h"
+
+using namespace brainspade;
+
+namespace {
+// Intensity-weighted centroid (x, y) of a [1, 1, H, W] image.
+std::pair<double, double> centroid(const torch::Tensor& img) {
+  auto im = img[0][0].to(torch::kDouble).clamp_min(0);
+  const int64_t H = im.size(0), W = im.size(1);
+  auto ys = torch::arange(H, torch::kDouble).view({H, 1});
+  auto xs = torch::arange(W, torch::kDouble).view({1, W});
+  const double m = im.sum().item<double>();
+  return {(im * xs).sum().item<double>() / m, (im * ys).sum().item<double>() / m};
+}
+}  // namespace
+
+TEST(Augment, AffineMovesABrightSpotWhereTheMatrixSays) {
+  struct Case {
+    data::AffineParams p;
+  };
+  const int64_t H = 48, W = 64;
+  const double cx = (W - 1) / 2.0, cy = (H - 1) / 2.0;
+  const double px = 40, py = 15;  // the spot, off-centre
+  auto img = torch::zeros({1, 1, H, W});
+  img[0][0][static_cast<int64_t>(py)][static_cast<int64_t>(px)] = 1.0;
+  for (const auto& p : std::vector<data::AffineParams>{
+           {0.0, 1.0, 3.0, -2.0}, {0.5, 1.0, 0.0, 0.0}, {-0.75, 1.2, 2.5, 1.5}, {M_PI / 2, 0.8, -3.0, 3.0}}) {
+    SCOPED_TRACE("rot " + std::to_string(p.rotation) + " scale " + std::to_string(p.scale));
+    auto out = data::apply_affine(img, {p}, "zeros", "bilinear");
+    auto [ox, oy] = centroid(out);
+    const double c = std::cos(p.rotation), s = std::sin(p.rotation);
+    const double ex = cx + p.scale * (c * (px - cx) - s * (py - cy)) + p.tx;
+    const double ey = cy + p.scale * (s * (px - cx) + c * (py - cy)) + p.ty;
+    EXPECT_NEAR(ox, ex, 0.35);
+    EXPECT_NEAR(oy, ey, 0.35);
+  }
+}
+
+TEST(Augment, IntegerTranslationIsExact) {
+  auto img = torch::rand({2, 1, 16, 20});
+  auto out = data::apply_affine(img, {{0, 1, 2, 1}, {0, 1, 0, 0}}, "zeros", "bilinear");
+  // out(y, x) = in(y - 1, x - 2)
+  EXPECT_TRUE(testutil::tensors_close(out[0].slice(1, 1).slice(2, 2), img[0].slice(1, 0, 15).slice(2, 0, 18), 1e-5, 0));
+  EXPECT_TRUE(testutil::tensors_close(out[1], img[1], 1e-5, 0));
+}
+
+TEST(Augment, RandomAffineIsReproducibleAndWithinRange) {
+  data::RandomAffineOptions o;
+  auto g1 = data::make_generator(7), g2 = data::make_generator(7);
+  for (int i = 0; i < 50; ++i) {
+    auto a = data::sample_affine(o, g1);
+    auto b = data::sample_affine(o, g2);
+    EXPECT_EQ(a.rotation, b.rotation);
+    EXPECT_LE(std::abs(a.rotation), 0.75);
+    EXPECT_LE(std::abs(a.scale - 1), 0.2);
+    EXPECT_LE(std::abs(a.tx), 3.0);
+    EXPECT_LE(std::abs(a.ty), 3.0);
+  }
+  auto img = torch::rand({3, 1, 24, 32});
+  auto ga = data::make_generator(1), gb = data::make_generator(1);
+  auto x = data::random_affine(img, o, ga);
+  EXPECT_TRUE(torch::equal(x, data::random_affine(img, o, gb)));
+  EXPECT_EQ(x.sizes(), img.sizes());
+  // border padding keeps the value range of the input
+  EXPECT_LE(x.max().item<double>(), img.max().item<double>() + 1e-6);
+}
+
+TEST(Augment, GammaContrastKeepsMinAndMaxAndIsMonotone) {
+  auto g = data::make_generator(3);
+  auto img = torch::randn({4, 1, 10, 12});
+  auto out = data::random_gamma_contrast(img, 0.85, 1.25, g);
+  for (int64_t b = 0; b < 4; ++b) {
+    EXPECT_NEAR(out[b].min().item<double>(), img[b].min().item<double>(), 1e-5);
+    EXPECT_NEAR(out[b].max().item<double>(), img[b].max().item<double>(), 1e-4);
+    auto order_in = img[b].flatten().argsort();
+    auto sorted_out = out[b].flatten().index_select(0, order_in);
+    EXPECT_TRUE((sorted_out.slice(0, 1) - sorted_out.slice(0, 0, -1) >= -1e-6).all().item<bool>());
+  }
+}
+
+TEST(Augment, NoiseStdIsInRange) {
+  auto g = data::make_generator(4);
+  auto img = torch::zeros({6, 1, 64, 64});
+  auto out = data::random_gaussian_noise(img, 0.05, 0.15, g);
+  for (int64_t b = 0; b < 6; ++b) {
+    const double s = out[b].std().item<double>();
+    EXPECT_GT(s, 0.045);
+    EXPECT_LT(s, 0.16);
+  }
+}
+
+TEST(Augment, BiasFieldIsSmoothPositiveAndFollowsMonaiForm) {
+  auto g = data::make_generator(5);
+  auto img = torch::ones({2, 1, 32, 40});
+  auto field = data::random_bias_field(img, 0.2, 0.6, 3, g);
+  EXPECT_TRUE((field > 0).all().item<bool>());
+  // log field at the centre row/col: all P_odd(0) = 0, P_2(0) = -1/2 -> bounded by the coefficient range
+  // smoothness: neighbouring log values differ little
+  auto lf = field.log();
+  EXPECT_LT((lf.slice(3, 1) - lf.slice(3, 0, -1)).abs().max().item<double>(), 0.5);
+  // degree 0: a constant factor exp(c), c in [0.2, 0.6]
+  auto f0 = data::random_bias_field(img, 0.2, 0.6, 0, g);
+  const double c = f0.log()[0].mean().item<double>();
+  EXPECT_GE(c, 0.2 - 1e-6);
+  EXPECT_LE(c, 0.6 + 1e-6);
+  EXPECT_NEAR(f0[0].std().item<double>(), 0.0, 1e-5);
+}
+
+TEST(Augment, IntensityAugmentIsReproducible) {
+  data::IntensityAugmentOptions o;
+  auto img = torch::randn({2, 1, 16, 16});
+  auto g1 = data::make_generator(9), g2 = data::make_generator(9);
+  auto a = data::intensity_augment(img, o, g1);
+  auto b = data::intensity_augment(img, o, g2);
+  EXPECT_TRUE(torch::equal(a, b));
+  EXPECT_FALSE(torch::equal(a, img));
+  EXPECT_TRUE(torch::isfinite(a).all().item<bool>());
+}
