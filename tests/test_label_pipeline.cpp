@@ -1,0 +1,245 @@
+// The label generator end to end on a phantom dataset: VAE and LDM training, resume, sampling, bad inputs.
+#include <filesystem>
+
+#include <gtest/gtest.h>
+
+#include "brainspade/core/atomic_file.h"
+#include "brainspade/core/checkpoint.h"
+#include "brainspade/io/image_io.h"
+#include "brainspade/sampling/label_sampler.h"
+#include "brainspade/training/train_ldm.h"
+#include "brainspade/training/train_vae.h"
+#include "support/helpers.h"
+#include "support/phantom.h"
+
+using namespace brainspade;
+
+namespace {
+
+VAETrainConfig tiny_vae(const std::string& dataset, const std::string& out, int64_t steps) {
+  VAETrainConfig c;
+  c.run.out_dir = out;
+  c.run.device = "cpu";
+  c.data.dataset = dataset;
+  c.vae.in_channels = 6;
+  c.vae.channels = {8, 16};
+  c.vae.num_res_blocks = 1;
+  c.vae.norm_groups = 4;
+  c.discriminator.in_channels = 6;
+  c.discriminator.ndf = 8;
+  c.discriminator.n_layers = 2;
+  c.loss.adv_start_step = 2;
+  c.optim.lr = 2e-3;
+  c.optim.lr_d = 2e-3;
+  c.train.steps = steps;
+  c.train.batch_size = 4;
+  c.train.log_every = 2;
+  c.train.checkpoint_every = 2;
+  c.train.validate_every = 0;
+  c.train.val_fraction = 0.2;
+  return c;
+}
+
+LDMTrainConfig tiny_ldm(const std::string& dataset, const std::string& vae, const std::string& out, int64_t steps) {
+  LDMTrainConfig c;
+  c.run.out_dir = out;
+  c.run.device = "cpu";
+  c.data.dataset = dataset;
+  c.vae_checkpoint = vae;
+  c.unet.in_channels = 3;
+  c.unet.out_channels = 3;
+  c.unet.model_channels = 16;
+  c.unet.channel_mult = {1, 2};
+  c.unet.num_res_blocks = 1;
+  c.unet.attention_levels = {1};
+  c.unet.norm_groups = 4;
+  c.unet.conditioning = "hybrid";
+  c.unet.cond_dim = 1;
+  c.optim.lr = 1e-3;
+  c.optim.ema_decay = 0.9;
+  c.train.steps = steps;
+  c.train.batch_size = 4;
+  c.train.log_every = 2;
+  c.train.checkpoint_every = 2;
+  c.train.validate_every = 0;
+  c.train.val_fraction = 0.2;
+  return c;
+}
+
+bool same_weights(const std::string& a, const std::string& b, const std::string& prefix) {
+  auto ca = Checkpoint::load(a), cb = Checkpoint::load(b);
+  int compared = 0;
+  for (const auto& k : ca.keys()) {
+    if (k.rfind(prefix, 0) != 0) continue;
+    if (!torch::equal(ca.tensor(k), cb.tensor(k))) {
+      ADD_FAILURE() << "weights differ at " << k;
+      return false;
+    }
+    ++compared;
+  }
+  return compared > 0;
+}
+
+// One shared VAE + LDM for the sampling tests (trained once per test binary run).
+struct Trained {
+  testutil::TempDir dir;
+  std::string dataset, vae, ldm;
+  Trained() {
+    dataset = testutil::write_phantom_dataset(dir.path(), {});
+    auto v = tiny_vae(dataset, dir / "vae", 6);
+    train_vae(v, false);
+    vae = dir / "vae/checkpoints/last.ckpt";
+    auto l = tiny_ldm(dataset, vae, dir / "ldm", 6);
+    train_ldm(l, false);
+    ldm = dir / "ldm/checkpoints/last.ckpt";
+  }
+};
+Trained& trained() {
+  static Trained t;
+  return t;
+}
+
+}  // namespace
+
+TEST(TrainVAE, ResumeGivesTheSameWeightsAsAnUninterruptedRun) {
+  testutil::TempDir dir;
+  auto ds = testutil::write_phantom_dataset(dir.path(), {});
+  train_vae(tiny_vae(ds, dir / "a", 6), false);
+  train_vae(tiny_vae(ds, dir / "b", 4), false);  // "interrupted" after 4 of 6 steps
+  train_vae(tiny_vae(ds, dir / "b", 6), true);
+  EXPECT_EQ(Checkpoint::load(dir / "b/checkpoints/last.ckpt").get_int("step"), 6);
+  EXPECT_TRUE(same_weights(dir / "a/checkpoints/last.ckpt", dir / "b/checkpoints/last.ckpt", "vae."));
+  EXPECT_TRUE(same_weights(dir / "a/checkpoints/last.ckpt", dir / "b/checkpoints/last.ckpt", "discriminator."));
+  // The metrics file of the resumed run has one row per logged step, none duplicated.
+  auto csv = read_text(dir / "b/metrics.csv");
+  EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 1 + 3) << csv;
+}
+
+TEST(TrainVAE, LearnsToReconstructPhantomTissues) {
+  testutil::TempDir dir;
+  auto ds = testutil::write_phantom_dataset(dir.path(), {});
+  auto c = tiny_vae(ds, dir / "vae", 150);
+  c.train.log_every = 50;
+  c.train.checkpoint_every = 150;
+  c.loss.adv_weight = 0.0;
+  auto val = train_vae(c, false);
+  ASSERT_EQ(val.dice.size(), 6u);
+  for (int ch : {0, 2, 3}) EXPECT_GT(val.dice[ch], 0.8) << "channel " << ch;  // background, GM, WM
+  EXPECT_TRUE(std::filesystem::exists(dir / "vae/reconstructions.png"));
+  EXPECT_TRUE(std::filesystem::exists(dir / "vae/loss.png"));
+}
+
+TEST(TrainVAE, DatasetWithOtherChannelCountIsRefused) {
+  testutil::TempDir dir;
+  auto ds = testutil::write_phantom_dataset(dir.path(), {});
+  auto c = tiny_vae(ds, dir / "vae", 2);
+  c.vae.in_channels = 9;
+  c.discriminator.in_channels = 9;
+  try {
+    train_vae(c, false);
+    FAIL();
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("vae.in_channels is 9"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir / "vae/checkpoints"));
+}
+
+TEST(TrainLDM, ResumeGivesTheSameWeightsAndEMA) {
+  auto& t = trained();
+  testutil::TempDir dir;
+  train_ldm(tiny_ldm(t.dataset, t.vae, dir / "a", 6), false);
+  train_ldm(tiny_ldm(t.dataset, t.vae, dir / "b", 2), false);
+  train_ldm(tiny_ldm(t.dataset, t.vae, dir / "b", 6), true);
+  EXPECT_TRUE(same_weights(dir / "a/checkpoints/last.ckpt", dir / "b/checkpoints/last.ckpt", "unet."));
+  EXPECT_TRUE(same_weights(dir / "a/checkpoints/last.ckpt", dir / "b/checkpoints/last.ckpt", "ema."));
+}
+
+TEST(TrainLDM, LossFallsOnPhantomLatents) {
+  auto& t = trained();
+  testutil::TempDir dir;
+  auto c = tiny_ldm(t.dataset, t.vae, dir / "ldm", 120);
+  c.train.log_every = 10;
+  c.train.checkpoint_every = 120;
+  train_ldm(c, false);
+  // Compare the mean training loss of the first and last 30 steps from metrics.csv.
+  auto csv = read_text(dir / "ldm/metrics.csv");
+  std::vector<double> loss;
+  std::stringstream ss(csv);
+  std::string line;
+  std::getline(ss, line);
+  while (std::getline(ss, line)) loss.push_back(std::stod(line.substr(line.find(',') + 1)));
+  ASSERT_GE(loss.size(), 10u);
+  double first = (loss[0] + loss[1] + loss[2]) / 3, last = (loss[loss.size() - 1] + loss[loss.size() - 2] + loss[loss.size() - 3]) / 3;
+  EXPECT_LT(last, 0.8 * first) << "first " << first << " last " << last;
+}
+
+TEST(TrainLDM, MismatchedVAEAndUNetAreRefused) {
+  auto& t = trained();
+  testutil::TempDir dir;
+  auto c = tiny_ldm(t.dataset, t.vae, dir / "ldm", 2);
+  c.unet.in_channels = 4;
+  EXPECT_THROW(train_ldm(c, false), InputError);
+  c = tiny_ldm(t.dataset, t.vae, dir / "ldm", 2);
+  c.unet.cond_dim = 3;  // the conditioning section gives 1 value (slice position)
+  EXPECT_THROW(train_ldm(c, false), InputError);
+  c = tiny_ldm(t.dataset, t.ldm, dir / "ldm", 2);  // an LDM checkpoint where the VAE belongs
+  try {
+    train_ldm(c, false);
+    FAIL();
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("'ldm' checkpoint, but a 'vae' checkpoint"), std::string::npos) << e.what();
+  }
+}
+
+TEST(SampleLabels, SameSeedGivesTheSameMapsThatAreValidPartialVolumes) {
+  auto& t = trained();
+  auto g = load_label_generator(t.ldm, "", torch::kCPU);
+  LabelSamplerOptions o;
+  o.steps = 10;
+  auto a = sample_label_batch(g, o, 3, 42, torch::kCPU);
+  auto b = sample_label_batch(g, o, 3, 42, torch::kCPU);
+  EXPECT_TRUE(torch::equal(a.pv, b.pv));
+  EXPECT_FALSE(torch::equal(a.pv, sample_label_batch(g, o, 3, 43, torch::kCPU).pv));
+  ASSERT_EQ(a.pv.sizes(), (std::vector<int64_t>{3, 6, 32, 48}));
+  EXPECT_TRUE(torch::allclose(a.pv.sum(1), torch::ones({3, 32, 48}), 1e-4, 1e-4));
+  EXPECT_GE(a.pv.min().item<double>(), 0.0);
+  // Conditions drawn inside slice_range.
+  EXPECT_TRUE((a.cond >= 0.2).all().item<bool>() && (a.cond <= 0.5).all().item<bool>());
+  // DDPM with a strided grid runs too.
+  o.sampler = "ddpm";
+  EXPECT_EQ(sample_label_batch(g, o, 2, 1, torch::kCPU).pv.size(0), 2);
+}
+
+TEST(SampleLabels, PostprocessingFillsBackgroundAndRenormalises) {
+  auto x = torch::zeros({1, 3, 1, 2});
+  x[0][1][0][0] = 0.05;  // all tissues below 0.075 -> background
+  x[0][2][0][0] = 0.01;
+  x[0][1][0][1] = 1.4;   // clamped to 1, then renormalised with the others
+  x[0][2][0][1] = 0.6;
+  x[0][0][0][1] = -0.2;
+  auto y = postprocess_labels(x, 0.075);
+  EXPECT_NEAR(y[0][0][0][0].item<double>(), 1.0 / 1.06, 1e-5);
+  EXPECT_NEAR(y[0][1][0][1].item<double>(), 1.0 / 1.6, 1e-5);
+  EXPECT_NEAR(y[0][0][0][1].item<double>(), 0.0, 1e-6);
+  EXPECT_TRUE(torch::allclose(y.sum(1), torch::ones({1, 1, 2})));
+}
+
+TEST(SampleLabels, CommandWritesNiftiMapsAndRefusesWrongCheckpoints) {
+  auto& t = trained();
+  testutil::TempDir dir;
+  auto r = testutil::run_cli("sample labels --ldm " + t.ldm + " --num 3 --steps 5 --out " + (dir / "s") + " --seed 1");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  for (int i = 0; i < 3; ++i) {
+    char name[64];
+    std::snprintf(name, sizeof name, "/s/labels/label_%06d_pv.nii.gz", i);
+    auto pv = read_volume(dir.path() + name);
+    EXPECT_EQ(pv.channels(), 6);
+  }
+  EXPECT_TRUE(std::filesystem::exists(dir / "s/montage.png"));
+  auto bad = testutil::run_cli("sample labels --ldm " + t.vae + " --num 1 --out " + (dir / "bad"));
+  EXPECT_EQ(bad.exit_code, 2) << bad.output;
+  EXPECT_NE(bad.output.find("'vae' checkpoint, but a 'ldm' checkpoint"), std::string::npos) << bad.output;
+  auto zero = testutil::run_cli("sample labels --ldm " + t.ldm + " --num 0 --out " + (dir / "zero"));
+  EXPECT_EQ(zero.exit_code, 2) << zero.output;
+  EXPECT_NE(zero.output.find("'num'"), std::string::npos) << zero.output;
+}
