@@ -292,6 +292,13 @@ TEST(SPADEGenerator, RejectsSizesNotDivisibleByTheUpsampling) {
   EXPECT_THROW(models::SPADEGenerator{o}, InputError);
 }
 
+TEST(SPADEGenerator, InstanceNormNeedsALatentGridLargerThanOnePixel) {
+  GenCase c{"more", 64, 64, 4, "instance", "nearest", "tanh"};  // 1x1 grid
+  EXPECT_THROW(models::SPADEGenerator{gen_options(c)}, InputError);
+  c.norm = "batch";
+  EXPECT_NO_THROW(models::SPADEGenerator{gen_options(c)});
+}
+
 TEST(SPADEGenerator, OptionsRoundTripThroughConfig) {
   models::SPADEGeneratorOptions o;
   o.norm = "instance";
@@ -447,4 +454,51 @@ TEST(SPADEInit, XavierGainOnConvAndSpectralWeightsZeroBiases) {
   EXPECT_NEAR(w.std().item<double>(), expected, 0.1 * expected);
   EXPECT_EQ(p["conv_0.bias"].abs().max().item<double>(), 0.0);
   EXPECT_EQ(p["norm_0.mlp_gamma.bias"].abs().max().item<double>(), 0.0);
+}
+
+// ---------------------------------------------------------------- whole generator vs Python
+namespace {
+// Mirrors fill_deterministic() in scripts/make_golden_spade.py: the same libtorch RNG gives the same numbers.
+void fill_deterministic(torch::nn::Module& m) {
+  torch::NoGradGuard ng;
+  torch::manual_seed(1234);
+  std::map<std::string, torch::Tensor> all;
+  for (auto& kv : m.named_parameters()) all[kv.key()] = kv.value();
+  for (auto& kv : m.named_buffers()) all[kv.key()] = kv.value();
+  for (auto& [name, t] : all) {  // std::map iterates in sorted order, like Python's sorted()
+    if (!t.is_floating_point() || name.find("running") != std::string::npos) continue;
+    auto ends_with = [&](const std::string& suf) {
+      return name.size() >= suf.size() && name.compare(name.size() - suf.size(), suf.size(), suf) == 0;
+    };
+    if (ends_with("weight_u") || ends_with("weight_v")) {
+      auto r = torch::randn(t.sizes());
+      t.copy_(r / r.norm(2, {0}, true).clamp_min(1e-12));
+    } else if (t.dim() >= 2) {
+      t.copy_(torch::randn(t.sizes()) / std::sqrt(static_cast<double>(t[0].numel())));
+    } else {
+      t.copy_(torch::randn(t.sizes()) * 0.1);
+    }
+  }
+}
+}  // namespace
+
+TEST(SPADEGenerator, MatchesPythonReferenceEndToEnd) {
+  const auto& g = golden("spade_generator");
+  ASSERT_FALSE(g.empty());
+  const std::vector<GenCase> cases = {{"normal", 64, 96, 4, "batch", "nearest", "leaky_relu"},
+                                      {"more", 64, 128, 4, "instance", "bilinear", "tanh"}};
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.ups);
+    auto o = gen_options(c, /*label_nc=*/3, /*z_dim=*/8);
+    o.spade_hidden = 8;
+    models::SPADEGenerator gen(o);
+    fill_deterministic(*gen);
+    torch::manual_seed(7);
+    auto seg = torch::softmax(3 * torch::randn({1, 3, c.h, c.w}), 1);
+    auto z = torch::randn({1, 8});
+    torch::NoGradGuard ng;
+    EXPECT_TRUE(testutil::tensors_close(gen->forward(seg, z), g.at(c.ups + ".train"), 1e-5, 1e-4));
+    gen->eval();
+    EXPECT_TRUE(testutil::tensors_close(gen->forward(seg, z), g.at(c.ups + ".eval"), 1e-5, 1e-4));
+  }
 }
