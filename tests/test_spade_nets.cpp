@@ -130,6 +130,18 @@ TEST(SpectralNorm, GradientFlowsToWeightOrig) {
   EXPECT_FALSE(conv->weight_u.requires_grad());
 }
 
+TEST(SpectralNorm, TwoTrainingForwardsThenOneBackward) {
+  // The contrastive loss encodes i and T(i) before a single backward; the in-place u/v update of the second
+  // forward must not invalidate the first forward's graph.
+  nn::SpectralNormConv2d conv(nn::SpectralNormConv2dOptions(3, 5, 3).padding(1));
+  nn::SpectralNormLinear lin(nn::SpectralNormLinearOptions(4, 2));
+  auto x = torch::randn({2, 3, 6, 6});
+  auto a = conv->forward(x).sum() + lin->forward(torch::randn({1, 4})).sum();
+  auto b = conv->forward(x.flip({3})).sum() + lin->forward(torch::randn({1, 4})).sum();
+  EXPECT_NO_THROW((a + b).backward());
+  EXPECT_TRUE(conv->weight_orig.grad().defined());
+}
+
 // ---------------------------------------------------------------- SPADE
 TEST(SPADE, MatchesGoldenWithBatchNormNearestAndInstanceNormBilinear) {
   const auto& g = golden("spade_norm");
