@@ -211,8 +211,13 @@ def main():
     d["x"], d["xl"] = x, xl
     conv.train(), lin.train()
     for i in range(3):
-        d["y%d" % i] = conv(x).detach().clone()
-        d["yl%d" % i] = lin(xl).detach().clone()
+        y, yl = conv(x), lin(xl)
+        d["y%d" % i] = y.detach().clone()
+        d["yl%d" % i] = yl.detach().clone()
+    # Gradient through W / sigma(W) (u, v constant) of the last forward.
+    ((y ** 2).sum() + (yl ** 3).sum()).backward()
+    d["grad_conv"] = conv.weight_orig.grad.clone()
+    d["grad_lin"] = lin.weight_orig.grad.clone()
     d["u"], d["v"] = conv.weight_u.clone(), conv.weight_v.clone()
     d["ul"], d["vl"] = lin.weight_u.clone(), lin.weight_v.clone()
     conv.eval(), lin.eval()

@@ -106,11 +106,16 @@ TEST(SpectralNorm, MatchesPyTorchSpectralNormGolden) {
   nn::SpectralNormLinear lin(nn::SpectralNormLinearOptions(10, 5));
   load_into(*conv, g, "conv.w.");
   load_into(*lin, g, "lin.w.");
+  torch::Tensor y, yl;
   for (int i = 0; i < 3; ++i) {
-    torch::NoGradGuard ng;
-    EXPECT_TRUE(testutil::tensors_close(conv->forward(g.at("x")), g.at("y" + std::to_string(i)), 1e-5, 1e-4)) << i;
-    EXPECT_TRUE(testutil::tensors_close(lin->forward(g.at("xl")), g.at("yl" + std::to_string(i)), 1e-5, 1e-4)) << i;
+    y = conv->forward(g.at("x"));
+    yl = lin->forward(g.at("xl"));
+    EXPECT_TRUE(testutil::tensors_close(y, g.at("y" + std::to_string(i)), 1e-5, 1e-4)) << i;
+    EXPECT_TRUE(testutil::tensors_close(yl, g.at("yl" + std::to_string(i)), 1e-5, 1e-4)) << i;
   }
+  (y.pow(2).sum() + yl.pow(3).sum()).backward();
+  EXPECT_TRUE(testutil::tensors_close(conv->weight_orig.grad(), g.at("grad_conv"), 1e-5, 1e-4));
+  EXPECT_TRUE(testutil::tensors_close(lin->weight_orig.grad(), g.at("grad_lin"), 1e-5, 1e-4));
   EXPECT_TRUE(testutil::tensors_close(conv->weight_u, g.at("u"), 1e-6, 1e-5));
   EXPECT_TRUE(testutil::tensors_close(conv->weight_v, g.at("v"), 1e-6, 1e-5));
   EXPECT_TRUE(testutil::tensors_close(lin->weight_u, g.at("ul"), 1e-6, 1e-5));
@@ -309,6 +314,17 @@ TEST(SPADEGenerator, InstanceNormNeedsALatentGridLargerThanOnePixel) {
   EXPECT_THROW(models::SPADEGenerator{gen_options(c)}, InputError);
   c.norm = "batch";
   EXPECT_NO_THROW(models::SPADEGenerator{gen_options(c)});
+}
+
+TEST(SpadeOptions, EncoderDiscriminatorClassifierRoundTripThroughConfig) {
+  models::ConvEncoderOptions e;
+  e.num_layers = 4;
+  EXPECT_EQ(load_config_text<models::ConvEncoderOptions>(dump_config(e)).num_layers, 4);
+  models::MultiscaleDiscriminatorOptions d;
+  d.label_input = "pv";
+  EXPECT_EQ(load_config_text<models::MultiscaleDiscriminatorOptions>(dump_config(d)).label_input, "pv");
+  EXPECT_THROW(load_config_text<models::MultiscaleDiscriminatorOptions>("label_input: argmax"), InputError);
+  EXPECT_THROW(load_config_text<models::ConvEncoderOptions>("num_layer: 3"), InputError);
 }
 
 TEST(SPADEGenerator, OptionsRoundTripThroughConfig) {
