@@ -10,6 +10,7 @@ The reference modules below are written from the published descriptions (Park et
 appendix; brainSPADE paper section 2.2 and the architecture notes in docs/image-generator.md). Spectral
 normalisation is PyTorch's own torch.nn.utils.spectral_norm, which the C++ layer must reproduce.
 """
+import math
 import os
 
 import torch
@@ -129,6 +130,63 @@ class RefMultiscaleD(nn.Module):
         return res
 
 
+class RefGenerator(nn.Module):
+    """z -> fc -> 16ngf x sh x sw -> head_0, up, G_middle_0, (up if more), G_middle_1, up+up_0 ... up+up_3 -> conv_img."""
+
+    def __init__(self, label_nc, ngf, z_dim, n_up, h, w, hidden, norm, interp, act):
+        super().__init__()
+        self.sh, self.sw, self.nf, self.n_up, self.act = h // 2 ** n_up, w // 2 ** n_up, ngf, n_up, act
+        nf = ngf
+        self.fc = nn.Linear(z_dim, 16 * nf * self.sh * self.sw)
+        blk = lambda a, b: RefSPADEResBlock(a, b, label_nc, hidden, norm, interp)
+        self.head_0 = blk(16 * nf, 16 * nf)
+        self.G_middle_0 = blk(16 * nf, 16 * nf)
+        self.G_middle_1 = blk(16 * nf, 16 * nf)
+        self.up_0 = blk(16 * nf, 8 * nf)
+        self.up_1 = blk(8 * nf, 4 * nf)
+        self.up_2 = blk(4 * nf, 2 * nf)
+        self.up_3 = blk(2 * nf, nf)
+        self.conv_img = nn.Conv2d(nf, 1, 3, padding=1)
+
+    def forward(self, seg, z):
+        up = lambda t: F.interpolate(t, scale_factor=2, mode="nearest")
+        x = self.fc(z).view(-1, 16 * self.nf, self.sh, self.sw)
+        x = up(self.head_0(x, seg))
+        x = self.G_middle_0(x, seg)
+        if self.n_up >= 6:
+            x = up(x)
+        x = self.G_middle_1(x, seg)
+        for b in (self.up_0, self.up_1, self.up_2, self.up_3):
+            x = b(up(x), seg)
+        x = self.conv_img(F.leaky_relu(x, 0.2))
+        return torch.tanh(x) if self.act == "tanh" else F.leaky_relu(x, 0.2)
+
+
+def fill_deterministic(module):
+    """Seeded weights the C++ test reproduces bit for bit (same libtorch RNG): state-dict entries in sorted
+    name order, skipping integer and running-statistics buffers."""
+    torch.manual_seed(1234)
+    sd = module.state_dict()
+    with torch.no_grad():
+        for name in sorted(sd):
+            t = sd[name]
+            if not t.is_floating_point() or "running" in name:
+                continue
+            if name.endswith("weight_u") or name.endswith("weight_v"):
+                t.copy_(F.normalize(torch.randn(t.shape), dim=0))
+            elif t.dim() >= 2:
+                t.copy_(torch.randn(t.shape) / math.sqrt(t[0].numel()))
+            else:
+                t.copy_(torch.randn(t.shape) * 0.1)
+
+
+def generator_inputs(b, label_nc, h, w, z_dim):
+    torch.manual_seed(7)
+    seg = torch.softmax(3 * torch.randn(b, label_nc, h, w), dim=1)
+    z = torch.randn(b, z_dim)
+    return seg, z
+
+
 def weights(module):
     return {"w." + k: v.detach().clone() for k, v in module.state_dict().items()}
 
@@ -153,8 +211,13 @@ def main():
     d["x"], d["xl"] = x, xl
     conv.train(), lin.train()
     for i in range(3):
-        d["y%d" % i] = conv(x).detach().clone()
-        d["yl%d" % i] = lin(xl).detach().clone()
+        y, yl = conv(x), lin(xl)
+        d["y%d" % i] = y.detach().clone()
+        d["yl%d" % i] = yl.detach().clone()
+    # Gradient through W / sigma(W) (u, v constant) of the last forward.
+    ((y ** 2).sum() + (yl ** 3).sum()).backward()
+    d["grad_conv"] = conv.weight_orig.grad.clone()
+    d["grad_lin"] = lin.weight_orig.grad.clone()
     d["u"], d["v"] = conv.weight_u.clone(), conv.weight_v.clone()
     d["ul"], d["vl"] = lin.weight_u.clone(), lin.weight_v.clone()
     conv.eval(), lin.eval()
@@ -218,6 +281,18 @@ def main():
         for j, f in enumerate(feats):
             d["out.%d.%d" % (s, j)] = f.detach().clone()
     save("spade_discriminator", d)
+
+    # Whole generator, weights and inputs from seeds (only outputs stored): two configurations.
+    d = {}
+    for tag, n_up, h, w, norm, interp, act in (("normal", 5, 64, 96, "batch", "nearest", "leaky_relu"),
+                                               ("more", 6, 64, 128, "instance", "bilinear", "tanh")):
+        gen = RefGenerator(3, 4, 8, n_up, h, w, 8, norm, interp, act).train()
+        fill_deterministic(gen)
+        seg, z = generator_inputs(1, 3, h, w, 8)
+        d[tag + ".train"] = gen(seg, z).detach().clone()
+        gen.eval()
+        d[tag + ".eval"] = gen(seg, z).detach().clone()
+    save("spade_generator", d)
 
 
 if __name__ == "__main__":

@@ -106,11 +106,16 @@ TEST(SpectralNorm, MatchesPyTorchSpectralNormGolden) {
   nn::SpectralNormLinear lin(nn::SpectralNormLinearOptions(10, 5));
   load_into(*conv, g, "conv.w.");
   load_into(*lin, g, "lin.w.");
+  torch::Tensor y, yl;
   for (int i = 0; i < 3; ++i) {
-    torch::NoGradGuard ng;
-    EXPECT_TRUE(testutil::tensors_close(conv->forward(g.at("x")), g.at("y" + std::to_string(i)), 1e-5, 1e-4)) << i;
-    EXPECT_TRUE(testutil::tensors_close(lin->forward(g.at("xl")), g.at("yl" + std::to_string(i)), 1e-5, 1e-4)) << i;
+    y = conv->forward(g.at("x"));
+    yl = lin->forward(g.at("xl"));
+    EXPECT_TRUE(testutil::tensors_close(y, g.at("y" + std::to_string(i)), 1e-5, 1e-4)) << i;
+    EXPECT_TRUE(testutil::tensors_close(yl, g.at("yl" + std::to_string(i)), 1e-5, 1e-4)) << i;
   }
+  (y.pow(2).sum() + yl.pow(3).sum()).backward();
+  EXPECT_TRUE(testutil::tensors_close(conv->weight_orig.grad(), g.at("grad_conv"), 1e-5, 1e-4));
+  EXPECT_TRUE(testutil::tensors_close(lin->weight_orig.grad(), g.at("grad_lin"), 1e-5, 1e-4));
   EXPECT_TRUE(testutil::tensors_close(conv->weight_u, g.at("u"), 1e-6, 1e-5));
   EXPECT_TRUE(testutil::tensors_close(conv->weight_v, g.at("v"), 1e-6, 1e-5));
   EXPECT_TRUE(testutil::tensors_close(lin->weight_u, g.at("ul"), 1e-6, 1e-5));
@@ -128,6 +133,18 @@ TEST(SpectralNorm, GradientFlowsToWeightOrig) {
   ASSERT_TRUE(conv->weight_orig.grad().defined());
   EXPECT_GT(conv->weight_orig.grad().abs().sum().item<double>(), 0.0);
   EXPECT_FALSE(conv->weight_u.requires_grad());
+}
+
+TEST(SpectralNorm, TwoTrainingForwardsThenOneBackward) {
+  // The contrastive loss encodes i and T(i) before a single backward; the in-place u/v update of the second
+  // forward must not invalidate the first forward's graph.
+  nn::SpectralNormConv2d conv(nn::SpectralNormConv2dOptions(3, 5, 3).padding(1));
+  nn::SpectralNormLinear lin(nn::SpectralNormLinearOptions(4, 2));
+  auto x = torch::randn({2, 3, 6, 6});
+  auto a = conv->forward(x).sum() + lin->forward(torch::randn({1, 4})).sum();
+  auto b = conv->forward(x.flip({3})).sum() + lin->forward(torch::randn({1, 4})).sum();
+  EXPECT_NO_THROW((a + b).backward());
+  EXPECT_TRUE(conv->weight_orig.grad().defined());
 }
 
 // ---------------------------------------------------------------- SPADE
@@ -292,6 +309,24 @@ TEST(SPADEGenerator, RejectsSizesNotDivisibleByTheUpsampling) {
   EXPECT_THROW(models::SPADEGenerator{o}, InputError);
 }
 
+TEST(SPADEGenerator, InstanceNormNeedsALatentGridLargerThanOnePixel) {
+  GenCase c{"more", 64, 64, 4, "instance", "nearest", "tanh"};  // 1x1 grid
+  EXPECT_THROW(models::SPADEGenerator{gen_options(c)}, InputError);
+  c.norm = "batch";
+  EXPECT_NO_THROW(models::SPADEGenerator{gen_options(c)});
+}
+
+TEST(SpadeOptions, EncoderDiscriminatorClassifierRoundTripThroughConfig) {
+  models::ConvEncoderOptions e;
+  e.num_layers = 4;
+  EXPECT_EQ(load_config_text<models::ConvEncoderOptions>(dump_config(e)).num_layers, 4);
+  models::MultiscaleDiscriminatorOptions d;
+  d.label_input = "pv";
+  EXPECT_EQ(load_config_text<models::MultiscaleDiscriminatorOptions>(dump_config(d)).label_input, "pv");
+  EXPECT_THROW(load_config_text<models::MultiscaleDiscriminatorOptions>("label_input: argmax"), InputError);
+  EXPECT_THROW(load_config_text<models::ConvEncoderOptions>("num_layer: 3"), InputError);
+}
+
 TEST(SPADEGenerator, OptionsRoundTripThroughConfig) {
   models::SPADEGeneratorOptions o;
   o.norm = "instance";
@@ -447,4 +482,51 @@ TEST(SPADEInit, XavierGainOnConvAndSpectralWeightsZeroBiases) {
   EXPECT_NEAR(w.std().item<double>(), expected, 0.1 * expected);
   EXPECT_EQ(p["conv_0.bias"].abs().max().item<double>(), 0.0);
   EXPECT_EQ(p["norm_0.mlp_gamma.bias"].abs().max().item<double>(), 0.0);
+}
+
+// ---------------------------------------------------------------- whole generator vs Python
+namespace {
+// Mirrors fill_deterministic() in scripts/make_golden_spade.py: the same libtorch RNG gives the same numbers.
+void fill_deterministic(torch::nn::Module& m) {
+  torch::NoGradGuard ng;
+  torch::manual_seed(1234);
+  std::map<std::string, torch::Tensor> all;
+  for (auto& kv : m.named_parameters()) all[kv.key()] = kv.value();
+  for (auto& kv : m.named_buffers()) all[kv.key()] = kv.value();
+  for (auto& [name, t] : all) {  // std::map iterates in sorted order, like Python's sorted()
+    if (!t.is_floating_point() || name.find("running") != std::string::npos) continue;
+    auto ends_with = [&](const std::string& suf) {
+      return name.size() >= suf.size() && name.compare(name.size() - suf.size(), suf.size(), suf) == 0;
+    };
+    if (ends_with("weight_u") || ends_with("weight_v")) {
+      auto r = torch::randn(t.sizes());
+      t.copy_(r / r.norm(2, {0}, true).clamp_min(1e-12));
+    } else if (t.dim() >= 2) {
+      t.copy_(torch::randn(t.sizes()) / std::sqrt(static_cast<double>(t[0].numel())));
+    } else {
+      t.copy_(torch::randn(t.sizes()) * 0.1);
+    }
+  }
+}
+}  // namespace
+
+TEST(SPADEGenerator, MatchesPythonReferenceEndToEnd) {
+  const auto& g = golden("spade_generator");
+  ASSERT_FALSE(g.empty());
+  const std::vector<GenCase> cases = {{"normal", 64, 96, 4, "batch", "nearest", "leaky_relu"},
+                                      {"more", 64, 128, 4, "instance", "bilinear", "tanh"}};
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.ups);
+    auto o = gen_options(c, /*label_nc=*/3, /*z_dim=*/8);
+    o.spade_hidden = 8;
+    models::SPADEGenerator gen(o);
+    fill_deterministic(*gen);
+    torch::manual_seed(7);
+    auto seg = torch::softmax(3 * torch::randn({1, 3, c.h, c.w}), 1);
+    auto z = torch::randn({1, 8});
+    torch::NoGradGuard ng;
+    EXPECT_TRUE(testutil::tensors_close(gen->forward(seg, z), g.at(c.ups + ".train"), 1e-5, 1e-4));
+    gen->eval();
+    EXPECT_TRUE(testutil::tensors_close(gen->forward(seg, z), g.at(c.ups + ".eval"), 1e-5, 1e-4));
+  }
 }

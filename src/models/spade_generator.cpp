@@ -33,6 +33,9 @@ void SPADEGeneratorOptions::validate() const {
   BRAINSPADE_CHECK_INPUT(height > 0 && width > 0 && height % f == 0 && width % f == 0, "generator: height ", height,
                          " and width ", width, " must both be divisible by 2^", n, " = ", f,
                          " (num_upsampling_layers=", num_upsampling_layers, ")");
+  BRAINSPADE_CHECK_INPUT(norm != "instance" || (height / f) * (width / f) > 1, "generator: norm=instance needs a ",
+                         "latent grid of more than one pixel, got ", height / f, "x", width / f,
+                         " (instance statistics of a single pixel are undefined)");
   BRAINSPADE_CHECK_INPUT(label_nc > 0 && ngf > 0 && z_dim > 0 && spade_hidden > 0,
                          "generator: label_nc, ngf, z_dim and spade_hidden must be positive");
   BRAINSPADE_CHECK_INPUT(num_upsampling_layers != "most" || ngf >= 2, "generator: num_upsampling_layers=most needs ngf >= 2");

@@ -18,6 +18,7 @@ void init_uv(torch::Tensor& u, torch::Tensor& v, int64_t h, int64_t w, double ep
 torch::Tensor spectral_normalize(const torch::Tensor& weight_orig, torch::Tensor& u, torch::Tensor& v,
                                  bool power_iteration, int64_t n_power_iterations, double eps) {
   torch::Tensor w_mat = weight_orig.reshape({weight_orig.size(0), -1});  // [out, in·k·k]
+  torch::Tensor u_used = u, v_used = v;
   if (power_iteration && n_power_iterations > 0) {
     torch::NoGradGuard no_grad;
     torch::Tensor w_det = w_mat.detach();
@@ -29,9 +30,13 @@ torch::Tensor spectral_normalize(const torch::Tensor& weight_orig, torch::Tensor
     // In place, so the buffers registered on the module (and their state-dict entries) see the update.
     u.copy_(u_new);
     v.copy_(v_new);
+    // As PyTorch does: sigma uses clones, so a later forward's in-place update cannot invalidate tensors that
+    // this forward's graph saved (two forwards, e.g. E(i) and E(T(i)), then one backward).
+    u_used = u.clone();
+    v_used = v.clone();
   }
-  // u and v are constants for autograd (PyTorch clones them after the no-grad iteration).
-  torch::Tensor sigma = torch::dot(u.detach(), torch::mv(w_mat, v.detach()));
+  // u and v are constants for autograd.
+  torch::Tensor sigma = torch::dot(u_used.detach(), torch::mv(w_mat, v_used.detach()));
   return weight_orig / sigma;
 }
 
