@@ -10,6 +10,7 @@
 #include "brainspade/data/slice_dataset.h"
 #include "brainspade/io/image_io.h"
 #include "brainspade/losses/spade_losses.h"
+#include "brainspade/nn/spade_norm.h"
 #include "brainspade/training/montage.h"
 
 namespace brainspade {
@@ -303,6 +304,10 @@ SPADEValidation train_spade(const SPADETrainConfig& cfg, bool resume) {
   models::SPADEGenerator G(G_o);
   models::ConvEncoder E(cfg.encoder);
   models::MultiscaleDiscriminator D(cfg.discriminator);
+  // The authors' init (xavier, gain 0.02) for all three networks, from the seeded global generator.
+  nn::spade_init_weights(*G);
+  nn::spade_init_weights(*E);
+  nn::spade_init_weights(*D);
   G->to(device);
   E->to(device);
   D->to(device);

@@ -1,0 +1,306 @@
+// The image generator end to end on a phantom dataset: classifier, SPADE training and resume, synthesis,
+// joint pair generation (determinism, shards, resume, bad inputs).
+#include <filesystem>
+#include <fstream>
+
+#include <gtest/gtest.h>
+
+#include "brainspade/core/atomic_file.h"
+#include "brainspade/core/checkpoint.h"
+#include "brainspade/io/image_io.h"
+#include "brainspade/sampling/pair_sampler.h"
+#include "brainspade/training/train_ldm.h"
+#include "brainspade/training/train_spade.h"
+#include "support/helpers.h"
+#include "support/phantom.h"
+
+using namespace brainspade;
+namespace fs = std::filesystem;
+
+namespace {
+
+ClassifierTrainConfig tiny_classifier(const std::string& dataset, const std::string& out, int64_t steps) {
+  ClassifierTrainConfig c;
+  c.run.out_dir = out;
+  c.run.device = "cpu";
+  c.data.dataset = dataset;
+  c.classifier.arch = "small";
+  c.classifier.n_modalities = 2;
+  c.classifier.n_datasets = 2;
+  c.classifier.small_widths = {8, 16};
+  c.train.steps = steps;
+  c.train.batch_size = 8;
+  c.train.log_every = 10;
+  c.train.checkpoint_every = steps;
+  c.train.validate_every = 0;
+  c.train.val_fraction = 0.0;
+  return c;
+}
+
+SPADETrainConfig tiny_spade(const std::string& dataset, const std::string& clf, const std::string& out, int64_t steps) {
+  SPADETrainConfig c;
+  c.run.out_dir = out;
+  c.run.device = "cpu";
+  c.data.dataset = dataset;
+  c.classifier_checkpoint = clf;
+  c.generator.label_nc = 6;
+  c.generator.ngf = 4;
+  c.generator.z_dim = 8;
+  c.generator.num_upsampling_layers = "less";
+  c.generator.height = 32;
+  c.generator.width = 48;
+  c.generator.norm = "instance";
+  c.generator.spade_hidden = 8;
+  c.encoder.ndf = 4;
+  c.encoder.z_dim = 8;
+  c.encoder.num_layers = 3;
+  c.encoder.height = 32;
+  c.encoder.width = 48;
+  c.discriminator.label_nc = 6;
+  c.discriminator.ndf = 4;
+  c.discriminator.n_layers = 2;
+  c.loss.lambda_perceptual = 1.0;
+  c.train.steps = steps;
+  c.train.batch_size = 4;
+  c.train.log_every = 2;
+  c.train.checkpoint_every = 2;
+  c.train.validate_every = 0;
+  c.train.val_fraction = 0.25;
+  return c;
+}
+
+struct Trained {
+  testutil::TempDir dir;
+  std::string dataset, classifier, spade, vae, ldm, style;
+  Trained() {
+    dataset = testutil::write_phantom_dataset(dir.path(), {});
+    train_classifier(tiny_classifier(dataset, dir / "clf", 60), false);
+    classifier = dir / "clf/checkpoints/last.ckpt";
+    train_spade(tiny_spade(dataset, classifier, dir / "spade", 4), false);
+    spade = dir / "spade/checkpoints/last.ckpt";
+    VAETrainConfig v;
+    v.run.out_dir = dir / "vae";
+    v.run.device = "cpu";
+    v.data.dataset = dataset;
+    v.vae.channels = {8, 16};
+    v.vae.num_res_blocks = 1;
+    v.vae.norm_groups = 4;
+    v.discriminator.ndf = 8;
+    v.train.steps = 4;
+    v.train.batch_size = 4;
+    v.train.log_every = 2;
+    v.train.checkpoint_every = 4;
+    v.train.validate_every = 0;
+    train_vae(v, false);
+    vae = dir / "vae/checkpoints/last.ckpt";
+    LDMTrainConfig l;
+    l.run.out_dir = dir / "ldm";
+    l.run.device = "cpu";
+    l.data.dataset = dataset;
+    l.vae_checkpoint = vae;
+    l.unet.model_channels = 8;
+    l.unet.channel_mult = {1, 2};
+    l.unet.num_res_blocks = 1;
+    l.unet.attention_levels = {1};
+    l.unet.norm_groups = 4;
+    l.unet.cond_dim = 1;
+    l.train.steps = 2;
+    l.train.batch_size = 4;
+    l.train.log_every = 2;
+    l.train.checkpoint_every = 2;
+    l.train.validate_every = 0;
+    train_ldm(l, false);
+    ldm = dir / "ldm/checkpoints/last.ckpt";
+    // A style image: one phantom T1 slice as NIfTI.
+    auto d = testutil::make_phantom_dataset({});
+    style = dir / "style_t1.nii.gz";
+    write_slice_nifti(style, d.images[2]);
+  }
+};
+Trained& trained() {
+  static Trained t;
+  return t;
+}
+
+PairSampleJob pair_job(const Trained& t, const std::string& out, int64_t num) {
+  PairSampleJob j;
+  j.run.out_dir = out;
+  j.run.device = "cpu";
+  j.run.seed = 3;
+  j.ldm_checkpoint = t.ldm;
+  j.spade_checkpoint = t.spade;
+  j.styles = {t.style};
+  j.num = num;
+  j.sampler.steps = 4;
+  j.sampler.batch_size = 2;
+  return j;
+}
+
+std::map<std::string, std::string> folder_bytes(const std::string& dir, const std::string& sub) {
+  std::map<std::string, std::string> out;
+  for (const auto& e : fs::recursive_directory_iterator(dir + "/" + sub))
+    if (e.is_regular_file()) out[fs::relative(e.path(), dir).string()] = read_text(e.path().string());
+  return out;
+}
+
+}  // namespace
+
+TEST(TrainClassifier, SeparatesPhantomModalities) {
+  testutil::TempDir dir;
+  auto ds = testutil::write_phantom_dataset(dir.path(), {});
+  auto c = tiny_classifier(ds, dir / "clf", 60);
+  c.train.val_fraction = 0.3;
+  auto val = train_classifier(c, false);
+  EXPECT_GE(val.modality_accuracy, 0.9);
+  auto b = load_classifier(dir / "clf/checkpoints/last.ckpt", torch::kCPU);
+  EXPECT_EQ(b.modality_names, (std::vector<std::string>{"T1", "PD"}));
+}
+
+TEST(TrainSPADE, ResumeGivesTheSameWeights) {
+  auto& t = trained();
+  testutil::TempDir dir;
+  train_spade(tiny_spade(t.dataset, t.classifier, dir / "a", 6), false);
+  train_spade(tiny_spade(t.dataset, t.classifier, dir / "b", 4), false);
+  train_spade(tiny_spade(t.dataset, t.classifier, dir / "b", 6), true);
+  auto a = Checkpoint::load(dir / "a/checkpoints/last.ckpt"), b = Checkpoint::load(dir / "b/checkpoints/last.ckpt");
+  int n = 0;
+  for (const auto& k : a.keys())
+    if (k.rfind("generator.", 0) == 0 || k.rfind("encoder.", 0) == 0 || k.rfind("discriminator.", 0) == 0) {
+      EXPECT_TRUE(torch::equal(a.tensor(k), b.tensor(k))) << k;
+      ++n;
+    }
+  EXPECT_GT(n, 20);
+}
+
+TEST(TrainSPADE, ReconstructionErrorFallsOnPhantoms) {
+  auto& t = trained();
+  testutil::TempDir dir;
+  auto c = tiny_spade(t.dataset, t.classifier, dir / "s", 60);
+  c.train.log_every = 5;
+  c.train.checkpoint_every = 60;
+  c.optim.lr_g = 2e-3;
+  train_spade(c, false);
+  auto csv = read_text(dir / "s/metrics.csv");
+  std::stringstream ss(csv);
+  std::string header, line;
+  std::getline(ss, header);
+  std::vector<std::string> cols;
+  std::stringstream hs(header);
+  for (std::string x; std::getline(hs, x, ',');) cols.push_back(x);
+  auto col = std::find(cols.begin(), cols.end(), "l1_to_real") - cols.begin();
+  std::vector<double> l1;
+  while (std::getline(ss, line)) {
+    std::vector<std::string> cells;
+    std::stringstream ls(line);
+    for (std::string x; std::getline(ls, x, ',');) cells.push_back(x);
+    l1.push_back(std::stod(cells[col]));
+  }
+  ASSERT_GE(l1.size(), 6u);
+  EXPECT_LT(l1.back() + l1[l1.size() - 2], 0.8 * (l1[0] + l1[1])) << csv;
+  EXPECT_TRUE(fs::exists(dir / "s/samples.png"));
+}
+
+TEST(TrainSPADE, MissingClassifierCheckpointIsNamed) {
+  auto& t = trained();
+  testutil::TempDir dir;
+  try {
+    train_spade(tiny_spade(t.dataset, dir / "nope.ckpt", dir / "s", 2), false);
+    FAIL();
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("nope.ckpt does not exist"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(fs::exists(dir / "s/checkpoints"));
+}
+
+TEST(SampleImages, WrongLabelChannelsAndStyleSizeAreRefused) {
+  auto& t = trained();
+  auto g = load_image_generator(t.spade, torch::kCPU);
+  auto gen = at::detail::createCPUGenerator(0);
+  auto seg = torch::rand({1, 6, 32, 48});
+  auto style = torch::randn({1, 1, 32, 48});
+  EXPECT_EQ(synthesize_images(g, seg, style, false, gen, torch::kCPU).sizes(), (std::vector<int64_t>{1, 1, 32, 48}));
+  EXPECT_THROW(synthesize_images(g, torch::rand({1, 9, 32, 48}), style, false, gen, torch::kCPU), InputError);
+  EXPECT_THROW(synthesize_images(g, seg, torch::randn({1, 3, 32, 48}), false, gen, torch::kCPU), InputError);
+  // A style image of another size is cropped/padded to the generator's grid.
+  EXPECT_EQ(load_style_image(t.style, 40, 40).sizes(), (std::vector<int64_t>{1, 40, 40}));
+}
+
+TEST(SamplePairs, SameSeedSameBytesAndShardsUnionToTheSingleRun) {
+  auto& t = trained();
+  testutil::TempDir dir;
+  run_pair_sampling(pair_job(t, dir / "one", 5));
+  run_pair_sampling(pair_job(t, dir / "again", 5));
+  auto one = folder_bytes(dir / "one", "images"), again = folder_bytes(dir / "again", "images");
+  EXPECT_EQ(one.size(), 5u);
+  EXPECT_EQ(one, again);
+  run_pair_sampling(pair_job(t, dir / "sharded", 5), parse_shard("1/2"));
+  run_pair_sampling(pair_job(t, dir / "sharded", 5), parse_shard("0/2"));
+  EXPECT_EQ(folder_bytes(dir / "sharded", "images"), one);
+  EXPECT_EQ(folder_bytes(dir / "sharded", "labels"), folder_bytes(dir / "one", "labels"));
+  EXPECT_EQ(read_text(dir / "sharded/manifest.csv"), read_text(dir / "one/manifest.csv"));
+  // The hard segmentation is the argmax of the PV map.
+  auto pv = read_volume(dir / "one/labels_pv/pair_000000_pv.nii.gz").data.select(1, 0);
+  auto seg = read_volume(dir / "one/labels/pair_000000_seg.nii.gz").data[0][0];
+  EXPECT_TRUE(torch::equal(pv.argmax(0).to(torch::kFloat), seg));
+}
+
+TEST(SamplePairs, RestartAfterAKillContinuesWithoutDuplicates) {
+  auto& t = trained();
+  testutil::TempDir dir;
+  run_pair_sampling(pair_job(t, dir / "ref", 6));
+  // Simulate a run killed after the first batch: only pair 0 and 1 finished, pair 2 half-written.
+  run_pair_sampling(pair_job(t, dir / "killed", 2));
+  write_text_atomic(dir / "killed/images/pair_000002.nii.gz", "partial");
+  auto s = run_pair_sampling(pair_job(t, dir / "killed", 6));
+  EXPECT_EQ(s.skipped, 2);
+  EXPECT_EQ(s.written, 4);
+  EXPECT_EQ(folder_bytes(dir / "killed", "images"), folder_bytes(dir / "ref", "images"));
+  EXPECT_EQ(read_text(dir / "killed/manifest.csv"), read_text(dir / "ref/manifest.csv"));
+}
+
+TEST(SamplePairs, NnUNetLayoutAndManifest) {
+  auto& t = trained();
+  testutil::TempDir dir;
+  auto j = pair_job(t, dir / "nn", 3);
+  j.format = "nnunet";
+  j.nnunet_name = "Dataset501_Test";
+  j.classifier_checkpoint = t.classifier;
+  j.target_modality = "T1";
+  j.max_style_redraws = 2;
+  run_pair_sampling(j);
+  EXPECT_TRUE(fs::exists(dir / "nn/Dataset501_Test/imagesTr/pair_000000_0000.nii.gz"));
+  EXPECT_TRUE(fs::exists(dir / "nn/Dataset501_Test/labelsTr/pair_000002.nii.gz"));
+  auto js = read_text(dir / "nn/Dataset501_Test/dataset.json");
+  EXPECT_NE(js.find("\"numTraining\": 3"), std::string::npos) << js;
+  EXPECT_NE(js.find("\"wm\": 3"), std::string::npos) << js;
+  EXPECT_NE(js.find("\"channel_names\": {\"0\": \"T1\"}"), std::string::npos) << js;
+  auto manifest = read_text(dir / "nn/manifest.csv");
+  EXPECT_EQ(std::count(manifest.begin(), manifest.end(), '\n'), 4) << manifest;
+  EXPECT_EQ(manifest.rfind("id,seed,conditions[slice_position],style,style_redraws,image,label_pv,label_seg", 0), 0u);
+}
+
+TEST(SamplePairs, BadInputsLeaveNothingBehind) {
+  auto& t = trained();
+  testutil::TempDir dir;
+  run_pair_sampling(pair_job(t, dir / "run", 2));
+  auto other = pair_job(t, dir / "run", 2);
+  other.run.seed = 99;  // a different run into the same folder
+  try {
+    run_pair_sampling(other);
+    FAIL();
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("holds pairs of a different run"), std::string::npos) << e.what();
+  }
+  auto swapped = pair_job(t, dir / "swapped", 2);
+  swapped.spade_checkpoint = t.vae;
+  EXPECT_THROW(run_pair_sampling(swapped), InputError);
+  EXPECT_FALSE(fs::exists(dir / "swapped/records"));
+  auto no_style = pair_job(t, dir / "nostyle", 2);
+  no_style.styles = {dir / "missing.png"};
+  EXPECT_THROW(run_pair_sampling(no_style), InputError);
+  EXPECT_THROW(parse_shard("2/2"), InputError);
+  EXPECT_THROW(parse_shard("x"), InputError);
+  auto cli = testutil::run_cli("sample --ldm " + t.ldm + " --spade " + t.spade + " --style " + t.style + " --num -3 --out " +
+                               (dir / "neg"));
+  EXPECT_EQ(cli.exit_code, 2) << cli.output;
+}
