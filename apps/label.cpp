@@ -57,6 +57,8 @@ void run_agreement(const AgreementFlags& f) {
   std::printf("box-centred, flips (x,y,z) = (%d,%d,%d), shift = (%.1f, %.1f, %.1f) mm, T1 corr %.3f\n", r.flips[0],
               r.flips[1], r.flips[2], r.shift_mm[0], r.shift_mm[1], r.shift_mm[2], r.correlation);
   std::printf("aligned: Dice CSF %.3f  GM %.3f  WM %.3f\n", r.dice[0], r.dice[1], r.dice[2]);
+  std::printf("aligned, inside our brain mask: Dice CSF %.3f  GM %.3f  WM %.3f\n", r.dice_in_brain[0],
+              r.dice_in_brain[1], r.dice_in_brain[2]);
   spdlog::info("agreement measured in {}", format_duration(timer.elapsed_s()));
 }
 

@@ -100,3 +100,36 @@ TEST(Labelling, CommandWritesSixChannelsAndRefusesBadInput) {
   EXPECT_NE(bad.output.find("missing.nii.gz: file not found"), std::string::npos) << bad.output;
   EXPECT_FALSE(std::filesystem::exists(dir / "pv2.nii.gz"));
 }
+
+TEST(Labelling, AgreementFindsAFlippedMisplacedReference) {
+  // An asymmetric phantom: the WM core sits 5 voxels towards +X, so an X flip is visible.
+  const int64_t n = 40;
+  auto idx = torch::arange(n, torch::kFloat32) - (n - 1) / 2.0;
+  auto zz = idx.view({n, 1, 1}), yy = idx.view({1, n, 1}), xx = idx.view({1, 1, n});
+  auto r = (zz.pow(2) + yy.pow(2) + xx.pow(2)).sqrt();
+  auto r_core = (zz.pow(2) + yy.pow(2) + (xx - 5).pow(2)).sqrt();
+  auto truth = torch::zeros({n, n, n}, torch::kInt64);
+  truth.masked_fill_(r < 17, 1);
+  truth.masked_fill_(r < 14, 2);
+  truth.masked_fill_(r_core < 8, 3);
+  auto means = torch::tensor({0.0f, 35.0f, 75.0f, 110.0f});
+  Volume t1;
+  t1.data = means.index_select(0, truth.flatten()).view({1, n, n, n});
+  auto pv = label_t1(t1, nullptr, {}).pv;
+  // Reference: 2 mm one-hot maps, stored mirrored along X, with a nonsense origin.
+  namespace F = torch::nn::functional;
+  auto onehot = torch::one_hot(truth, 4).permute({3, 0, 1, 2}).to(torch::kFloat32);  // [4, Z, Y, X]
+  auto coarse = F::avg_pool3d(onehot.unsqueeze(0), F::AvgPool3dFuncOptions(2)).squeeze(0).flip({3});  // [4, 20, 20, 20]
+  Volume ref;
+  ref.spacing = {2, 2, 2};
+  ref.origin = {30, -25, 12};
+  auto part = [&](int64_t c) { return ref.with_data(coarse.slice(0, c, c + 1).contiguous()); };
+  ref.data = coarse.slice(0, 1, 2);
+  auto res = measure_agreement(pv, t1, part(1), part(2), part(3), 4.0);
+  std::printf("    flips (%d,%d,%d) shift (%.0f,%.0f,%.0f) Dice in brain %.3f %.3f %.3f, header %.3f\n", res.flips[0],
+              res.flips[1], res.flips[2], res.shift_mm[0], res.shift_mm[1], res.shift_mm[2], res.dice_in_brain[0],
+              res.dice_in_brain[1], res.dice_in_brain[2], res.dice_header[2]);
+  EXPECT_EQ(res.flips, (std::array<int, 3>{1, 0, 0}));
+  for (int k = 0; k < 3; ++k) EXPECT_GT(res.dice[k], 0.8) << "tissue " << k;
+  EXPECT_LT(res.dice_header[2], 0.1) << "the header's placement should not line up";
+}

@@ -210,6 +210,16 @@ std::array<double, 3> tissue_dice(const Volume& pv, const Volume& ref3) {
   auto la = argmax_labels(ours), lb = argmax_labels(theirs);
   return {dice(la, lb, 1), dice(la, lb, 2), dice(la, lb, 3)};
 }
+
+// Inside our brain mask only, each side's argmax over [csf, gm, wm] (the reference's extra-cerebral CSF and
+// brain-mask differences drop out).
+std::array<double, 3> tissue_dice_in_brain(const Volume& pv, const Volume& ref3) {
+  auto brain = pv.data[0] < 0.5;
+  auto ours = torch::stack({pv.data[1], pv.data[2] + pv.data[4], pv.data[3] + pv.data[5]});
+  auto la = (argmax_labels(ours) + 1).masked_fill(~brain, 0);
+  auto lb = (argmax_labels(ref3.data) + 1).masked_fill(~brain, 0);
+  return {dice(la, lb, 1), dice(la, lb, 2), dice(la, lb, 3)};
+}
 }  // namespace
 
 AgreementResult measure_agreement(const Volume& pv, const Volume& t1, const Volume& ref_csf, const Volume& ref_gm,
@@ -255,7 +265,9 @@ AgreementResult measure_agreement(const Volume& pv, const Volume& t1, const Volu
   res.flips = best_flips;
   res.shift_mm = best_shift;
   res.correlation = best;
-  res.dice = tissue_dice(pv, resample_like(place_reference(ref3, t1, best_flips, best_shift), pv));
+  Volume aligned = resample_like(place_reference(ref3, t1, best_flips, best_shift), pv);
+  res.dice = tissue_dice(pv, aligned);
+  res.dice_in_brain = tissue_dice_in_brain(pv, aligned);
   return res;
 }
 

@@ -55,7 +55,8 @@ double dice(const torch::Tensor& a, const torch::Tensor& b, int64_t k);
 /// Agreement of our labels with an independent tissue probability map set (CSF, GM, WM volumes).
 struct AgreementResult {
   std::array<double, 3> dice{};              ///< csf, gm, wm Dice of argmax over [background, csf, gm, wm]
-  std::array<double, 3> dice_header{};       ///< the same, trusting the reference's header geometry as is
+  std::array<double, 3> dice_in_brain{};     ///< csf, gm, wm Dice of argmax over [csf, gm, wm] inside our brain mask
+  std::array<double, 3> dice_header{};       ///< the same as `dice`, trusting the reference's header geometry as is
   std::array<int, 3> flips{};                ///< 1 where the reference's axis had to be flipped versus its header
   std::array<double, 3> shift_mm{};          ///< shift added after centring the reference's box on the target's
   double correlation = 0;                    ///< T1 vs (wm - csf) correlation at the chosen alignment
