@@ -491,7 +491,11 @@ torch::Tensor window_to_uint8(const torch::Tensor& image, double lo, double hi, 
       else hi = lo + 1.0;
     }
   }
-  return ((x - lo) / (hi - lo) * 255.0).round().clamp(0, 255).to(torch::kUInt8);
+  torch::Tensor out = ((x - lo) / (hi - lo) * 255.0).round().clamp(0, 255).to(torch::kUInt8);
+  // Exact zeros are the background of brain images (also of z-scored ones, whose brain is centred on 0):
+  // keep them black so the brain stands out.
+  if (auto zero = x == 0; zero.any().item<bool>() && !zero.all().item<bool>()) out.masked_fill_(zero, 0);
+  return out;
 }
 
 std::array<uint8_t, 3> label_colour(int64_t c) {

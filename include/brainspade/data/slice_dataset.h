@@ -47,6 +47,7 @@ struct SliceDataset {
  private:
   mutable std::vector<std::vector<int64_t>> volume_rows_;  // rows per (subject, modality) volume
   mutable std::vector<int64_t> volume_of_row_;
+  mutable std::vector<int64_t> position_in_volume_;  // index of each row inside volume_rows_[volume_of_row_[row]]
   void build_volume_index() const;
 };
 

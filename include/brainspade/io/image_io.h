@@ -67,7 +67,8 @@ torch::Tensor read_png(const std::string& path);
 void write_png(const std::string& path, const torch::Tensor& image_u8);
 
 /// Maps a float image [H, W] to uint8 by a window [lo, hi]; lo == hi picks the window from the
-/// `low_quantile` / `high_quantile` of the non-zero pixels (all pixels when all are zero).
+/// `low_quantile` / `high_quantile` of the non-zero pixels (all pixels when all are zero). Exact zeros (the
+/// background of brain images) stay black when the image also has non-zero pixels.
 torch::Tensor window_to_uint8(const torch::Tensor& image, double lo = 0.0, double hi = 0.0, double low_quantile = 0.01,
                               double high_quantile = 0.99);
 
