@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
+#include <functional>
 
 #include <gtest/gtest.h>
 
@@ -457,4 +458,32 @@ TEST(Losses, PerceptualLossMatchesTorchvisionReference) {
     EXPECT_GT(g["loss"].item<double>(), 0.0);
     EXPECT_TRUE(testutil::tensors_close(loss(g["x"], g["y"]), g["loss"], 1e-6, 1e-4)) << arch;
   }
+}
+
+// Timing of the paper-scale networks on one 192x256 slice (one warm-up, best of 3). Disabled by default;
+// run with --gtest_also_run_disabled_tests --gtest_filter='Benchmark.*'.
+TEST(Benchmark, DISABLED_PaperScaleForwardTimes) {
+  torch::manual_seed(0);
+  torch::NoGradGuard no_grad;
+  auto best_of = [](const std::function<void()>& f) {
+    f();
+    double best = 1e30;
+    for (int i = 0; i < 3; ++i) {
+      auto t0 = std::chrono::steady_clock::now();
+      f();
+      best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    }
+    return best;
+  };
+  AutoencoderKL vae;
+  vae->eval();
+  auto x = pv_like(1, 6, 192, 256, 1);
+  auto z = vae->encode(x).mean;
+  double enc = best_of([&] { vae->encode(x); }), dec = best_of([&] { vae->decode(z); });
+  DiffusionUNet unet;
+  unet->eval();
+  auto cond = torch::tensor({{1.f, 0.f, 0.35f}});
+  double fwd = best_of([&] { unet(z, torch::tensor({500}), cond); });
+  std::printf("    %d threads: VAE encode %.3f s, decode %.3f s; UNet (256x[1,2,3,4], hybrid 3) forward %.3f s\n",
+              at::get_num_threads(), enc, dec, fwd);
 }
