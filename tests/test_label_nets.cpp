@@ -1,5 +1,6 @@
 // Label generator networks: golden parity of the blocks, seeded shape/NaN/backward tests over case lists,
 // and short overfitting runs of a tiny VAE and a tiny diffusion U-Net.
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
@@ -28,6 +29,28 @@ void load_weights(torch::nn::Module& m, std::map<std::string, torch::Tensor>& g)
     ASSERT_NE(it, g.end()) << "golden file lacks w." << p.key();
     ASSERT_EQ(it->second.sizes(), p.value().sizes()) << p.key();
     p.value().copy_(it->second);
+  }
+}
+
+// The deterministic fill of scripts/make_golden.py (Params.fill): parameters in sorted-name order from one
+// seeded CPU generator; ".weight"/".bias" vectors 1 + 0.1·z / 0.1·z, matrices and kernels z/√fan_in.
+void fill_deterministic(torch::nn::Module& m, uint64_t seed) {
+  torch::NoGradGuard no_grad;
+  auto named = m.named_parameters(true);
+  std::vector<std::string> names;
+  for (auto& p : named) names.push_back(p.key());
+  std::sort(names.begin(), names.end());
+  auto g = nn::make_generator(seed);
+  for (const auto& name : names) {
+    auto& p = named[name];
+    auto z = torch::randn(p.sizes(), c10::optional<torch::Generator>(g));
+    if (p.dim() == 1) {
+      const bool weight = name.size() >= 7 && name.compare(name.size() - 7, 7, ".weight") == 0;
+      z = weight ? 1.0 + 0.1 * z : 0.1 * z;
+    } else {
+      z = z / std::sqrt(static_cast<double>(p.numel() / p.size(0)));
+    }
+    p.copy_(z);
   }
 }
 
@@ -83,6 +106,40 @@ TEST(Golden, CrossAttentionTransformerMatchesPython) {
   load_weights(*st, g);
   st->eval();
   EXPECT_TRUE(testutil::tensors_close(st(g["x"], g["context"]), g["out"], 1e-5, 1e-4));
+}
+
+TEST(Golden, TinyAutoencoderKLMatchesPython) {
+  auto g = testutil::load_golden("tiny_vae");
+  ASSERT_FALSE(g.empty());
+  AutoencoderKLOptions o;
+  o.channels = {16, 32};
+  o.num_res_blocks = 1;
+  o.norm_groups = 8;
+  AutoencoderKL vae(o);
+  EXPECT_EQ(static_cast<int64_t>(vae->parameters().size()), g["n_params"].item<int64_t>());
+  fill_deterministic(*vae, 32);
+  torch::NoGradGuard no_grad;
+  auto post = vae->encode(g["x"]);
+  EXPECT_TRUE(testutil::tensors_close(post.mean, g["mean"], 1e-5, 1e-4));
+  EXPECT_TRUE(testutil::tensors_close(post.logvar, g["logvar"], 1e-5, 1e-4));
+  EXPECT_TRUE(testutil::tensors_close(vae->decode(post.mean), g["rec"], 1e-5, 1e-4));
+}
+
+TEST(Golden, TinyHybridUNetMatchesPython) {
+  auto g = testutil::load_golden("tiny_unet");
+  ASSERT_FALSE(g.empty());
+  DiffusionUNetOptions o;
+  o.model_channels = 16;
+  o.channel_mult = {1, 2};
+  o.num_res_blocks = 1;
+  o.attention_levels = {1};
+  o.num_heads = 2;
+  o.norm_groups = 8;
+  DiffusionUNet unet(o);  // hybrid, cond 3, resblock_updown
+  EXPECT_EQ(static_cast<int64_t>(unet->parameters().size()), g["n_params"].item<int64_t>());
+  fill_deterministic(*unet, 31);
+  torch::NoGradGuard no_grad;
+  EXPECT_TRUE(testutil::tensors_close(unet(g["x"], g["t"], g["cond"]), g["out"], 1e-5, 1e-4));
 }
 
 // ------------------------------------------------------------------------------------------------ blocks
