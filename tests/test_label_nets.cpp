@@ -8,6 +8,7 @@
 
 #include <gtest/gtest.h>
 
+#include "brainspade/core/checkpoint.h"
 #include "brainspade/core/config.h"
 #include "brainspade/losses/losses.h"
 #include "brainspade/losses/perceptual.h"
@@ -169,6 +170,10 @@ TEST(Blocks, ShapesOverCases) {
   auto xa = torch::randn({2, 64, 4, 6});
   EXPECT_TRUE(torch::equal(heads(xa), xa)) << "zero-initialised proj_out makes the block an identity";
   EXPECT_THROW(nn::ResBlock(nn::ResBlockOptions(48, 48)), c10::Error);  // 48 % 32 != 0
+  // Self-attention-only transformer (context_dim 0) has no attn2.
+  nn::SpatialTransformer self_only(nn::SpatialTransformerOptions(64, 2));
+  EXPECT_FALSE(self_only->named_parameters().contains("transformer_blocks.0.attn2.to_q.weight"));
+  EXPECT_EQ(self_only(xa).sizes(), xa.sizes());
 }
 
 // ------------------------------------------------------------------------------------------------ VAE
@@ -242,6 +247,22 @@ TEST(AutoencoderKL, ConstructorAndInputChecksSayWhatIsWrong) {
   AutoencoderKL vae(small);
   EXPECT_THROW(vae->encode(torch::zeros({1, 6, 15, 16})), c10::Error);  // H not divisible by 2
   EXPECT_THROW(vae->encode(torch::zeros({1, 5, 16, 16})), c10::Error);  // wrong channel count
+}
+
+TEST(AutoencoderKL, RoundTripsThroughACheckpoint) {
+  testutil::TempDir dir;
+  AutoencoderKLOptions o;
+  o.channels = {32, 32};
+  o.num_res_blocks = 1;
+  torch::manual_seed(8);
+  AutoencoderKL a(o), b(o);
+  Checkpoint ckpt;
+  ckpt.add_module("vae", *a);
+  ckpt.save(dir / "vae.ckpt");
+  Checkpoint::load(dir / "vae.ckpt").load_module("vae", *b, "test checkpoint");
+  torch::NoGradGuard no_grad;
+  auto x = pv_like(1, 6, 16, 16, 4);
+  EXPECT_TRUE(torch::equal(a->encode(x).mean, b->encode(x).mean));
 }
 
 TEST(AutoencoderKL, OptionsLoadFromYaml) {
