@@ -184,6 +184,189 @@ def golden_ddim_step():
     return out
 
 
+# ---------------------------------------------------------------------------------------------------------
+# Whole tiny networks. Weights are not stored: both sides fill every parameter, in sorted-name order, from
+# torch.Generator().manual_seed(seed) (the C++ CPU generator draws the same numbers): ".weight"/".bias"
+# vectors get 1 + 0.1·z / 0.1·z, matrices and kernels z/√fan_in. Parameters are requested by name through
+# P(name, shape); a first pass with zeros collects names and shapes.
+class Params:
+    def __init__(self):
+        self.shapes, self.values = {}, None
+
+    def __call__(self, name, shape):
+        shape = tuple(shape)
+        if self.values is None:
+            self.shapes[name] = shape
+            return torch.zeros(shape)
+        assert self.values[name].shape == shape, name
+        return self.values[name]
+
+    def fill(self, seed):
+        g = torch.Generator().manual_seed(seed)
+        self.values = {}
+        for name in sorted(self.shapes):
+            shape = self.shapes[name]
+            z = torch.randn(shape, generator=g)
+            if len(shape) == 1:
+                z = 1.0 + 0.1 * z if name.endswith(".weight") else 0.1 * z
+            else:
+                z = z / math.sqrt(math.prod(shape[1:]))
+            self.values[name] = z
+
+
+def p_gn(P, x, pre, groups):
+    c = x.shape[1]
+    return F.group_norm(x, groups, P(pre + ".weight", (c,)), P(pre + ".bias", (c,)), 1e-6)
+
+
+def p_conv(P, x, pre, cout, k, stride=1, padding=0):
+    w = P(pre + ".weight", (cout, x.shape[1], k, k))
+    return F.conv2d(x, w, P(pre + ".bias", (cout,)), stride=stride, padding=padding)
+
+
+def p_lin(P, x, pre, cout, bias=True):
+    w = P(pre + ".weight", (cout, x.shape[-1]))
+    return F.linear(x, w, P(pre + ".bias", (cout,)) if bias else None)
+
+
+def p_resblock(P, pre, x, emb, cout, groups, resample="none"):
+    cin = x.shape[1]
+    h = F.silu(p_gn(P, x, pre + ".norm1", groups))
+    if resample == "down":
+        h, x = F.avg_pool2d(h, 2), F.avg_pool2d(x, 2)
+    elif resample == "up":
+        h, x = F.interpolate(h, scale_factor=2.0, mode="nearest"), F.interpolate(x, scale_factor=2.0, mode="nearest")
+    h = p_conv(P, h, pre + ".conv1", cout, 3, padding=1)
+    if emb is not None:
+        h = h + p_lin(P, F.silu(emb), pre + ".temb_proj", cout)[:, :, None, None]
+    h = p_conv(P, F.silu(p_gn(P, h, pre + ".norm2", groups)), pre + ".conv2", cout, 3, padding=1)
+    if cin != cout:
+        x = p_conv(P, x, pre + ".nin_shortcut", cout, 1)
+    return x + h
+
+
+def p_vae_attn(P, pre, x, groups):
+    b, c, hh, ww = x.shape
+    h = p_gn(P, x, pre + ".norm", groups)
+    q, k, v = (p_conv(P, h, f"{pre}.{n}", c, 1).reshape(b, c, hh * ww) for n in ("q", "k", "v"))
+    w = torch.softmax(torch.einsum("bci,bcj->bij", q, k) * c ** -0.5, dim=-1)
+    o = torch.einsum("bij,bcj->bci", w, v).reshape(b, c, hh, ww)
+    return x + p_conv(P, o, pre + ".proj_out", c, 1)
+
+
+def p_mha(P, pre, x, ctx, heads):
+    inner = x.shape[-1]
+    q, k, v = p_lin(P, x, pre + ".to_q", inner, False), p_lin(P, ctx, pre + ".to_k", inner, False), p_lin(P, ctx, pre + ".to_v", inner, False)
+    b, n, _ = q.shape
+    dh = inner // heads
+    split = lambda t: t.reshape(b, t.shape[1], heads, dh).transpose(1, 2)
+    w = torch.einsum("bhid,bhjd->bhij", split(q), split(k)) * dh ** -0.5
+    o = torch.einsum("bhij,bhjd->bhid", w.softmax(-1), split(v)).transpose(1, 2).reshape(b, n, inner)
+    return p_lin(P, o, pre + ".to_out.0", inner)
+
+
+def p_transformer(P, pre, x, ctx, heads, groups):
+    b, c, hh, ww = x.shape
+    h = p_conv(P, p_gn(P, x, pre + ".norm", groups), pre + ".proj_in", c, 1)
+    h = h.permute(0, 2, 3, 1).reshape(b, hh * ww, c)
+    t = pre + ".transformer_blocks.0"
+    ln = lambda u, n: F.layer_norm(u, (c,), P(f"{t}.{n}.weight", (c,)), P(f"{t}.{n}.bias", (c,)), 1e-5)
+    u = ln(h, "norm1")
+    h = p_mha(P, t + ".attn1", u, u, heads) + h
+    h = p_mha(P, t + ".attn2", ln(h, "norm2"), ctx, heads) + h
+    a, gate = p_lin(P, ln(h, "norm3"), t + ".ff.net.0.proj", 8 * c).chunk(2, dim=-1)
+    h = p_lin(P, a * F.gelu(gate), t + ".ff.net.2", c) + h
+    return x + p_conv(P, h.reshape(b, hh, ww, c).permute(0, 3, 1, 2), pre + ".proj_out", c, 1)
+
+
+def ref_tiny_unet(P, x, t, cond, mc=16, mult=(1, 2), nrb=1, attn=(1,), heads=2, groups=8):
+    """CompVis openaimodel UNet, resblock_updown, hybrid conditioning, attention also in the middle."""
+    emb = p_lin(P, F.silu(p_lin(P, ref_timestep_embedding(t, mc), "time_embed.0", 4 * mc)), "time_embed.2", 4 * mc)
+    b, _, hh, ww = x.shape
+    ctx = cond[:, None, :]
+    h = torch.cat([x, cond[:, :, None, None].expand(b, cond.shape[1], hh, ww)], dim=1)
+    h = p_conv(P, h, "input_blocks.0.0", mc, 3, padding=1)
+    hs, idx = [h], 1
+    for level, m in enumerate(mult):
+        for _ in range(nrb):
+            h = p_resblock(P, f"input_blocks.{idx}.0", h, emb, mc * m, groups)
+            if level in attn:
+                h = p_transformer(P, f"input_blocks.{idx}.1", h, ctx, heads, groups)
+            hs.append(h)
+            idx += 1
+        if level != len(mult) - 1:
+            h = p_resblock(P, f"input_blocks.{idx}.0", h, emb, h.shape[1], groups, "down")
+            hs.append(h)
+            idx += 1
+    h = p_resblock(P, "middle_block.0", h, emb, h.shape[1], groups)
+    h = p_transformer(P, "middle_block.1", h, ctx, heads, groups)
+    h = p_resblock(P, "middle_block.2", h, emb, h.shape[1], groups)
+    idx = 0
+    for level in reversed(range(len(mult))):
+        for i in range(nrb + 1):
+            h = torch.cat([h, hs.pop()], dim=1)
+            h = p_resblock(P, f"output_blocks.{idx}.0", h, emb, mc * mult[level], groups)
+            k = 1
+            if level in attn:
+                h = p_transformer(P, f"output_blocks.{idx}.1", h, ctx, heads, groups)
+                k = 2
+            if level > 0 and i == nrb:
+                h = p_resblock(P, f"output_blocks.{idx}.{k}", h, emb, h.shape[1], groups, "up")
+            idx += 1
+    return p_conv(P, F.silu(p_gn(P, h, "out.0", groups)), "out.2", x.shape[1], 3, padding=1)
+
+
+def ref_tiny_vae(P, x, channels=(16, 32), nrb=1, z=3, groups=8):
+    """taming/brainSPADE AutoencoderKL: returns mean, logvar and decode(mean)."""
+    h = p_conv(P, x, "encoder.conv_in", channels[0], 3, padding=1)
+    for i, c in enumerate(channels):
+        for j in range(nrb):
+            h = p_resblock(P, f"encoder.down.{i}.block.{j}", h, None, c, groups)
+        if i != len(channels) - 1:
+            h = p_conv(P, F.pad(h, (0, 1, 0, 1)), f"encoder.down.{i}.downsample.conv", c, 3, stride=2)
+
+    def mid(pre, h):
+        h = p_resblock(P, pre + ".block_1", h, None, h.shape[1], groups)
+        h = p_vae_attn(P, pre + ".attn_1", h, groups)
+        return p_resblock(P, pre + ".block_2", h, None, h.shape[1], groups)
+
+    h = mid("encoder.mid", h)
+    h = p_conv(P, p_gn(P, h, "encoder.norm_out", groups), "encoder.conv_out", z, 3, padding=1)
+    mean = p_conv(P, h, "quant_conv_mu", z, 1)
+    logvar = torch.clamp(p_conv(P, h, "quant_conv_log_sigma", z, 1), -30.0, 20.0)
+    h = p_conv(P, p_conv(P, mean, "post_quant_conv", z, 1), "decoder.conv_in", channels[-1], 3, padding=1)
+    h = mid("decoder.mid", h)
+    for i in reversed(range(len(channels))):
+        for j in range(nrb):
+            h = p_resblock(P, f"decoder.up.{i}.block.{j}", h, None, channels[i], groups)
+        if i != 0:
+            h = p_conv(P, F.interpolate(h, scale_factor=2.0, mode="nearest"), f"decoder.up.{i}.upsample.conv", h.shape[1], 3, padding=1)
+    rec = p_conv(P, p_gn(P, h, "decoder.norm_out", groups), "decoder.conv_out", x.shape[1], 3, padding=1)
+    return mean, logvar, rec
+
+
+def run_twice(fn, seed, *inputs):
+    P = Params()
+    fn(P, *inputs)
+    P.fill(seed)
+    with torch.no_grad():
+        out = fn(P, *inputs)
+    return P, out
+
+
+def golden_tiny_unet():
+    x, t = rnd(2, 3, 8, 8), torch.tensor([7, 640])
+    cond = torch.tensor([[1.0, 0.0, 0.3], [0.0, 1.0, 0.45]])
+    P, out = run_twice(ref_tiny_unet, 31, x, t, cond)
+    return {"x": x, "t": t, "cond": cond, "out": out, "n_params": torch.tensor(len(P.shapes))}
+
+
+def golden_tiny_vae():
+    x = torch.softmax(rnd(1, 6, 16, 16) * 3, 1)
+    P, (mean, logvar, rec) = run_twice(ref_tiny_vae, 32, x)
+    return {"x": x, "mean": mean, "logvar": logvar, "rec": rec, "n_params": torch.tensor(len(P.shapes))}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "tests", "data", "golden"))
@@ -191,7 +374,8 @@ def main():
     os.makedirs(args.out, exist_ok=True)
     for name, fn in (("resblock", golden_resblock), ("attnblock", golden_attnblock),
                      ("timestep_embedding", golden_timestep_embedding), ("transformer", golden_transformer),
-                     ("ddpm_step", golden_ddpm_step), ("ddim_step", golden_ddim_step)):
+                     ("ddpm_step", golden_ddpm_step), ("ddim_step", golden_ddim_step),
+                     ("tiny_unet", golden_tiny_unet), ("tiny_vae", golden_tiny_vae)):
         d = {k: v.contiguous() for k, v in fn().items()}
         path = os.path.join(args.out, name + ".pt")
         torch.save(d, path)

@@ -1,11 +1,14 @@
 // Label generator networks: golden parity of the blocks, seeded shape/NaN/backward tests over case lists,
 // and short overfitting runs of a tiny VAE and a tiny diffusion U-Net.
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
+#include <functional>
 
 #include <gtest/gtest.h>
 
+#include "brainspade/core/checkpoint.h"
 #include "brainspade/core/config.h"
 #include "brainspade/losses/losses.h"
 #include "brainspade/losses/perceptual.h"
@@ -27,6 +30,28 @@ void load_weights(torch::nn::Module& m, std::map<std::string, torch::Tensor>& g)
     ASSERT_NE(it, g.end()) << "golden file lacks w." << p.key();
     ASSERT_EQ(it->second.sizes(), p.value().sizes()) << p.key();
     p.value().copy_(it->second);
+  }
+}
+
+// The deterministic fill of scripts/make_golden.py (Params.fill): parameters in sorted-name order from one
+// seeded CPU generator; ".weight"/".bias" vectors 1 + 0.1·z / 0.1·z, matrices and kernels z/√fan_in.
+void fill_deterministic(torch::nn::Module& m, uint64_t seed) {
+  torch::NoGradGuard no_grad;
+  auto named = m.named_parameters(true);
+  std::vector<std::string> names;
+  for (auto& p : named) names.push_back(p.key());
+  std::sort(names.begin(), names.end());
+  auto g = nn::make_generator(seed);
+  for (const auto& name : names) {
+    auto& p = named[name];
+    auto z = torch::randn(p.sizes(), c10::optional<torch::Generator>(g));
+    if (p.dim() == 1) {
+      const bool weight = name.size() >= 7 && name.compare(name.size() - 7, 7, ".weight") == 0;
+      z = weight ? 1.0 + 0.1 * z : 0.1 * z;
+    } else {
+      z = z / std::sqrt(static_cast<double>(p.numel() / p.size(0)));
+    }
+    p.copy_(z);
   }
 }
 
@@ -84,6 +109,40 @@ TEST(Golden, CrossAttentionTransformerMatchesPython) {
   EXPECT_TRUE(testutil::tensors_close(st(g["x"], g["context"]), g["out"], 1e-5, 1e-4));
 }
 
+TEST(Golden, TinyAutoencoderKLMatchesPython) {
+  auto g = testutil::load_golden("tiny_vae");
+  ASSERT_FALSE(g.empty());
+  AutoencoderKLOptions o;
+  o.channels = {16, 32};
+  o.num_res_blocks = 1;
+  o.norm_groups = 8;
+  AutoencoderKL vae(o);
+  EXPECT_EQ(static_cast<int64_t>(vae->parameters().size()), g["n_params"].item<int64_t>());
+  fill_deterministic(*vae, 32);
+  torch::NoGradGuard no_grad;
+  auto post = vae->encode(g["x"]);
+  EXPECT_TRUE(testutil::tensors_close(post.mean, g["mean"], 1e-5, 1e-4));
+  EXPECT_TRUE(testutil::tensors_close(post.logvar, g["logvar"], 1e-5, 1e-4));
+  EXPECT_TRUE(testutil::tensors_close(vae->decode(post.mean), g["rec"], 1e-5, 1e-4));
+}
+
+TEST(Golden, TinyHybridUNetMatchesPython) {
+  auto g = testutil::load_golden("tiny_unet");
+  ASSERT_FALSE(g.empty());
+  DiffusionUNetOptions o;
+  o.model_channels = 16;
+  o.channel_mult = {1, 2};
+  o.num_res_blocks = 1;
+  o.attention_levels = {1};
+  o.num_heads = 2;
+  o.norm_groups = 8;
+  DiffusionUNet unet(o);  // hybrid, cond 3, resblock_updown
+  EXPECT_EQ(static_cast<int64_t>(unet->parameters().size()), g["n_params"].item<int64_t>());
+  fill_deterministic(*unet, 31);
+  torch::NoGradGuard no_grad;
+  EXPECT_TRUE(testutil::tensors_close(unet(g["x"], g["t"], g["cond"]), g["out"], 1e-5, 1e-4));
+}
+
 // ------------------------------------------------------------------------------------------------ blocks
 TEST(Blocks, ShapesOverCases) {
   torch::manual_seed(0);
@@ -111,6 +170,10 @@ TEST(Blocks, ShapesOverCases) {
   auto xa = torch::randn({2, 64, 4, 6});
   EXPECT_TRUE(torch::equal(heads(xa), xa)) << "zero-initialised proj_out makes the block an identity";
   EXPECT_THROW(nn::ResBlock(nn::ResBlockOptions(48, 48)), c10::Error);  // 48 % 32 != 0
+  // Self-attention-only transformer (context_dim 0) has no attn2.
+  nn::SpatialTransformer self_only(nn::SpatialTransformerOptions(64, 2));
+  EXPECT_FALSE(self_only->named_parameters().contains("transformer_blocks.0.attn2.to_q.weight"));
+  EXPECT_EQ(self_only(xa).sizes(), xa.sizes());
 }
 
 // ------------------------------------------------------------------------------------------------ VAE
@@ -184,6 +247,22 @@ TEST(AutoencoderKL, ConstructorAndInputChecksSayWhatIsWrong) {
   AutoencoderKL vae(small);
   EXPECT_THROW(vae->encode(torch::zeros({1, 6, 15, 16})), c10::Error);  // H not divisible by 2
   EXPECT_THROW(vae->encode(torch::zeros({1, 5, 16, 16})), c10::Error);  // wrong channel count
+}
+
+TEST(AutoencoderKL, RoundTripsThroughACheckpoint) {
+  testutil::TempDir dir;
+  AutoencoderKLOptions o;
+  o.channels = {32, 32};
+  o.num_res_blocks = 1;
+  torch::manual_seed(8);
+  AutoencoderKL a(o), b(o);
+  Checkpoint ckpt;
+  ckpt.add_module("vae", *a);
+  ckpt.save(dir / "vae.ckpt");
+  Checkpoint::load(dir / "vae.ckpt").load_module("vae", *b, "test checkpoint");
+  torch::NoGradGuard no_grad;
+  auto x = pv_like(1, 6, 16, 16, 4);
+  EXPECT_TRUE(torch::equal(a->encode(x).mean, b->encode(x).mean));
 }
 
 TEST(AutoencoderKL, OptionsLoadFromYaml) {
@@ -457,4 +536,32 @@ TEST(Losses, PerceptualLossMatchesTorchvisionReference) {
     EXPECT_GT(g["loss"].item<double>(), 0.0);
     EXPECT_TRUE(testutil::tensors_close(loss(g["x"], g["y"]), g["loss"], 1e-6, 1e-4)) << arch;
   }
+}
+
+// Timing of the paper-scale networks on one 192x256 slice (one warm-up, best of 3). Disabled by default;
+// run with --gtest_also_run_disabled_tests --gtest_filter='Benchmark.*'.
+TEST(Benchmark, DISABLED_PaperScaleForwardTimes) {
+  torch::manual_seed(0);
+  torch::NoGradGuard no_grad;
+  auto best_of = [](const std::function<void()>& f) {
+    f();
+    double best = 1e30;
+    for (int i = 0; i < 3; ++i) {
+      auto t0 = std::chrono::steady_clock::now();
+      f();
+      best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    }
+    return best;
+  };
+  AutoencoderKL vae;
+  vae->eval();
+  auto x = pv_like(1, 6, 192, 256, 1);
+  auto z = vae->encode(x).mean;
+  double enc = best_of([&] { vae->encode(x); }), dec = best_of([&] { vae->decode(z); });
+  DiffusionUNet unet;
+  unet->eval();
+  auto cond = torch::tensor({{1.f, 0.f, 0.35f}});
+  double fwd = best_of([&] { unet(z, torch::tensor({500}), cond); });
+  std::printf("    %d threads: VAE encode %.3f s, decode %.3f s; UNet (256x[1,2,3,4], hybrid 3) forward %.3f s\n",
+              at::get_num_threads(), enc, dec, fwd);
 }

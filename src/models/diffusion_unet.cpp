@@ -181,11 +181,11 @@ torch::Tensor DiffusionUNetImpl::forward(const torch::Tensor& x, const torch::Te
   auto emb = time_embed->forward(nn::timestep_embedding(t.to(x.device()), o.model_channels).to(x.scalar_type()));  // [B, 4mc]
   auto h = x;
   if (o.concat_channels() > 0) {
-    auto planes = cond.to(x.scalar_type()).reshape({B, o.cond_dim, 1, 1}).expand({B, o.cond_dim, H, W});
+    auto planes = cond.to(x.device(), x.scalar_type()).reshape({B, o.cond_dim, 1, 1}).expand({B, o.cond_dim, H, W});
     h = torch::cat({x, planes}, 1);  // [B, in + K, H, W]
   }
   torch::Tensor context;
-  if (o.context_dim() > 0) context = cond.to(x.scalar_type()).unsqueeze(1);  // [B, 1, K]
+  if (o.context_dim() > 0) context = cond.to(x.device(), x.scalar_type()).unsqueeze(1);  // [B, 1, K]
 
   std::vector<torch::Tensor> skips;
   for (const auto& m : *input_blocks) {

@@ -54,7 +54,7 @@ torch::Tensor DDPMScheduler::training_target(const torch::Tensor& x0, const torc
 
 torch::Tensor DDPMScheduler::sample_timesteps(int64_t batch, torch::Device device,
                                               std::optional<torch::Generator> generator) const {
-  auto opts = torch::TensorOptions().dtype(torch::kLong);
+  auto opts = torch::TensorOptions().dtype(torch::kLong).device(generator ? generator->device() : torch::Device(torch::kCPU));
   auto t = generator ? torch::randint(0, options_.num_train_timesteps, {batch}, c10::optional<torch::Generator>(*generator), opts)
                      : torch::randint(0, options_.num_train_timesteps, {batch}, opts);
   return t.to(device);
