@@ -100,6 +100,8 @@ Split split_rows(const torch::Tensor& subject, const torch::Tensor& slice_index,
 }
 
 MetricsCsv::MetricsCsv(const std::string& path, int64_t resume_step) : path_(path) {
+  auto parent = std::filesystem::path(path).parent_path();
+  if (!parent.empty()) make_dirs(parent.string());
   if (resume_step <= 0 || !file_exists(path)) {
     std::remove(path.c_str());
     return;
@@ -136,6 +138,8 @@ void MetricsCsv::write(int64_t step, const std::map<std::string, double>& values
     if (it != values.end()) out << it->second;
   }
   out << "\n";
+  out.flush();
+  if (!out) throw input_error(path_, ": cannot append metrics (folder removed or disk full?)");
 }
 
 CheckpointFiles::CheckpointFiles(std::string out_dir, int64_t keep) : dir_(std::move(out_dir) + "/checkpoints"), keep_(keep) {}
