@@ -59,6 +59,16 @@ TEST(MetricsCsv, ResumeDropsRowsPastTheCheckpoint) {
   EXPECT_EQ(read_text(path), "step,loss\n10,1\n20,2\n30,3\n40,9\n");
 }
 
+TEST(MetricsCsv, ColumnsThatAppearLaterWidenTheHeader) {
+  testutil::TempDir dir;
+  std::string path = dir / "metrics.csv";
+  MetricsCsv m(path, 0);
+  m.write(1, {{"loss", 1.0}});
+  m.write(2, {{"loss", 0.5}, {"val", 0.25}});
+  m.write(3, {{"loss", 0.125}});
+  EXPECT_EQ(read_text(path), "step,loss,val\n1,1,\n2,0.5,0.25\n3,0.125,\n");
+}
+
 TEST(CheckpointFiles, KeepsTheNewestAndLast) {
   testutil::TempDir dir;
   CheckpointFiles files(dir.path(), 2);

@@ -122,10 +122,25 @@ MetricsCsv::MetricsCsv(const std::string& path, int64_t resume_step) : path_(pat
 
 void MetricsCsv::write(int64_t step, const std::map<std::string, double>& values) {
   bool new_file = columns_.empty();
-  if (new_file) {
-    columns_.push_back("step");
-    for (const auto& kv : values) columns_.push_back(kv.first);
+  if (new_file) columns_.push_back("step");
+  std::vector<std::string> added;
+  for (const auto& kv : values)
+    if (std::find(columns_.begin(), columns_.end(), kv.first) == columns_.end()) added.push_back(kv.first);
+  if (!new_file && !added.empty() && file_exists(path_)) {
+    // A column appears later (e.g. validation metrics): widen the header and pad the earlier rows.
+    std::ifstream in(path_);
+    std::string line, text;
+    std::getline(in, line);
+    text = line;
+    for (const auto& a : added) text += "," + a;
+    text += "\n";
+    while (std::getline(in, line))
+      if (!line.empty()) text += line + std::string(added.size(), ',') + "\n";
+    write_text_atomic(path_, text);
+    columns_.insert(columns_.end(), added.begin(), added.end());
+    added.clear();
   }
+  columns_.insert(columns_.end(), added.begin(), added.end());
   std::ofstream out(path_, std::ios::app);
   if (new_file) {
     for (size_t i = 0; i < columns_.size(); ++i) out << (i ? "," : "") << columns_[i];
