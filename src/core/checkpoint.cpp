@@ -23,6 +23,25 @@ void Checkpoint::set(const std::string& key, const torch::Tensor& t) {
 void Checkpoint::set_int(const std::string& key, int64_t v) { values_[key] = v; }
 void Checkpoint::set_double(const std::string& key, double v) { values_[key] = v; }
 void Checkpoint::set_string(const std::string& key, const std::string& v) { values_[key] = v; }
+void Checkpoint::set_strings(const std::string& key, const std::vector<std::string>& v) {
+  std::string joined;
+  for (const auto& x : v) {
+    if (x.find(',') != std::string::npos) throw input_error("name '", x, "' for '", key, "' must not contain a comma");
+    joined += (joined.empty() ? "" : ",") + x;
+  }
+  values_[key] = joined;
+}
+std::vector<std::string> Checkpoint::get_strings(const std::string& key) const {
+  std::string s = get_string(key);
+  std::vector<std::string> out;
+  if (s.empty()) return out;
+  for (size_t a = 0, b; a <= s.size(); a = b + 1) {
+    b = s.find(',', a);
+    if (b == std::string::npos) b = s.size();
+    out.push_back(s.substr(a, b - a));
+  }
+  return out;
+}
 bool Checkpoint::has(const std::string& key) const { return values_.count(key) > 0; }
 
 std::vector<std::string> Checkpoint::keys() const {

@@ -56,35 +56,6 @@ torch::Tensor conditions_of(const SliceDataset& data, const ConditioningOptions&
 }
 
 namespace {
-template <class T>
-std::string section_yaml(const char* key, const T& value) {
-  struct Wrap {
-    const char* key;
-    T v;
-    void visit(ConfigVisitor& vis) { vis.section(key, v); }
-  } w{key, value};
-  return dump_config(w);
-}
-template <class T>
-T section_from_yaml(const char* key, const std::string& yaml, const std::string& what) {
-  struct Wrap {
-    const char* key = nullptr;
-    T v;
-    void visit(ConfigVisitor& vis) { vis.section(key, v); }
-  };
-  // load_config_text default-constructs the root, so the key must be known statically: use a lambda-free path.
-  Wrap w;
-  w.key = key;
-  YAML::Node tree;
-  try {
-    tree = YAML::Load(yaml);
-  } catch (const YAML::Exception& e) {
-    throw input_error(what, ": stored config is not valid YAML: ", e.what());
-  }
-  load_config_tree(tree, ConfigSource{what, {}}, [](void* r, ConfigVisitor& vis) { static_cast<Wrap*>(r)->visit(vis); }, &w);
-  return w.v;
-}
-
 /// Encodes every row with the frozen VAE: posterior mean and log-variance [N, Z, h, w].
 std::pair<torch::Tensor, torch::Tensor> encode_all(AutoencoderKL& vae, const torch::Tensor& labels, torch::Device device) {
   torch::NoGradGuard g;
@@ -150,7 +121,7 @@ double train_ldm(const LDMTrainConfig& cfg, bool resume) {
   if (cfg.optim.ema_decay > 0) ema = std::make_unique<EMA>(*unet, cfg.optim.ema_decay);
 
   CheckpointFiles files(cfg.run.out_dir, cfg.train.keep_checkpoints);
-  const std::string full_yaml = dump_config(cfg), unet_yaml = section_yaml("unet", cfg.unet);
+  const std::string full_yaml = dump_config(cfg), unet_yaml = dump_section("unet", cfg.unet);
   int64_t start = 0;
   if (resume && file_exists(files.last())) {
     auto ck = Checkpoint::load(files.last());
@@ -169,8 +140,8 @@ double train_ldm(const LDMTrainConfig& cfg, bool resume) {
     ck.set_int("step", step);
     ck.set_string("config", full_yaml);
     ck.set_string("model_config", unet_yaml);
-    ck.set_string("scheduler_config", section_yaml("scheduler", cfg.scheduler));
-    ck.set_string("conditioning_config", section_yaml("conditioning", cfg.conditioning));
+    ck.set_string("scheduler_config", dump_section("scheduler", cfg.scheduler));
+    ck.set_string("conditioning_config", dump_section("conditioning", cfg.conditioning));
     ck.set_string("vae_checkpoint", cfg.vae_checkpoint);
     ck.set_string("vae_model_config", Checkpoint::load(cfg.vae_checkpoint).get_string("model_config"));
     ck.set_double("latent_scale", scale);
@@ -266,7 +237,7 @@ LabelGenerator load_label_generator(const std::string& ldm_path, const std::stri
   BRAINSPADE_CHECK_INPUT(vck.get_string("model_config") == ck.get_string("vae_model_config"), "VAE ", vpath,
                          " is not the VAE that LDM ", ldm_path, " was trained on (their vae configs differ)");
   g.vae = load_vae(vpath, device, &g.channel_names);
-  auto unet_opts = section_from_yaml<DiffusionUNetOptions>("unet", ck.get_string("model_config"), ldm_path);
+  auto unet_opts = load_section<DiffusionUNetOptions>("unet", ck.get_string("model_config"), ldm_path);
   g.unet = DiffusionUNet(unet_opts);
   ck.load_module("unet", *g.unet, "LDM checkpoint " + ldm_path);
   if (ck.has("ema." + g.unet->named_parameters().keys().front())) {  // sample with the averaged weights
@@ -275,8 +246,8 @@ LabelGenerator load_label_generator(const std::string& ldm_path, const std::stri
   }
   g.unet->to(device);
   g.unet->eval();
-  g.scheduler = section_from_yaml<DDPMSchedulerOptions>("scheduler", ck.get_string("scheduler_config"), ldm_path);
-  g.conditioning = section_from_yaml<ConditioningOptions>("conditioning", ck.get_string("conditioning_config"), ldm_path);
+  g.scheduler = load_section<DDPMSchedulerOptions>("scheduler", ck.get_string("scheduler_config"), ldm_path);
+  g.conditioning = load_section<ConditioningOptions>("conditioning", ck.get_string("conditioning_config"), ldm_path);
   g.latent_scale = ck.get_double("latent_scale");
   auto shape = ck.tensor("latent_shape");
   g.latent_shape = {shape[0].item<int64_t>(), shape[1].item<int64_t>(), shape[2].item<int64_t>()};

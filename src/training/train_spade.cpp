@@ -69,46 +69,10 @@ void SPADETrainConfig::visit(ConfigVisitor& v) {
 
 namespace {
 
-template <class T>
-std::string section_yaml(const char* key, const T& value) {
-  struct Wrap {
-    const char* key;
-    T v;
-    void visit(ConfigVisitor& vis) { vis.section(key, v); }
-  } w{key, value};
-  return dump_config(w);
-}
-template <class T>
-T section_from_yaml(const char* key, const std::string& yaml, const std::string& what) {
-  struct Wrap {
-    const char* key = nullptr;
-    T v;
-    void visit(ConfigVisitor& vis) { vis.section(key, v); }
-  } w;
-  w.key = key;
-  YAML::Node tree;
-  try {
-    tree = YAML::Load(yaml);
-  } catch (const YAML::Exception& e) {
-    throw input_error(what, ": stored config is not valid YAML: ", e.what());
-  }
-  load_config_tree(tree, ConfigSource{what, {}}, [](void* r, ConfigVisitor& vis) { static_cast<Wrap*>(r)->visit(vis); }, &w);
-  return w.v;
-}
 std::string join(const std::vector<std::string>& v) {
   std::string s;
   for (const auto& x : v) s += (s.empty() ? "" : ",") + x;
   return s;
-}
-std::vector<std::string> split_names(const std::string& s) {
-  std::vector<std::string> out;
-  if (s.empty()) return out;
-  for (size_t a = 0, b; a <= s.size(); a = b + 1) {
-    b = s.find(',', a);
-    if (b == std::string::npos) b = s.size();
-    out.push_back(s.substr(a, b - a));
-  }
-  return out;
 }
 void set_lr(torch::optim::Adam& opt, double lr) {
   for (auto& g : opt.param_groups()) static_cast<torch::optim::AdamOptions&>(g.options()).lr(lr);
@@ -152,7 +116,7 @@ ClassifierValidation train_classifier(const ClassifierTrainConfig& cfg, bool res
   net->to(device);
   torch::optim::Adam opt(net->parameters(), torch::optim::AdamOptions(cfg.optim.lr));
   CheckpointFiles files(cfg.run.out_dir, cfg.train.keep_checkpoints);
-  const std::string model_yaml = section_yaml("classifier", cfg.classifier), full_yaml = dump_config(cfg);
+  const std::string model_yaml = dump_section("classifier", cfg.classifier), full_yaml = dump_config(cfg);
   int64_t start = 0;
   if (resume && file_exists(files.last())) {
     auto ck = Checkpoint::load(files.last());
@@ -169,8 +133,8 @@ ClassifierValidation train_classifier(const ClassifierTrainConfig& cfg, bool res
     ck.set_int("step", step);
     ck.set_string("config", full_yaml);
     ck.set_string("model_config", model_yaml);
-    ck.set_string("modality_names", join(data.modality_names));
-    ck.set_string("dataset_names", join(data.dataset_names));
+    ck.set_strings("modality_names", data.modality_names);
+    ck.set_strings("dataset_names", data.dataset_names);
     ck.add_module("classifier", *net);
     ck.add_optimizer("optim", opt);
     files.save(ck, step);
@@ -245,15 +209,15 @@ ClassifierValidation train_classifier(const ClassifierTrainConfig& cfg, bool res
 ModalityClassifierBundle load_classifier(const std::string& path, torch::Device device) {
   auto ck = Checkpoint::load(path);
   check_checkpoint_stage(ck, "classifier");
-  auto opts = section_from_yaml<models::ModalityClassifierOptions>("classifier", ck.get_string("model_config"), path);
+  auto opts = load_section<models::ModalityClassifierOptions>("classifier", ck.get_string("model_config"), path);
   ModalityClassifierBundle b;
   b.net = models::ModalityClassifier(opts);
   ck.load_module("classifier", *b.net, "classifier checkpoint " + path);
   b.net->to(device);
   b.net->eval();
   set_requires_grad(*b.net, false);
-  b.modality_names = split_names(ck.get_string("modality_names"));
-  b.dataset_names = split_names(ck.get_string("dataset_names"));
+  b.modality_names = ck.get_strings("modality_names");
+  b.dataset_names = ck.get_strings("dataset_names");
   return b;
 }
 
@@ -318,7 +282,7 @@ SPADEValidation train_spade(const SPADETrainConfig& cfg, bool resume) {
 
   CheckpointFiles files(cfg.run.out_dir, cfg.train.keep_checkpoints);
   const std::string full_yaml = dump_config(cfg);
-  const std::string model_yaml = section_yaml("generator", G_o) + section_yaml("encoder", cfg.encoder);
+  const std::string model_yaml = dump_section("generator", G_o) + dump_section("encoder", cfg.encoder);
   int64_t start = 0;
   std::deque<double> d_acc;
   if (resume && file_exists(files.last())) {
@@ -344,8 +308,8 @@ SPADEValidation train_spade(const SPADETrainConfig& cfg, bool resume) {
     ck.set_int("step", step);
     ck.set_string("config", full_yaml);
     ck.set_string("model_config", model_yaml);
-    ck.set_string("channel_names", join(data.channel_names));
-    ck.set_string("modality_names", join(data.modality_names));
+    ck.set_strings("channel_names", data.channel_names);
+    ck.set_strings("modality_names", data.modality_names);
     ck.set_int("downsample", cfg.data.downsample);
     ck.add_module("generator", *G);
     ck.add_module("encoder", *E);
@@ -542,26 +506,18 @@ ImageGenerator load_image_generator(const std::string& path, torch::Device devic
   check_checkpoint_stage(ck, "spade");
   const std::string yaml = ck.get_string("model_config");
   ImageGenerator g;
-  // model_config holds two sections one after the other; YAML reads them as one map.
-  struct Wrap {
-    models::SPADEGeneratorOptions generator;
-    models::ConvEncoderOptions encoder;
-    void visit(ConfigVisitor& v) {
-      v.section("generator", generator);
-      v.section("encoder", encoder);
-    }
-  };
-  auto w = load_config_text<Wrap>(yaml, path + " (model_config)");
-  g.generator = models::SPADEGenerator(w.generator);
-  g.encoder = models::ConvEncoder(w.encoder);
+  auto gen_opts = load_section<models::SPADEGeneratorOptions>("generator", yaml, path);
+  auto enc_opts = load_section<models::ConvEncoderOptions>("encoder", yaml, path);
+  g.generator = models::SPADEGenerator(gen_opts);
+  g.encoder = models::ConvEncoder(enc_opts);
   ck.load_module("generator", *g.generator, "SPADE checkpoint " + path);
   ck.load_module("encoder", *g.encoder, "SPADE checkpoint " + path);
   g.generator->to(device);
   g.encoder->to(device);
   g.generator->eval();
   g.encoder->eval();
-  g.channel_names = split_names(ck.get_string("channel_names"));
-  g.modality_names = split_names(ck.get_string("modality_names"));
+  g.channel_names = ck.get_strings("channel_names");
+  g.modality_names = ck.get_strings("modality_names");
   g.downsample = ck.get_int("downsample");
   return g;
 }

@@ -92,37 +92,17 @@ VAEValidation validate(AutoencoderKL& vae, const torch::Tensor& labels, torch::D
   return v;
 }
 
-std::string model_yaml(const AutoencoderKLOptions& o) {
-  struct Wrap {
-    AutoencoderKLOptions vae;
-    void visit(ConfigVisitor& v) { v.section("vae", vae); }
-  } w{o};
-  return dump_config(w);
-}
-
 }  // namespace
 
 AutoencoderKL load_vae(const std::string& path, torch::Device device, std::vector<std::string>* channel_names) {
   auto ck = Checkpoint::load(path);
   check_checkpoint_stage(ck, "vae");
-  struct Wrap {
-    AutoencoderKLOptions vae;
-    void visit(ConfigVisitor& v) { v.section("vae", vae); }
-  };
-  auto w = load_config_text<Wrap>(ck.get_string("model_config"), path + " (model_config)");
-  AutoencoderKL vae(w.vae);
+  auto opts = load_section<AutoencoderKLOptions>("vae", ck.get_string("model_config"), path);
+  AutoencoderKL vae(opts);
   ck.load_module("vae", *vae, "VAE checkpoint " + path);
   vae->to(device);
   vae->eval();
-  if (channel_names) {
-    channel_names->clear();
-    std::string s = ck.get_string("channel_names");
-    for (size_t a = 0, b; a <= s.size(); a = b + 1) {
-      b = s.find(',', a);
-      if (b == std::string::npos) b = s.size();
-      channel_names->push_back(s.substr(a, b - a));
-    }
-  }
+  if (channel_names) *channel_names = ck.get_strings("channel_names");
   return vae;
 }
 
@@ -160,9 +140,7 @@ VAEValidation train_vae(const VAETrainConfig& cfg, bool resume) {
 
   CheckpointFiles files(cfg.run.out_dir, cfg.train.keep_checkpoints);
   const std::string full_yaml = dump_config(cfg);
-  const std::string vae_yaml = model_yaml(cfg.vae);
-  std::string channel_names;
-  for (const auto& c : data.channel_names) channel_names += (channel_names.empty() ? "" : ",") + c;
+  const std::string vae_yaml = dump_section("vae", cfg.vae);
   int64_t start = 0;
   if (resume && file_exists(files.last())) {
     auto ck = Checkpoint::load(files.last());
@@ -185,7 +163,7 @@ VAEValidation train_vae(const VAETrainConfig& cfg, bool resume) {
     ck.set_int("step", step);
     ck.set_string("config", full_yaml);
     ck.set_string("model_config", vae_yaml);
-    ck.set_string("channel_names", channel_names);
+    ck.set_strings("channel_names", data.channel_names);
     ck.add_module("vae", *vae);
     ck.add_module("discriminator", *disc);
     ck.add_optimizer("optim_g", opt_g);

@@ -19,6 +19,8 @@ class Checkpoint {
   void set_int(const std::string& key, int64_t v);
   void set_double(const std::string& key, double v);
   void set_string(const std::string& key, const std::string& v);
+  /// A list of names (channels, modalities), stored as one comma-joined string.
+  void set_strings(const std::string& key, const std::vector<std::string>& v);
 
   bool has(const std::string& key) const;
   /// InputError naming the key and the file when absent.
@@ -26,6 +28,7 @@ class Checkpoint {
   int64_t get_int(const std::string& key) const;
   double get_double(const std::string& key) const;
   std::string get_string(const std::string& key) const;
+  std::vector<std::string> get_strings(const std::string& key) const;
 
   /// Stores every parameter and buffer of `module` under "<prefix>.<name>".
   void add_module(const std::string& prefix, const torch::nn::Module& module);

@@ -111,6 +111,39 @@ std::string document_config(const std::string& title) {
   return document_config([](void* r, ConfigVisitor& v) { static_cast<Root*>(r)->visit(v); }, &root, title);
 }
 
+/// One section as YAML text ("key:\n  a: 1 ..."): what a checkpoint stores so that a later stage can rebuild
+/// the network without the original config file.
+template <class T>
+std::string dump_section(const char* key, const T& value) {
+  struct Wrap {
+    const char* key;
+    T v;
+    void visit(ConfigVisitor& vis) { vis.section(key, v); }
+  } w{key, value};
+  return dump_config(w);
+}
+/// Reads a section written by dump_section; `what` names the source (e.g. the checkpoint) in errors.
+template <class T>
+T load_section(const char* key, const std::string& yaml, const std::string& what) {
+  struct Wrap {
+    const char* key = nullptr;
+    T v;
+    void visit(ConfigVisitor& vis) { vis.section(key, v); }
+  } w;
+  w.key = key;
+  YAML::Node tree;
+  try {
+    tree = YAML::Load(yaml);
+  } catch (const YAML::Exception& e) {
+    throw input_error(what, ": stored config is not valid YAML: ", e.what());
+  }
+  if (!tree.IsMap()) throw input_error(what, ": stored config is not a map");
+  YAML::Node only(YAML::NodeType::Map);
+  only[key] = tree[key];  // other sections stored alongside are ignored
+  load_config_tree(only, ConfigSource{what, {}}, [](void* r, ConfigVisitor& vis) { static_cast<Wrap*>(r)->visit(vis); }, &w);
+  return w.v;
+}
+
 /// Settings every command shares: where outputs go, seed, device, threads.
 struct RunOptions {
   std::string out_dir = "runs/default";  ///< output folder (created; holds log, config, results)
