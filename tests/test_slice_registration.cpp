@@ -76,7 +76,9 @@ TEST_P(SliceMatchCases, RecoversAnEmbeddedTransformedSlice) {
   auto [x0, x1] = std::pair<int64_t, int64_t>{std::max<int64_t>(0, c.dx), std::min<int64_t>(X, X + c.dx)};
   auto expect = v.data[0][c.z].slice(0, y0, y1).slice(1, x0, x1) * 80.0 + 20.0;
   EXPECT_TRUE(testutil::tensors_close(placed.slice(0, y0, y1).slice(1, x0, x1), expect, 3.0, 0));
-  if (y0 > 0) EXPECT_EQ(placed[0].abs().sum().item<float>(), 0.0f);  // uncovered rows are zero
+  if (y0 > 0) {
+    EXPECT_EQ(placed[0].abs().sum().item<float>(), 0.0f);  // uncovered rows are zero
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Table, SliceMatchCases,
