@@ -129,7 +129,7 @@ TEST(SliceRegistration, BrainWebT1MatchesAColin27Slice) {
     GTEST_SKIP() << "run scripts/prepare_example_data.sh for this test";
   Volume ch2 = read_volume(d + "/ch2.nii.gz");
   auto png = read_png(d + "/BrainT1Slice.png");
-  SliceMatch m = match_slice(png, ch2, 3);
+  SliceMatch m = match_slice(png, ch2, 1);  // ±1 px keeps the test short; ±3 px gives the same match
   std::printf("    BrainWeb T1 ~ Colin27 z=%ld (%s, shift %ld,%ld): NCC %.4f, runner-up z=%ld %.4f, other orientation %.4f\n",
               static_cast<long>(m.z), orientation_name(m.orientation).c_str(), static_cast<long>(m.shift_y),
               static_cast<long>(m.shift_x), m.correlation, static_cast<long>(m.runner_up_z), m.runner_up_correlation,
