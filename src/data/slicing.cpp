@@ -342,6 +342,12 @@ SliceDataset build_slice_dataset(const SliceOptions& o, uint64_t seed) {
   return assemble(parts, o, rng);
 }
 
+torch::Tensor slice_to_dataset_plane(const torch::Tensor& slice_yx, const SliceOptions& o) {
+  TORCH_CHECK(slice_yx.dim() == 2, "slice_to_dataset_plane: expected [Y, X], got ", slice_yx.sizes());
+  auto v = slice_yx.to(torch::kFloat32).unsqueeze(0).unsqueeze(0);  // [C=1, Z=1, Y, X]
+  return crop_pad(axial_slices(v, o.layout), o.height, o.width).first[0][0].contiguous();
+}
+
 void write_dataset_montage(const std::string& path, const SliceDataset& ds, int64_t count) {
   TORCH_CHECK(ds.size() > 0, "write_dataset_montage: empty dataset");
   const int64_t n = std::min(count, ds.size());

@@ -54,6 +54,10 @@ SliceDataset slice_volumes(const std::vector<SliceInput>& inputs, const SliceOpt
 /// Reads the volumes listed in `options` and slices them. Nothing is written.
 SliceDataset build_slice_dataset(const SliceOptions& options, uint64_t seed);
 
+/// An axial slice [Y, X] in the dataset's layout and size, exactly as slice_volumes lays it out (x_rows
+/// transposes; centre crop/pad with zeros to o.height x o.width) → [H, W].
+torch::Tensor slice_to_dataset_plane(const torch::Tensor& slice_yx, const SliceOptions& o);
+
 /// A PNG with up to `count` slices spread over the dataset: images on the upper row, label colours below.
 void write_dataset_montage(const std::string& path, const SliceDataset& ds, int64_t count = 8);
 

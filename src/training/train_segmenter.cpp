@@ -1,0 +1,581 @@
+#include "brainspade/training/train_segmenter.h"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <spdlog/spdlog.h>
+
+#include "brainspade/core/atomic_file.h"
+#include "brainspade/core/progress.h"
+#include "brainspade/core/runtime.h"
+#include "brainspade/data/slice_dataset.h"
+#include "brainspade/training/montage.h"
+
+namespace brainspade {
+
+namespace fs = std::filesystem;
+namespace F = torch::nn::functional;
+
+void SegDataOptions::visit(ConfigVisitor& v) {
+  v("sources", sources, "slice datasets (.pt) and/or folders of generated pairs; R, S and H models differ only here");
+  v("weights", weights, "sampling weight per source (empty = equal)", Bounds::non_negative());
+  v("label_map", label_map, "source label -> class (empty = identity), e.g. [0,1,2,3,2,0]", Bounds::non_negative());
+  v("class_names", class_names, "one name per class, background first (its length must equal model.num_classes)");
+  v("downsample", downsample, "average-pool slices by this factor at load time (tiny configs: 2)", Bounds::range(1, 8));
+  v.choice("layout", layout, {"x_rows", "y_rows"}, "slice layout the data was made with (`slice` data.layout)");
+}
+
+void SegAugmentOptions::visit(ConfigVisitor& v) {
+  v("affine_prob", affine_prob, "share of samples given a random rotation/scaling (nnU-Net: 0.2)", Bounds::unit());
+  v.section("affine", affine, "ranges of the random affine transform (applied jointly to image and labels)");
+  v("mirror", mirror, "random flips of both axes (nnU-Net: true)");
+  v.section("intensity", intensity, "intensity augmentation of the image");
+}
+
+void SegLossOptions::visit(ConfigVisitor& v) {
+  v("dice_weight", dice_weight, "weight of the soft Dice term (nnU-Net: 1)", Bounds::non_negative());
+  v("ce_weight", ce_weight, "weight of the cross-entropy term (nnU-Net: 1)", Bounds::non_negative());
+  v("batch_dice", batch_dice, "Dice over the whole batch instead of per sample (nnU-Net 2D: true)");
+  v("smooth", smooth, "Dice smoothing (nnU-Net: 1e-5)", Bounds::non_negative());
+}
+
+void SegOptimOptions::visit(ConfigVisitor& v) {
+  v("lr", lr, "initial SGD learning rate (nnU-Net: 1e-2)", Bounds::positive());
+  v("momentum", momentum, "Nesterov momentum (nnU-Net: 0.99)", Bounds::range(0.0, 0.9999));
+  v("weight_decay", weight_decay, "L2 weight decay (nnU-Net: 3e-5)", Bounds::non_negative());
+  v("poly_exponent", poly_exponent, "poly decay exponent (nnU-Net: 0.9)", Bounds::non_negative());
+  v("oversample_foreground", oversample_foreground,
+    "share of each batch drawn from slices with the rarest class (nnU-Net: 0.33)", Bounds::unit());
+}
+
+void SegmenterTrainConfig::visit(ConfigVisitor& v) {
+  v.section("run", run);
+  v.section("data", data);
+  v.section("model", model);
+  v.section("augment", augment);
+  v.section("loss", loss);
+  v.section("optim", optim);
+  v.section("train", train);
+}
+
+namespace {
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// (image, seg) paths of a pair folder: manifest.csv when present, else images/*.nii.gz + labels/<stem>_seg.nii.gz.
+std::vector<std::pair<std::string, std::string>> pair_files(const std::string& dir) {
+  std::vector<std::pair<std::string, std::string>> out;
+  const std::string manifest = dir + "/manifest.csv";
+  if (fs::exists(manifest)) {
+    std::istringstream in(read_text(manifest));
+    std::string line;
+    std::getline(in, line);
+    std::vector<std::string> head;
+    auto split = [](const std::string& l) {
+      std::vector<std::string> f;
+      std::stringstream ss(l);
+      for (std::string x; std::getline(ss, x, ',');) f.push_back(x);
+      return f;
+    };
+    head = split(line);
+    auto col = [&](const std::string& n) {
+      auto it = std::find(head.begin(), head.end(), n);
+      BRAINSPADE_CHECK_INPUT(it != head.end(), manifest, ": no '", n, "' column");
+      return static_cast<size_t>(it - head.begin());
+    };
+    const size_t ci = col("image"), cs = col("label_seg");
+    while (std::getline(in, line)) {
+      if (line.empty()) continue;
+      auto f = split(line);
+      BRAINSPADE_CHECK_INPUT(f.size() == head.size(), manifest, ": row with ", f.size(), " fields, header has ", head.size());
+      out.emplace_back(dir + "/" + f[ci], dir + "/" + f[cs]);
+    }
+    return out;
+  }
+  BRAINSPADE_CHECK_INPUT(fs::is_directory(dir + "/images"), "data source ", dir,
+                         ": neither a .pt slice dataset nor a pair folder (manifest.csv or images/ + labels/)");
+  std::vector<std::string> images;
+  for (const auto& e : fs::directory_iterator(dir + "/images")) {
+    auto n = e.path().filename().string();
+    if (ends_with(n, ".nii.gz") || ends_with(n, ".nii")) images.push_back(n);
+  }
+  std::sort(images.begin(), images.end());
+  for (const auto& n : images) {
+    std::string stem = n.substr(0, n.find(".nii"));
+    std::string seg = dir + "/labels/" + stem + "_seg.nii.gz";
+    BRAINSPADE_CHECK_INPUT(fs::exists(seg), "pair folder ", dir, ": no label ", seg, " for image ", n);
+    out.emplace_back(dir + "/images/" + n, seg);
+  }
+  return out;
+}
+
+// Hard labels [N, H, W] int64 pooled by `f`: one-hot (or PV) area average, then argmax.
+torch::Tensor pool_labels(const torch::Tensor& hard, int64_t K, int64_t f) {
+  if (f == 1) return hard;
+  auto oh = F::one_hot(hard, K).permute({0, 3, 1, 2}).to(torch::kFloat32);  // [N, K, H, W]
+  return torch::avg_pool2d(oh, f).argmax(1);
+}
+
+struct Part {
+  torch::Tensor images, labels, subject, slice_index;
+};
+
+Part load_source(const std::string& src, int64_t f) {
+  Part p;
+  if (ends_with(src, ".pt")) {
+    auto ds = SliceDataset::load(src);
+    BRAINSPADE_CHECK_INPUT(ds.images.defined() && ds.images.numel() > 0, src,
+                           ": a labels-only slice dataset; a segmenter needs images");
+    BRAINSPADE_CHECK_INPUT(ds.images.size(1) == 1, src, ": images have ", ds.images.size(1), " channels; expected 1");
+    BRAINSPADE_CHECK_INPUT(ds.height() % f == 0 && ds.width() % f == 0, src, ": slices of ", ds.height(), "x",
+                           ds.width(), " cannot be downsampled by ", f);
+    auto pv = f > 1 ? torch::avg_pool2d(ds.labels, f) : ds.labels;  // area average keeps PV maps summing to 1
+    p.labels = pv.argmax(1);
+    p.images = f > 1 ? torch::avg_pool2d(ds.images, f) : ds.images;
+    p.subject = ds.subject.to(torch::kLong);
+    p.slice_index = ds.slice_index.to(torch::kLong);
+    return p;
+  }
+  BRAINSPADE_CHECK_INPUT(fs::is_directory(src), "data source ", src, " does not exist (expected a .pt file or a pair folder)");
+  auto files = pair_files(src);
+  BRAINSPADE_CHECK_INPUT(!files.empty(), "pair folder ", src, ": no pairs");
+  std::vector<torch::Tensor> imgs, labs;
+  int64_t max_label = 0;
+  for (const auto& [im, sg] : files) {
+    auto a = read_volume(im), b = read_volume(sg);
+    BRAINSPADE_CHECK_INPUT(a.channels() == 1 && a.depth() == 1, im, ": expected a single-channel 2D slice, got ",
+                           a.channels(), " channels x ", a.depth(), " slices");
+    BRAINSPADE_CHECK_INPUT(b.data.sizes() == a.data.sizes(), sg, ": label size ", b.data.sizes(), " differs from image ",
+                           a.data.sizes());
+    imgs.push_back(a.data[0]);  // [1, H, W]
+    auto l = b.data[0][0].round().to(torch::kLong);
+    BRAINSPADE_CHECK_INPUT(l.min().item<int64_t>() >= 0, sg, ": negative label");
+    max_label = std::max(max_label, l.max().item<int64_t>());
+    labs.push_back(l);
+  }
+  p.images = torch::stack(imgs);  // [N, 1, H, W]
+  p.labels = torch::stack(labs);  // [N, H, W]
+  BRAINSPADE_CHECK_INPUT(p.images.size(2) % f == 0 && p.images.size(3) % f == 0, src, ": slices of ", p.images.size(2),
+                         "x", p.images.size(3), " cannot be downsampled by ", f);
+  if (f > 1) {
+    p.images = torch::avg_pool2d(p.images, f);
+    p.labels = pool_labels(p.labels, max_label + 1, f);
+  }
+  p.subject = torch::arange(p.images.size(0), torch::kLong);  // every pair is its own "subject"
+  p.slice_index = torch::zeros({p.images.size(0)}, torch::kLong);
+  return p;
+}
+
+std::string model_yaml(const SegmenterOptions& o) {
+  struct Wrap {
+    SegmenterOptions model;
+    void visit(ConfigVisitor& v) { v.section("model", model); }
+  } w{o};
+  return dump_config(w);
+}
+
+std::string join(const std::vector<std::string>& v) {
+  std::string s;
+  for (const auto& x : v) s += (s.empty() ? "" : ",") + x;
+  return s;
+}
+
+std::vector<std::string> split_csv(const std::string& s) {
+  std::vector<std::string> out;
+  for (size_t a = 0, b; a <= s.size(); a = b + 1) {
+    b = s.find(',', a);
+    if (b == std::string::npos) b = s.size();
+    out.push_back(s.substr(a, b - a));
+  }
+  return out;
+}
+
+// Hard Dice per class over all slices: pred, ref [N, H, W] int64.
+std::vector<double> pooled_dice(const torch::Tensor& pred, const torch::Tensor& ref, int64_t K) {
+  std::vector<double> d;
+  for (int64_t c = 0; c < K; ++c) {
+    auto p = pred == c, r = ref == c;
+    double inter = (p & r).sum().item<double>(), denom = p.sum().item<double>() + r.sum().item<double>();
+    d.push_back(denom > 0 ? 2 * inter / denom : NAN);
+  }
+  return d;
+}
+
+torch::Tensor predict_batched(Segmenter& model, const torch::Tensor& images, torch::Device device, int64_t batch) {
+  torch::NoGradGuard g;
+  const bool was_training = model->is_training();
+  model->eval();
+  std::vector<torch::Tensor> out;
+  for (int64_t i = 0; i < images.size(0); i += batch)
+    out.push_back(model->predict_logits(images.slice(0, i, std::min(i + batch, images.size(0))).to(device)).cpu());
+  model->train(was_training);
+  return torch::cat(out);  // [N, K, H, W]
+}
+
+SegValidation validate(Segmenter& model, const torch::Tensor& images, const torch::Tensor& labels, torch::Device device,
+                       int64_t batch, int64_t K) {
+  auto pred = predict_batched(model, images, device, batch).argmax(1);
+  SegValidation v;
+  v.dice = pooled_dice(pred, labels.to(torch::kLong), K);
+  double sum = 0;
+  int n = 0;
+  for (int64_t c = 1; c < K; ++c)
+    if (std::isfinite(v.dice[c])) sum += v.dice[c], ++n;
+  v.mean_foreground_dice = n ? sum / n : NAN;
+  return v;
+}
+
+// Spatial and intensity augmentation of one batch (nnU-Net style), every draw from `gen`.
+void augment_batch(torch::Tensor& images, torch::Tensor& labels, int64_t K, const SegAugmentOptions& o,
+                   torch::Generator& gen) {
+  const int64_t B = images.size(0);
+  if (o.affine_prob > 0) {
+    auto u = torch::rand({B}, gen);
+    std::vector<data::AffineParams> params(B);
+    bool any = false;
+    for (int64_t b = 0; b < B; ++b)
+      if (u[b].item<double>() < o.affine_prob) params[b] = data::sample_affine(o.affine, gen), any = true;
+    if (any) {
+      images = data::apply_affine(images, params, o.affine.padding, "bilinear");
+      // Labels: the one-hot map warped bilinearly, then argmax (zeros outside → background).
+      auto oh = F::one_hot(labels, K).permute({0, 3, 1, 2}).to(torch::kFloat32);
+      labels = data::apply_affine(oh, params, "zeros", "bilinear").argmax(1);
+    }
+  }
+  if (o.mirror) {
+    auto u = torch::rand({B, 2}, gen);
+    for (int64_t b = 0; b < B; ++b) {
+      for (int64_t a = 0; a < 2; ++a) {
+        if (u[b][a].item<double>() < 0.5) {
+          images[b].copy_(images[b].flip({1 + a}));
+          labels[b].copy_(labels[b].flip({a}));
+        }
+      }
+    }
+  }
+  images = data::intensity_augment(images, o.intensity, gen);
+}
+
+}  // namespace
+
+std::vector<double> deep_supervision_weights(int64_t n) {
+  std::vector<double> w(n);
+  double sum = 0;
+  for (int64_t i = 0; i < n; ++i) w[i] = std::pow(0.5, static_cast<double>(i));
+  if (n > 1) w[n - 1] = 0;  // nnU-Net v2 ignores the lowest resolution
+  for (double x : w) sum += x;
+  for (double& x : w) x /= sum;
+  return w;
+}
+
+torch::Tensor loss_dice_ce(const torch::Tensor& logits, const torch::Tensor& target, const SegLossOptions& o) {
+  // logits [B, K, H, W], target [B, H, W] int64.
+  const int64_t K = logits.size(1);
+  auto ce = F::cross_entropy(logits, target);
+  auto probs = logits.softmax(1);
+  auto oh = F::one_hot(target, K).permute({0, 3, 1, 2}).to(probs.dtype());  // [B, K, H, W]
+  std::vector<int64_t> axes = o.batch_dice ? std::vector<int64_t>{0, 2, 3} : std::vector<int64_t>{2, 3};
+  auto tp = (probs * oh).sum(axes), fp = (probs * (1 - oh)).sum(axes), fn = ((1 - probs) * oh).sum(axes);
+  auto dc = (2 * tp + o.smooth) / (2 * tp + fp + fn + o.smooth).clamp_min(1e-8);  // [K] or [B, K]
+  auto dice_fg = dc.narrow(-1, 1, K - 1).mean();  // background excluded (nnU-Net do_bg = False)
+  return o.ce_weight * ce - o.dice_weight * dice_fg;
+}
+
+SegSlices load_segmentation_data(const SegDataOptions& o) {
+  BRAINSPADE_CHECK_INPUT(!o.sources.empty(), "config key 'data.sources': no training data listed");
+  BRAINSPADE_CHECK_INPUT(o.weights.empty() || o.weights.size() == o.sources.size(), "config key 'data.weights': ",
+                         o.weights.size(), " weights for ", o.sources.size(), " sources");
+  std::vector<torch::Tensor> im, lab, sub, sl, src;
+  int64_t subject_offset = 0;
+  for (size_t i = 0; i < o.sources.size(); ++i) {
+    auto p = load_source(o.sources[i], o.downsample);
+    if (!o.label_map.empty()) {
+      const int64_t mx = p.labels.max().item<int64_t>();
+      BRAINSPADE_CHECK_INPUT(mx < static_cast<int64_t>(o.label_map.size()), o.sources[i], ": has label ", mx,
+                             " but config key 'data.label_map' has only ", o.label_map.size(), " entries");
+      p.labels = torch::tensor(o.label_map, torch::kLong).index({p.labels});
+    }
+    if (!im.empty())
+      BRAINSPADE_CHECK_INPUT(p.images.sizes().slice(1) == im[0].sizes().slice(1), o.sources[i], ": slices of ",
+                             p.images.sizes(), " differ from the first source's ", im[0].sizes());
+    spdlog::info("segmentation data: {} slices of {}x{} from {}", p.images.size(0), p.images.size(2), p.images.size(3),
+                 o.sources[i]);
+    im.push_back(p.images.to(torch::kFloat32));
+    lab.push_back(p.labels.to(torch::kUInt8));
+    sub.push_back(p.subject - p.subject.min() + subject_offset);
+    subject_offset = sub.back().max().item<int64_t>() + 1;
+    sl.push_back(p.slice_index);
+    src.push_back(torch::full({p.images.size(0)}, static_cast<int64_t>(i), torch::kLong));
+  }
+  SegSlices s;
+  s.images = torch::cat(im);
+  s.labels = torch::cat(lab);
+  s.subject = torch::cat(sub);
+  s.slice_index = torch::cat(sl);
+  s.source = torch::cat(src);
+  return s;
+}
+
+LoadedSegmenter load_segmenter(const std::string& path, torch::Device device) {
+  auto ck = Checkpoint::load(path);
+  check_checkpoint_stage(ck, "segmenter");
+  struct Wrap {
+    SegmenterOptions model;
+    void visit(ConfigVisitor& v) { v.section("model", model); }
+  };
+  auto w = load_config_text<Wrap>(ck.get_string("model_config"), path + " (model_config)");
+  LoadedSegmenter s;
+  s.model = Segmenter(w.model);
+  ck.load_module("segmenter", *s.model, "segmenter checkpoint " + path);
+  s.model->to(device);
+  s.model->eval();
+  s.class_names = split_csv(ck.get_string("class_names"));
+  s.height = ck.get_int("slice_height");
+  s.width = ck.get_int("slice_width");
+  s.downsample = ck.get_int("downsample");
+  s.layout = ck.get_string("layout");
+  return s;
+}
+
+SegValidation train_segmenter(const SegmenterTrainConfig& cfg, bool resume) {
+  torch::Device device = parse_device(cfg.run.device);
+  const int64_t K = static_cast<int64_t>(cfg.data.class_names.size());
+  BRAINSPADE_CHECK_INPUT(cfg.model.num_classes == K, "config key 'model.num_classes' (", cfg.model.num_classes,
+                         ") must equal the number of data.class_names (", K, ")");
+  BRAINSPADE_CHECK_INPUT(cfg.model.in_channels == 1, "config key 'model.in_channels': ", cfg.model.in_channels,
+                         "; the slice data has one image channel");
+  auto data = load_segmentation_data(cfg.data);
+  const int64_t H = data.images.size(2), W = data.images.size(3);
+  const int64_t mx = data.labels.max().item<int64_t>();
+  BRAINSPADE_CHECK_INPUT(mx < K, "training labels go up to ", mx, " but there are only ", K,
+                         " classes (data.class_names); map them with data.label_map");
+  const int64_t div = cfg.model.size_divisor();
+  BRAINSPADE_CHECK_INPUT(H % div == 0 && W % div == 0, "slices of ", H, "x", W, " are not divisible by ", div, " (",
+                         cfg.model.features.size() - 1, " downsamplings of model.features)");
+
+  const uint64_t seed = static_cast<uint64_t>(cfg.run.seed);
+  Split split = split_rows(data.subject, data.slice_index, cfg.train.val_fraction, seed);
+  BRAINSPADE_CHECK_INPUT(!split.train.empty(), "no training slices left after the validation split");
+  auto train_rows = torch::tensor(split.train, torch::kLong);
+  auto images_train = data.images.index_select(0, train_rows);
+  auto labels_train = data.labels.index_select(0, train_rows);
+  auto source_train = data.source.index_select(0, train_rows);
+  auto val_rows = split.val.empty() ? train_rows.slice(0, 0, std::min<int64_t>(8, train_rows.size(0)))
+                                    : torch::tensor(split.val, torch::kLong);
+  auto images_val = data.images.index_select(0, val_rows);
+  auto labels_val = data.labels.index_select(0, val_rows);
+  const int64_t N = images_train.size(0);
+
+  // Per-slice sampling weights: a source's weight shared by its slices.
+  std::vector<double> sw = cfg.data.weights.empty() ? std::vector<double>(cfg.data.sources.size(), 1.0) : cfg.data.weights;
+  auto counts = torch::bincount(source_train, {}, static_cast<int64_t>(sw.size())).to(torch::kDouble);
+  auto row_w = torch::tensor(sw, torch::kDouble).index({source_train}) / counts.index({source_train}).clamp_min(1);
+  BRAINSPADE_CHECK_INPUT(row_w.sum().item<double>() > 0, "config key 'data.weights': every training slice has weight 0");
+  // Foreground oversampling: slices that contain the rarest foreground class present.
+  auto pixels = torch::bincount(labels_train.flatten().to(torch::kLong), {}, K);
+  int64_t rare = -1;
+  for (int64_t c = 1; c < K; ++c)
+    if (pixels[c].item<int64_t>() > 0 && (rare < 0 || pixels[c].item<int64_t>() < pixels[rare].item<int64_t>())) rare = c;
+  torch::Tensor fg_w;
+  if (rare > 0) {
+    auto has = (labels_train == rare).flatten(1).any(1).to(torch::kDouble);
+    fg_w = row_w * has;
+    if (fg_w.sum().item<double>() <= 0) fg_w = torch::Tensor();
+  }
+  const int64_t B = cfg.train.batch_size;
+  const int64_t n_fg = fg_w.defined() ? B - static_cast<int64_t>(std::llround(B * (1.0 - cfg.optim.oversample_foreground))) : 0;
+  spdlog::info("segmenter: {} training / {} validation slices of {}x{}, {} classes; rarest class '{}', {} of {} per batch "
+               "from its slices", N, images_val.size(0), H, W, K, rare > 0 ? cfg.data.class_names[rare] : "-", n_fg, B);
+
+  torch::manual_seed(seed);
+  Segmenter model(cfg.model);
+  model->to(device);
+  torch::optim::SGD opt(model->parameters(), torch::optim::SGDOptions(cfg.optim.lr)
+                                                 .momentum(cfg.optim.momentum)
+                                                 .nesterov(true)
+                                                 .weight_decay(cfg.optim.weight_decay));
+
+  CheckpointFiles files(cfg.run.out_dir, cfg.train.keep_checkpoints);
+  const std::string full_yaml = dump_config(cfg), seg_yaml = model_yaml(cfg.model);
+  int64_t start = 0;
+  if (resume && file_exists(files.last())) {
+    auto ck = Checkpoint::load(files.last());
+    check_checkpoint_stage(ck, "segmenter");
+    BRAINSPADE_CHECK_INPUT(ck.get_string("model_config") == seg_yaml, files.last(),
+                           ": was trained with a different model section; resume needs the same model config");
+    ck.load_module("segmenter", *model, files.last());
+    ck.load_optimizer("optim", opt);
+    start = ck.get_int("step");
+    spdlog::info("resuming from {} at step {}", files.last(), start);
+  } else if (resume) {
+    spdlog::warn("--resume: no checkpoint at {}, starting from step 0", files.last());
+  }
+  auto save = [&](int64_t step) {
+    Checkpoint ck;
+    ck.set_string("stage", "segmenter");
+    ck.set_int("step", step);
+    ck.set_string("config", full_yaml);
+    ck.set_string("model_config", seg_yaml);
+    ck.set_string("class_names", join(cfg.data.class_names));
+    ck.set_int("slice_height", H * cfg.data.downsample);
+    ck.set_int("slice_width", W * cfg.data.downsample);
+    ck.set_int("downsample", cfg.data.downsample);
+    ck.set_string("layout", cfg.data.layout);
+    ck.add_module("segmenter", *model);
+    ck.add_optimizer("optim", opt);
+    files.save(ck, step);
+  };
+
+  MetricsCsv metrics(cfg.run.out_dir + "/metrics.csv", start);
+  StopSignal::install();
+  Progress progress("train segmenter", cfg.train.steps, start);
+  model->train();
+  SegValidation last_val;
+  int64_t step = start;
+  while (step < cfg.train.steps) {
+    if (StopSignal::requested()) {
+      spdlog::warn("interrupted: saving a checkpoint at step {} (continue with --resume)", step);
+      save(step);
+      return last_val;
+    }
+    const uint64_t step_seed = derive_seed(seed, 8, static_cast<uint64_t>(step));
+    torch::manual_seed(step_seed);
+    auto gen = data::make_generator(step_seed);
+    auto rows = torch::multinomial(row_w, B - n_fg, true, gen);
+    if (n_fg > 0) rows = torch::cat({rows, torch::multinomial(fg_w, n_fg, true, gen)});
+    auto x = images_train.index_select(0, rows).clone();                         // [B, 1, H, W]
+    auto y = labels_train.index_select(0, rows).to(torch::kLong).contiguous();   // [B, H, W]
+    augment_batch(x, y, K, cfg.augment, gen);
+    x = x.to(device);
+    y = y.to(device);
+    const double lr = cfg.optim.lr * std::pow(1.0 - static_cast<double>(step) / cfg.train.steps, cfg.optim.poly_exponent);
+    for (auto& g : opt.param_groups()) static_cast<torch::optim::SGDOptions&>(g.options()).lr(lr);
+
+    auto outs = model->forward(x);
+    auto w = deep_supervision_weights(static_cast<int64_t>(outs.size()));
+    torch::Tensor loss = torch::zeros({}, x.options());
+    for (size_t i = 0; i < outs.size(); ++i) {
+      if (w[i] == 0) continue;
+      auto t = i == 0 ? y
+                      : F::interpolate(y.unsqueeze(1).to(torch::kFloat32),
+                                       F::InterpolateFuncOptions()
+                                           .size(std::vector<int64_t>{outs[i].size(2), outs[i].size(3)})
+                                           .mode(torch::kNearest))
+                            .squeeze(1)
+                            .to(torch::kLong);
+      loss = loss + w[i] * loss_dice_ce(outs[i], t, cfg.loss);
+    }
+    opt.zero_grad();
+    loss.backward();
+    double gnorm = clip_gradients(model->parameters(), cfg.train.grad_clip);
+    opt.step();
+    ++step;
+
+    const double lv = loss.item<double>();
+    if (!std::isfinite(lv))
+      throw std::runtime_error("segmenter loss is not finite at step " + std::to_string(step) +
+                               " (lower optim.lr or check the data); last good checkpoint: " + files.last());
+    if (step % cfg.train.log_every == 0 || step == cfg.train.steps) {
+      std::map<std::string, double> row{{"loss", lv}, {"grad_norm", gnorm}, {"lr", lr}};
+      bool do_val = (cfg.train.validate_every > 0 && step % cfg.train.validate_every == 0) || step == cfg.train.steps;
+      if (do_val) {
+        last_val = validate(model, images_val, labels_val, device, B, K);
+        row["val_mean_fg_dice"] = last_val.mean_foreground_dice;
+        for (int64_t c = 0; c < K; ++c) row["val_dice_" + cfg.data.class_names[c]] = last_val.dice[c];
+      }
+      metrics.write(step, row);
+      progress.update(cfg.train.log_every, fmt::format("loss {:.4f}", lv));
+    }
+    if (step % cfg.train.checkpoint_every == 0 || step == cfg.train.steps) save(step);
+  }
+  progress.finish();
+  if (last_val.dice.empty()) last_val = validate(model, images_val, labels_val, device, B, K);
+  std::string line;
+  for (int64_t c = 0; c < K; ++c) line += fmt::format(" {}={:.3f}", cfg.data.class_names[c], last_val.dice[c]);
+  spdlog::info("segmenter validation Dice:{}", line);
+  {
+    const int64_t n = std::min<int64_t>(4, images_val.size(0));
+    auto pred = predict_batched(model, images_val.slice(0, 0, n), device, B).argmax(1);
+    std::vector<torch::Tensor> tiles;
+    for (int64_t i = 0; i < n; ++i) {
+      tiles.push_back(images_val[i][0]);
+      tiles.push_back(label_to_rgb(F::one_hot(labels_val[i].to(torch::kLong), K).permute({2, 0, 1}).to(torch::kFloat32)));
+      tiles.push_back(label_to_rgb(F::one_hot(pred[i], K).permute({2, 0, 1}).to(torch::kFloat32)));
+    }
+    if (!tiles.empty()) write_montage_png(cfg.run.out_dir + "/predictions.png", tiles, 3);
+  }
+  plot_metrics(cfg.run.out_dir + "/metrics.csv", {"loss", "val_mean_fg_dice"}, cfg.run.out_dir + "/loss.png");
+  return last_val;
+}
+
+Volume segment_volume(const LoadedSegmenter& seg, const Volume& image, torch::Device device, int64_t batch_size) {
+  const auto& mo = seg.model->options();
+  BRAINSPADE_CHECK_INPUT(image.data.defined() && image.data.dim() == 4, "segment: expected a volume [C, Z, Y, X]");
+  BRAINSPADE_CHECK_INPUT(image.channels() == mo.in_channels, "segment: the volume has ", image.channels(),
+                         " channels but the model takes ", mo.in_channels, " (give one 3D image)");
+  auto x = image.data.to(torch::kFloat32);  // [1, Z, Y, X]
+  auto nonzero = x != 0;
+  auto vals = x.masked_select(nonzero).to(torch::kFloat64);
+  if (vals.numel() >= 2) {
+    double mean = vals.mean().item<double>(), sd = std::max(vals.std().item<double>(), 1e-6);
+    x = (x - mean) / sd * nonzero.to(torch::kFloat32);  // like `slice` (normalisation: volume), zeros stay zero
+  } else {
+    spdlog::warn("segment: the volume has fewer than 2 non-zero voxels; not normalised");
+  }
+  auto s = x.permute({1, 0, 2, 3});             // [Z, 1, Y, X]
+  if (seg.layout == "x_rows") s = s.transpose(2, 3);  // [Z, 1, X, Y]
+  const int64_t Z = s.size(0), R = s.size(2), Cc = s.size(3), H = seg.height, W = seg.width;
+  // Centre crop/pad (as slicing does): where a dim is larger, the window starts at (n − target)/2 of the input;
+  // where smaller, the input starts at (target − n)/2 of the window.
+  auto window = [](int64_t n, int64_t target) {
+    struct Win { int64_t in0, out0, len; };
+    if (n >= target) return Win{(n - target) / 2, 0, target};
+    return Win{0, (target - n) / 2, n};
+  };
+  auto wr = window(R, H), wc = window(Cc, W);
+  auto canvas = torch::zeros({Z, 1, H, W});
+  canvas.narrow(2, wr.out0, wr.len).narrow(3, wc.out0, wc.len).copy_(s.narrow(2, wr.in0, wr.len).narrow(3, wc.in0, wc.len));
+  auto inp = seg.downsample > 1 ? torch::avg_pool2d(canvas, seg.downsample) : canvas;  // [Z, 1, H/ds, W/ds]
+  const int64_t K = mo.num_classes;
+  auto probs = torch::empty({Z, K, H, W});
+  {
+    torch::NoGradGuard g;
+    Segmenter model = seg.model;  // a handle to the same network (the holder's operator-> is const)
+    model->eval();
+    for (int64_t i = 0; i < Z; i += batch_size) {
+      auto p = model->predict_logits(inp.slice(0, i, std::min(i + batch_size, Z)).to(device)).softmax(1);
+      if (seg.downsample > 1)
+        p = F::interpolate(p, F::InterpolateFuncOptions().size(std::vector<int64_t>{H, W}).mode(torch::kBilinear).align_corners(false));
+      probs.slice(0, i, std::min(i + batch_size, Z)).copy_(p.cpu());
+    }
+  }
+  auto out = torch::zeros({Z, K, R, Cc});
+  out.select(1, 0).fill_(1.0);  // outside the model's window: background
+  out.narrow(2, wr.in0, wr.len).narrow(3, wc.in0, wc.len).copy_(probs.narrow(2, wr.out0, wr.len).narrow(3, wc.out0, wc.len));
+  if (seg.layout == "x_rows") out = out.transpose(2, 3);  // [Z, K, Y, X]
+  return image.with_data(out.permute({1, 0, 2, 3}).contiguous());  // [K, Z, Y, X]
+}
+
+void run_segment(const std::string& model, const std::string& in, const std::string& out,
+                 const std::string& probabilities_out, const std::string& device_spec) {
+  BRAINSPADE_CHECK_INPUT(!model.empty() && file_exists(model), "--model: segmenter checkpoint '", model, "' does not exist");
+  torch::Device device = parse_device(device_spec);
+  auto seg = load_segmenter(model, device);
+  auto image = read_volume(in);
+  auto probs = segment_volume(seg, image, device);
+  auto labels = probs.data.argmax(0, true).to(torch::kFloat32);  // [1, Z, Y, X]
+  write_volume(out, image.with_data(labels));
+  if (!probabilities_out.empty()) write_volume(probabilities_out, probs);
+  std::string counts;
+  for (int64_t c = 1; c < probs.channels(); ++c)
+    counts += fmt::format(" {}={}", c < static_cast<int64_t>(seg.class_names.size()) ? seg.class_names[c] : std::to_string(c),
+                          (labels == c).sum().item<int64_t>());
+  spdlog::info("segmented {} ({}) → {}; voxels per class:{}", in, image.grid_string(), out, counts);
+}
+
+}  // namespace brainspade

@@ -1,0 +1,159 @@
+// Evaluation: per-class metrics with the empty-set conventions, the Wilcoxon signed-rank test, folder evaluation.
+#include <cmath>
+#include <filesystem>
+
+#include <gtest/gtest.h>
+
+#include "brainspade/core/atomic_file.h"
+#include "brainspade/core/error.h"
+#include "brainspade/eval/metrics.h"
+#include "brainspade/io/image_io.h"
+#include "support/helpers.h"
+
+using namespace brainspade;
+
+TEST(EvalMetrics, HandComputedDicePrecisionRecallAccuracy) {
+  // pred: 1 1 1 0 0 2 ; ref: 1 1 0 1 0 2
+  auto pred = torch::tensor({1, 1, 1, 0, 0, 2}, torch::kLong), ref = torch::tensor({1, 1, 0, 1, 0, 2}, torch::kLong);
+  auto m = class_metrics(pred, ref, 1);  // TP 2, FP 1, FN 1, TN 2
+  EXPECT_EQ(m.tp, 2);
+  EXPECT_EQ(m.fp, 1);
+  EXPECT_EQ(m.fn, 1);
+  EXPECT_EQ(m.tn, 2);
+  EXPECT_DOUBLE_EQ(m.dice, 4.0 / 6.0);
+  EXPECT_DOUBLE_EQ(m.precision, 2.0 / 3.0);
+  EXPECT_DOUBLE_EQ(m.recall, 2.0 / 3.0);
+  EXPECT_DOUBLE_EQ(m.accuracy, 4.0 / 6.0);
+  auto m2 = class_metrics(pred, ref, 2);
+  EXPECT_DOUBLE_EQ(m2.dice, 1.0);
+  EXPECT_DOUBLE_EQ(m2.accuracy, 1.0);
+}
+
+TEST(EvalMetrics, EmptyPredictionAndEmptyReferenceConventions) {
+  auto zeros = torch::zeros({4, 4}, torch::kLong), some = zeros.clone();
+  some[1][1] = 3;
+  auto both = class_metrics(zeros, zeros, 3);  // both empty
+  EXPECT_EQ(both.dice, 1.0);
+  EXPECT_EQ(both.precision, 1.0);
+  EXPECT_EQ(both.recall, 1.0);
+  EXPECT_EQ(both.accuracy, 1.0);
+  auto empty_pred = class_metrics(zeros, some, 3);
+  EXPECT_EQ(empty_pred.dice, 0.0);
+  EXPECT_EQ(empty_pred.precision, 0.0);
+  EXPECT_EQ(empty_pred.recall, 0.0);
+  EXPECT_DOUBLE_EQ(empty_pred.accuracy, 15.0 / 16.0);
+  auto empty_ref = class_metrics(some, zeros, 3);
+  EXPECT_EQ(empty_ref.dice, 0.0);
+  EXPECT_EQ(empty_ref.precision, 0.0);
+  EXPECT_EQ(empty_ref.recall, 0.0);
+  EXPECT_THROW(class_metrics(zeros, torch::zeros({4, 5}, torch::kLong), 1), InputError);
+}
+
+// Darwin's Zea mays data (Fisher 1935), the example of scipy.stats.wilcoxon's documentation:
+// wilcoxon(d) → statistic 24, p 0.041259765625 (exact); wilcoxon(d, method='approx') → p 0.04088813291185591
+// (normal approximation without continuity correction, scipy's default).
+const std::vector<double> kDarwin{6, 8, 14, 16, 23, 24, 28, 29, 41, -48, 49, 56, 60, -67, 75};
+
+TEST(Wilcoxon, ExactPValueOfTheScipyDocumentationExample) {
+  std::vector<double> zeros(kDarwin.size(), 0.0);
+  auto r = wilcoxon_signed_rank(kDarwin, zeros);
+  EXPECT_TRUE(r.exact);
+  EXPECT_EQ(r.n, 15);
+  EXPECT_DOUBLE_EQ(r.statistic, 24.0);
+  EXPECT_NEAR(r.p_value, 0.041259765625, 1e-12);
+  EXPECT_GT(r.mean_difference, 0);
+  // Zero differences are dropped (zero_method 'wilcox'): the same test.
+  auto x = kDarwin, y = zeros;
+  x.push_back(5), y.push_back(5);
+  x.push_back(-2), y.push_back(-2);
+  auto r2 = wilcoxon_signed_rank(x, y);
+  EXPECT_EQ(r2.n, 15);
+  EXPECT_NEAR(r2.p_value, 0.041259765625, 1e-12);
+}
+
+TEST(Wilcoxon, NormalApproximationWithTiesMatchesTheHandComputation) {
+  // d = [1, −1, 2, 2, 2, 3]: tied |d| → normal approximation. Ranks 1.5 1.5 4 4 4 6, W− = 1.5 = T, n = 6,
+  // mean n(n+1)/4 = 10.5, var = 6·7·13/24 − ((2³−2) + (3³−3))/48 = 22.125.
+  std::vector<double> d{1, -1, 2, 2, 2, 3}, zeros(6, 0.0);
+  auto r = wilcoxon_signed_rank(d, zeros);
+  EXPECT_FALSE(r.exact);
+  EXPECT_DOUBLE_EQ(r.statistic, 1.5);
+  const double z = (1.5 - 10.5 + 0.5) / std::sqrt(22.125);  // continuity-corrected
+  EXPECT_NEAR(r.z, z, 1e-12);
+  EXPECT_NEAR(r.p_value, std::erfc(std::abs(z) / std::sqrt(2.0)), 1e-12);
+  EXPECT_NEAR(r.p_value, 0.0707, 5e-4);
+  auto plain = wilcoxon_signed_rank(d, zeros, false);
+  EXPECT_NEAR(plain.z, (1.5 - 10.5) / std::sqrt(22.125), 1e-12);
+  // The same formula reproduces scipy's documented approximate p of the Darwin data (n = 15, T = 24, no ties).
+  const double z_doc = (24.0 - 60.0) / std::sqrt(15.0 * 16.0 * 31.0 / 24.0);
+  EXPECT_NEAR(std::erfc(std::abs(z_doc) / std::sqrt(2.0)), 0.04088813291185591, 1e-12);
+}
+
+TEST(Wilcoxon, ExactDistributionMatchesBruteForceEnumeration) {
+  torch::manual_seed(3);
+  for (int n : {1, 4, 9, 12}) {
+    std::vector<double> x, y;
+    for (int i = 0; i < n; ++i) {
+      x.push_back(i + 1.0 + 0.01 * i);  // distinct magnitudes → no ties
+      y.push_back(torch::rand({1}).item<double>() < 0.4 ? 2.0 * (i + 1.0 + 0.01 * i) : 0.0);
+    }
+    auto r = wilcoxon_signed_rank(x, y);
+    ASSERT_TRUE(r.exact);
+    // Enumerate all 2^n sign patterns of ranks 1..n.
+    int64_t at_most = 0;
+    for (int64_t mask = 0; mask < (int64_t(1) << n); ++mask) {
+      int64_t s = 0;
+      for (int i = 0; i < n; ++i)
+        if (mask >> i & 1) s += i + 1;
+      if (s <= r.statistic) ++at_most;
+    }
+    EXPECT_NEAR(r.p_value, std::min(1.0, 2.0 * at_most / std::ldexp(1.0, n)), 1e-12) << "n = " << n;
+  }
+  EXPECT_THROW(wilcoxon_signed_rank({1, 2}, {1}), InputError);
+  EXPECT_EQ(wilcoxon_signed_rank({1, 2}, {1, 2}).p_value, 1.0);
+}
+
+TEST(Evaluate, WritesTablesAndMarksTheSignificantlyBetterModel) {
+  testutil::TempDir dir;
+  torch::manual_seed(0);
+  for (int i = 0; i < 7; ++i) {
+    Volume ref;
+    ref.data = torch::randint(0, 3, {1, 4, 6, 5}).to(torch::kFloat);
+    auto worse = ref.data.clone();
+    worse.view(-1).slice(0, 0, 10 + i).fill_(0);  // model B loses some voxels
+    std::string name = "sub" + std::to_string(i) + ".nii.gz";
+    write_volume(dir / ("ref/" + name), ref);
+    write_volume(dir / ("a/" + name), ref);
+    write_volume(dir / ("b/" + name), ref.with_data(worse));
+  }
+  EvaluateJob job;
+  job.pred = dir / "a";
+  job.pred2 = dir / "b";
+  job.ref = dir / "ref";
+  job.out = dir / "out";
+  job.name = "R";
+  job.name2 = "S";
+  job.class_names = {"csf", "gm"};
+  auto md = run_evaluation(job);
+  EXPECT_NE(md.find("| model | csf | gm |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| R | **1.000 ± 0.000** | **1.000 ± 0.000** |"), std::string::npos) << md;
+  EXPECT_TRUE(std::filesystem::exists(dir / "out/per_volume_R.csv"));
+  EXPECT_TRUE(std::filesystem::exists(dir / "out/wilcoxon.csv"));
+  auto csv = read_text(dir / "out/per_volume_S.csv");
+  EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 1 + 7 * 2);
+}
+
+TEST(Evaluate, FoldersWithoutCommonNamesAreRefused) {
+  testutil::TempDir dir;
+  Volume v;
+  v.data = torch::zeros({1, 2, 2, 2});
+  write_volume(dir / "p/a.nii.gz", v);
+  write_volume(dir / "r/b.nii.gz", v);
+  try {
+    evaluate_folder(dir / "p", dir / "r", "A");
+    FAIL();
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("no file name is in both"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(evaluate_folder(dir / "missing", dir / "r", "A"), InputError);
+}
