@@ -5,6 +5,7 @@
 #include "brainspade/data/slicing.h"
 #include "brainspade/sampling/pair_sampler.h"
 #include "brainspade/training/train_ldm.h"
+#include "brainspade/training/train_segmenter.h"
 #include "brainspade/training/train_spade.h"
 #include "brainspade/training/train_vae.h"
 
@@ -38,6 +39,7 @@ Registrar reg("90-config-docs", [](CLI::App& root) {
     std::cout << document_config<LabelSampleJob>("brainspade sample labels") << "\n";
     std::cout << document_config<ImageSampleJob>("brainspade sample images") << "\n";
     std::cout << document_config<PairSampleJob>("brainspade sample") << "\n";
+    std::cout << document_config<SegmenterTrainConfig>("brainspade train segmenter") << "\n";
   });
 });
 }  // namespace
