@@ -95,6 +95,8 @@ void BenchJob::visit(ConfigVisitor& v) {
   v("only", only, "networks to run (vae_encoder vae_decoder unet spade_generator style_encoder discriminator); empty = all");
   v.choice("dtype", dtype, {"float32", "bfloat16"}, "compute dtype of modules and inputs");
   v("channels_last", channels_last, "channels-last (NHWC) weights and inputs");
+  v("inference_mode", inference_mode, "time forwards under InferenceMode (false: NoGradGuard)");
+  v("flush_denormal", flush_denormal, "flush denormal floats to zero (FTZ/DAZ) while benchmarking");
   v("backward", backward, "also time forward+backward (float32 only)");
   v("sampling_steps", sampling_steps, "reverse steps timed for the sampling estimate; 0 = skip", Bounds::non_negative());
   v("ceiling_repeats", ceiling_repeats, "timed calls of the ceiling matmul and conv", Bounds::at_least(1));
@@ -304,7 +306,9 @@ BenchCeiling measure_ceiling(const BenchJob& job) {
 
 /// Times `steps` reverse steps (U-Net forward + scheduler step) of DDPM and DDIM on a batch, per sample.
 void measure_sampling(const BenchScale& s, const BenchJob& job, SamplingBench& out) {
-  torch::InferenceMode im;
+  c10::optional<torch::InferenceMode> im;
+  c10::optional<torch::NoGradGuard> ng;
+  if (job.inference_mode) im.emplace(); else ng.emplace();
   auto gen = at::detail::createCPUGenerator(7);
   DiffusionUNet unet(s.unet);
   prepare_module(*unet, job);
@@ -400,6 +404,7 @@ BenchReport run_benchmark(const BenchJob& job) {
     BRAINSPADE_CHECK_INPUT(s == "tiny" || s == "paper", "bench: unknown scale '", s, "' (expected tiny or paper)");
   BenchReport rep;
   rep.threads = configure_threads(job.threads);
+  at::globalContext().setFlushDenormal(job.flush_denormal);
   rep.cores = std::max(1u, std::thread::hardware_concurrency());
   rep.cpu = cpu_model();
   rep.dtype = job.dtype;
@@ -435,7 +440,9 @@ BenchReport run_benchmark(const BenchJob& job) {
       nb.params = count_params(*r.module);
       r.module->eval();
       {
-        torch::InferenceMode im;
+        c10::optional<torch::InferenceMode> im;
+        c10::optional<torch::NoGradGuard> ng;
+        if (job.inference_mode) im.emplace(); else ng.emplace();
         nb.flops = count_flops(r.forward) / s.batch;
         nb.forward_peak_mb = peak_rss_growth_mb(
             [&] { nb.forward_s = median_seconds(r.forward, s.warmup, s.repeats) / s.batch; });

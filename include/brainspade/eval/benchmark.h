@@ -54,6 +54,8 @@ struct BenchJob {
   std::vector<std::string> only;                ///< network names to run; empty = all
   std::string dtype = "float32";                ///< float32 | bfloat16 (modules and inputs cast; forward only)
   bool channels_last = false;                   ///< 4-D weights and inputs in channels-last (NHWC) for oneDNN
+  bool inference_mode = true;                   ///< forwards under torch::InferenceMode (false: NoGradGuard)
+  bool flush_denormal = false;                  ///< at::globalContext().setFlushDenormal (FTZ/DAZ)
   bool backward = true;                         ///< also time forward+backward (float32 only)
   int64_t sampling_steps = 2;                   ///< measured reverse steps for the sampling estimate (0 = skip)
   int64_t ceiling_repeats = 5;
