@@ -49,7 +49,7 @@ TEST(BenchCommand, TinyRunWritesJsonWithEveryNetwork) {
   testutil::TempDir dir;
   const std::string json = dir / "bench.json";
   const std::string cmd = std::string(BRAINSPADE_BINARY) +
-                          " --log-level warn bench --scale tiny --repeats 1 --set tiny.warmup=0 --set tiny.batch=2"
+                          " --log-level warn bench --threads 1 --scale tiny --repeats 1 --set tiny.warmup=0 --set tiny.batch=2"
                           " --set ceiling_repeats=1 --sampling-steps 1 --json " + json + " > " + (dir / "out.txt");
   ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
   YAML::Node r = YAML::LoadFile(json);  // JSON is YAML
@@ -78,7 +78,7 @@ TEST(BenchCommand, TinyRunWritesJsonWithEveryNetwork) {
 TEST(BenchCommand, OnlyPicksNetworksAndUnknownNamesAreRefused) {
   testutil::TempDir dir;
   const std::string json = dir / "bench.json";
-  std::string base = std::string(BRAINSPADE_BINARY) + " --log-level warn bench --scale tiny --repeats 1 --no-backward"
+  std::string base = std::string(BRAINSPADE_BINARY) + " --log-level warn bench --threads 1 --scale tiny --repeats 1 --no-backward"
                      " --set ceiling_repeats=1 --sampling-steps 0 ";
   ASSERT_EQ(std::system((base + "--only unet,vae_decoder --json " + json + " > /dev/null").c_str()), 0);
   YAML::Node r = YAML::LoadFile(json);
@@ -89,6 +89,7 @@ TEST(BenchCommand, OnlyPicksNetworksAndUnknownNamesAreRefused) {
 
 TEST(BenchCommand, Bfloat16ForwardRuns) {
   eval::BenchJob job;
+  job.threads = 1;  // two OpenMP threads on a shared 2-core machine can be 10x slower (docs/performance.md)
   job.scales = {"tiny"};
   job.only = {"unet", "spade_generator"};
   job.dtype = "bfloat16";
@@ -98,7 +99,9 @@ TEST(BenchCommand, Bfloat16ForwardRuns) {
   job.tiny.batch = 1;
   job.tiny.warmup = 0;
   job.tiny.repeats = 1;
+  const int threads_before = torch::get_num_threads();
   auto rep = eval::run_benchmark(job);
+  torch::set_num_threads(threads_before);  // run_benchmark sets the process-wide count
   ASSERT_EQ(rep.networks.size(), 2u);
   for (const auto& n : rep.networks) {
     EXPECT_GT(n.forward_s, 0.0);
