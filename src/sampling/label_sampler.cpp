@@ -18,7 +18,29 @@ void LabelSamplerOptions::visit(ConfigVisitor& v) {
   v("lesion_probability", lesion_probability, "P(lesion flag = 1) per conditioned lesion; empty = 0.5 each", Bounds::unit());
   v("slice_range", slice_range, "slice position range [lo, hi] in [0, 1]", Bounds::unit());
   v("batch_size", batch_size, "samples per forward pass", Bounds::at_least(1));
+  v.choice("dtype", dtype, {"float32", "bfloat16"},
+           "U-Net compute dtype (bfloat16: a bf16 copy of the U-Net; scheduler and decode stay float32)");
 }
+
+namespace {
+/// A copy of `unet` with its weights in `dtype`, in eval mode; the caller's network is left untouched
+/// (casting it in place and back would round its float32 weights). Building the copy initialises fresh
+/// weights, so the global generator's state is saved and restored to keep other consumers reproducible.
+DiffusionUNet unet_copy_in_dtype(const DiffusionUNet& unet, torch::ScalarType dtype) {
+  auto global = at::detail::getDefaultCPUGenerator();
+  auto state = global.get_state();
+  DiffusionUNet copy(unet->options);
+  global.set_state(state);
+  torch::NoGradGuard no_grad;
+  auto src_params = unet->named_parameters(true);
+  for (auto& p : copy->named_parameters(true)) p.value().copy_(src_params[p.key()]);
+  auto src_buffers = unet->named_buffers(true);
+  for (auto& b : copy->named_buffers(true)) b.value().copy_(src_buffers[b.key()]);
+  copy->to(unet->parameters().front().device(), dtype);
+  copy->eval();
+  return copy;
+}
+}  // namespace
 
 torch::Tensor draw_conditions(const ConditioningOptions& c, const LabelSamplerOptions& o, int64_t batch, at::Generator& gen) {
   BRAINSPADE_CHECK_INPUT(o.slice_range.size() == 2 && o.slice_range[0] <= o.slice_range[1],
@@ -46,9 +68,10 @@ torch::Tensor postprocess_labels(const torch::Tensor& decoded, double threshold)
   return x / x.sum(1, true).clamp_min(1e-6);
 }
 
-LabelBatch sample_label_batch(LabelGenerator& g, const LabelSamplerOptions& o, int64_t batch, uint64_t seed,
-                              torch::Device device, torch::Tensor cond) {
-  torch::NoGradGuard no_grad;
+namespace {
+LabelBatch sample_label_batch_inference(LabelGenerator& g, DiffusionUNet& unet, const LabelSamplerOptions& o, int64_t batch,
+                                        uint64_t seed, torch::Device device, torch::Tensor cond) {
+  const bool bf16 = o.dtype == "bfloat16";
   at::Generator gen = at::detail::createCPUGenerator(seed);
   const int64_t K = g.conditioning.dim();
   if (!cond.defined()) cond = draw_conditions(g.conditioning, o, batch, gen);
@@ -83,15 +106,36 @@ LabelBatch sample_label_batch(LabelGenerator& g, const LabelSamplerOptions& o, i
     step = [&](const torch::Tensor& out, int64_t t, const torch::Tensor& x) { return ddpm->step(out, t, x, gen); };
   }
 
+  const auto compute_dtype = bf16 ? torch::kBFloat16 : torch::kFloat;
+  // Every step's timestep tensor made once, on the device, before the loop (no host work per step).
+  auto all_t = torch::tensor(timesteps, torch::kLong).to(device);  // [S]
   auto x = torch::randn({batch, g.latent_shape[0], g.latent_shape[1], g.latent_shape[2]}, gen).to(device);  // [B, Z, h, w]
-  for (int64_t t : timesteps) {
-    auto tt = torch::full({batch}, t, torch::TensorOptions().dtype(torch::kLong).device(device));
-    torch::Tensor out = (conditioned && o.guidance_scale != 1.0) ? g.unet->forward_guided(x, tt, c, o.guidance_scale)
-                                                                 : g.unet->forward(x, tt, c);
-    x = step(out, t, x).prev_sample;
+  for (size_t i = 0; i < timesteps.size(); ++i) {
+    const int64_t t = timesteps[i];
+    auto tt = all_t.select(0, static_cast<int64_t>(i)).expand({batch});  // [B]
+    auto xin = bf16 ? x.to(compute_dtype) : x;
+    torch::Tensor out = (conditioned && o.guidance_scale != 1.0) ? unet->forward_guided(xin, tt, c, o.guidance_scale)
+                                                                 : unet->forward(xin, tt, c);
+    x = step(bf16 ? out.to(torch::kFloat) : out, t, x).prev_sample;  // scheduler arithmetic in float32
   }
   auto decoded = g.vae->decode(x / g.latent_scale).to(torch::kCPU, torch::kFloat);
   return {postprocess_labels(decoded, o.background_threshold), cond.cpu()};
+}
+}  // namespace
+
+LabelBatch sample_label_batch(LabelGenerator& g, const LabelSamplerOptions& o, int64_t batch, uint64_t seed,
+                              torch::Device device, torch::Tensor cond) {
+  // The bf16 copy is built before InferenceMode so that its parameters are ordinary tensors.
+  DiffusionUNet unet = o.dtype == "bfloat16" ? unet_copy_in_dtype(g.unet, torch::kBFloat16) : g.unet;
+  LabelBatch out;
+  {
+    // InferenceMode skips autograd's version counters and view tracking as well as the graph; the kernels are
+    // the same as under NoGradGuard, so the samples are bit-identical (tests/test_label_pipeline.cpp checks).
+    torch::InferenceMode inference;
+    out = sample_label_batch_inference(g, unet, o, batch, seed, device, cond);
+  }
+  // Hand back ordinary tensors: callers may write into them in place, which inference tensors forbid.
+  return {out.pv.clone(), out.cond.clone()};
 }
 
 }  // namespace brainspade

@@ -22,6 +22,9 @@ struct LabelSamplerOptions {
   std::vector<double> lesion_probability;  ///< P(flag = 1) per lesion of the LDM's conditioning; empty = 0.5 each
   std::vector<double> slice_range{0.2, 0.5};  ///< slice position drawn uniformly from [lo, hi] (authors: 0.2–0.5)
   int64_t batch_size = 8;
+  /// U-Net compute dtype: float32 | bfloat16. bfloat16 runs a bf16 copy of the U-Net (oneDNN's AVX-512-BF16
+  /// kernels on CPU); the latent, the scheduler arithmetic and the VAE decode stay float32.
+  std::string dtype = "float32";
   void visit(ConfigVisitor& v);
 };
 
