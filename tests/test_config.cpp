@@ -71,6 +71,8 @@ TEST(Config, DumpReadsBackToTheSameValues) {
   EXPECT_EQ(back.model.mult, (std::vector<int64_t>{1, 3}));
   EXPECT_EQ(back.loss, "l2");
   EXPECT_EQ(dump_config(back), text);
+  r.lr = 0.15;  // written as the shortest exact decimal
+  EXPECT_NE(dump_config(r).find("lr: 0.15\n"), std::string::npos) << dump_config(r);
 }
 
 TEST(Config, UnknownKeyIsNamedWithItsFile) {

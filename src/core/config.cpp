@@ -244,10 +244,15 @@ class Dumper final : public ConfigVisitor {
 
  private:
   static std::string format(double d) {
-    std::ostringstream os;
-    os.precision(17);
-    os << d;
-    std::string s = os.str();
+    // The shortest decimal that reads back to the same double (0.15, not 0.14999999999999999).
+    std::string s;
+    for (int precision = 6; precision <= 17; ++precision) {
+      std::ostringstream os;
+      os.precision(precision);
+      os << d;
+      s = os.str();
+      if (std::stod(s) == d) break;
+    }
     // Keep a decimal point so that the value reads back as a number that is visibly a float.
     if (s.find_first_of(".eEn") == std::string::npos) s += ".0";
     return s;
