@@ -145,6 +145,21 @@ TEST(TrainVAE, DatasetWithOtherChannelCountIsRefused) {
   EXPECT_FALSE(std::filesystem::exists(dir / "vae/checkpoints"));
 }
 
+TEST(TrainVAE, MissingPerceptualWeightsFileIsNamedBeforeAnythingIsWritten) {
+  testutil::TempDir dir;
+  auto ds = testutil::write_phantom_dataset(dir.path(), {});
+  auto c = tiny_vae(ds, dir / "vae", 2);
+  c.loss.perceptual_network = "squeeze";
+  c.loss.perceptual_weights = dir / "no_such_weights.pt";
+  try {
+    train_vae(c, false);
+    FAIL();
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("no_such_weights.pt"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir / "vae"));
+}
+
 TEST(TrainLDM, ResumeGivesTheSameWeightsAndEMA) {
   auto& t = trained();
   testutil::TempDir dir;

@@ -9,6 +9,7 @@
 #include "brainspade/core/runtime.h"
 #include "brainspade/data/slice_dataset.h"
 #include "brainspade/losses/losses.h"
+#include "brainspade/losses/perceptual.h"
 #include "brainspade/training/montage.h"
 
 namespace brainspade {
@@ -117,9 +118,22 @@ VAEValidation train_vae(const VAETrainConfig& cfg, bool resume) {
   BRAINSPADE_CHECK_INPUT(data.height() % factor == 0 && data.width() % factor == 0, cfg.data.dataset, ": slices of ",
                          data.height(), "x", data.width(), " are not divisible by ", factor, " (", cfg.vae.channels.size() - 1,
                          " downsamplings)");
-  BRAINSPADE_CHECK_INPUT(cfg.loss.perceptual_network == "none",
-                         "config key 'loss.perceptual_network': '", cfg.loss.perceptual_network,
-                         "' is not wired into VAE training yet; use none");
+  // The perceptual network (authors: LPIPS-squeeze per label channel, weight 0.002) loads its weights file now:
+  // a configured file that is missing stops the run before anything is written.
+  PerceptualLoss perceptual(nullptr);
+  if (cfg.loss.perceptual_network != "none" && cfg.loss.perceptual_weight > 0) {
+    BRAINSPADE_CHECK_INPUT(!cfg.loss.perceptual_weights.empty(), "config key 'loss.perceptual_weights': the ",
+                           cfg.loss.perceptual_network, " perceptual network needs a weights file (write one with ",
+                           "scripts/export_perceptual_weights.py) or set loss.perceptual_network: none");
+    PerceptualLossOptions po;
+    po.network = cfg.loss.perceptual_network;
+    po.weights = cfg.loss.perceptual_weights;
+    po.per_channel = true;
+    perceptual = PerceptualLoss(po);
+    perceptual->to(device);
+    perceptual->eval();
+    set_requires_grad(*perceptual, false);
+  }
 
   const uint64_t seed = static_cast<uint64_t>(cfg.run.seed);
   Split split = split_rows(data.subject, data.slice_index, cfg.train.val_fraction, seed);
@@ -198,6 +212,11 @@ VAEValidation train_vae(const VAETrainConfig& cfg, bool resume) {
     auto l1 = (out.reconstruction - x).abs().mean();
     auto kl = loss_kl(out.posterior);
     auto loss_g = L.l1_weight * l1 + L.kl_weight * kl;
+    torch::Tensor perc = torch::zeros({}, x.options());
+    if (!perceptual.is_empty()) {
+      perc = perceptual->forward(out.reconstruction, x);
+      loss_g = loss_g + L.perceptual_weight * perc;
+    }
     torch::Tensor g_adv = torch::zeros({}, x.options());
     if (adv) {
       set_requires_grad(*disc, false);
@@ -230,7 +249,7 @@ VAEValidation train_vae(const VAETrainConfig& cfg, bool resume) {
       std::map<std::string, double> row{{"loss", loss_g.item<double>()}, {"l1", l1.item<double>()},
                                         {"kl", kl.item<double>()},       {"g_adv", g_adv.item<double>()},
                                         {"d_loss", d_loss.item<double>()}, {"grad_norm", gnorm},
-                                        {"lr", cfg.optim.lr * lr_scale}};
+                                        {"lr", cfg.optim.lr * lr_scale}, {"perceptual", perc.item<double>()}};
       bool do_val = (cfg.train.validate_every > 0 && step % cfg.train.validate_every == 0) || step == cfg.train.steps;
       if (do_val) {
         last_val = validate(vae, labels_val, device, cfg.train.batch_size);
