@@ -67,19 +67,6 @@ LDMTrainConfig tiny_ldm(const std::string& dataset, const std::string& vae, cons
   return c;
 }
 
-bool same_weights(const std::string& a, const std::string& b, const std::string& prefix) {
-  auto ca = Checkpoint::load(a), cb = Checkpoint::load(b);
-  int compared = 0;
-  for (const auto& k : ca.keys()) {
-    if (k.rfind(prefix, 0) != 0) continue;
-    if (!torch::equal(ca.tensor(k), cb.tensor(k))) {
-      ADD_FAILURE() << "weights differ at " << k;
-      return false;
-    }
-    ++compared;
-  }
-  return compared > 0;
-}
 
 // One shared VAE + LDM for the sampling tests (trained once per test binary run).
 struct Trained {
@@ -109,8 +96,8 @@ TEST(TrainVAE, ResumeGivesTheSameWeightsAsAnUninterruptedRun) {
   train_vae(tiny_vae(ds, dir / "b", 4), false);  // "interrupted" after 4 of 6 steps
   train_vae(tiny_vae(ds, dir / "b", 6), true);
   EXPECT_EQ(Checkpoint::load(dir / "b/checkpoints/last.ckpt").get_int("step"), 6);
-  EXPECT_TRUE(same_weights(dir / "a/checkpoints/last.ckpt", dir / "b/checkpoints/last.ckpt", "vae."));
-  EXPECT_TRUE(same_weights(dir / "a/checkpoints/last.ckpt", dir / "b/checkpoints/last.ckpt", "discriminator."));
+  EXPECT_TRUE(testutil::same_checkpoint_tensors(dir / "a/checkpoints/last.ckpt", dir / "b/checkpoints/last.ckpt", "vae."));
+  EXPECT_TRUE(testutil::same_checkpoint_tensors(dir / "a/checkpoints/last.ckpt", dir / "b/checkpoints/last.ckpt", "discriminator."));
   // The metrics file of the resumed run has one row per logged step, none duplicated.
   auto csv = read_text(dir / "b/metrics.csv");
   EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 1 + 3) << csv;
@@ -166,8 +153,8 @@ TEST(TrainLDM, ResumeGivesTheSameWeightsAndEMA) {
   train_ldm(tiny_ldm(t.dataset, t.vae, dir / "a", 6), false);
   train_ldm(tiny_ldm(t.dataset, t.vae, dir / "b", 2), false);
   train_ldm(tiny_ldm(t.dataset, t.vae, dir / "b", 6), true);
-  EXPECT_TRUE(same_weights(dir / "a/checkpoints/last.ckpt", dir / "b/checkpoints/last.ckpt", "unet."));
-  EXPECT_TRUE(same_weights(dir / "a/checkpoints/last.ckpt", dir / "b/checkpoints/last.ckpt", "ema."));
+  EXPECT_TRUE(testutil::same_checkpoint_tensors(dir / "a/checkpoints/last.ckpt", dir / "b/checkpoints/last.ckpt", "unet."));
+  EXPECT_TRUE(testutil::same_checkpoint_tensors(dir / "a/checkpoints/last.ckpt", dir / "b/checkpoints/last.ckpt", "ema."));
 }
 
 TEST(TrainLDM, HeldOutLossFallsOnPhantomLatents) {

@@ -31,19 +31,6 @@ SegmenterTrainConfig tiny_seg(const std::vector<std::string>& sources, const std
   return c;
 }
 
-bool same_weights(const std::string& a, const std::string& b, const std::string& prefix) {
-  auto ca = Checkpoint::load(a), cb = Checkpoint::load(b);
-  int compared = 0;
-  for (const auto& k : ca.keys()) {
-    if (k.rfind(prefix, 0) != 0) continue;
-    if (!torch::equal(ca.tensor(k), cb.tensor(k))) {
-      ADD_FAILURE() << "weights differ at " << k;
-      return false;
-    }
-    ++compared;
-  }
-  return compared > 0;
-}
 
 // One small trained segmenter shared by the prediction tests.
 struct Trained {
@@ -132,7 +119,7 @@ TEST(TrainSegmenter, ResumeGivesTheSameWeightsAsAnUninterruptedRun) {
   std::filesystem::copy_file(dir / "a/checkpoints/step_00000004.ckpt", dir / "b/checkpoints/last.ckpt");
   train_segmenter(b, true);
   EXPECT_EQ(Checkpoint::load(dir / "b/checkpoints/last.ckpt").get_int("step"), 6);
-  EXPECT_TRUE(same_weights(dir / "a/checkpoints/last.ckpt", dir / "b/checkpoints/last.ckpt", "segmenter."));
+  EXPECT_TRUE(testutil::same_checkpoint_tensors(dir / "a/checkpoints/last.ckpt", dir / "b/checkpoints/last.ckpt", "segmenter."));
 }
 
 TEST(TrainSegmenter, MixesSliceDatasetsAndPairFolders) {

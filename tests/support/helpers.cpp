@@ -8,6 +8,8 @@
 #include <fstream>
 #include <random>
 
+#include "brainspade/core/checkpoint.h"
+
 namespace brainspade::testutil {
 
 TempDir::TempDir() {
@@ -53,6 +55,20 @@ void write_file(const std::string& path, const std::string& text) {
   std::printf("    max |diff| = %.3g (atol %.1g, rtol %.1g)\n", max_diff, atol, rtol);
   if (ok) return ::testing::AssertionSuccess();
   return ::testing::AssertionFailure() << "max |diff| = " << max_diff << " exceeds atol " << atol << " + rtol " << rtol;
+}
+
+bool same_checkpoint_tensors(const std::string& a, const std::string& b, const std::string& prefix) {
+  auto ca = Checkpoint::load(a), cb = Checkpoint::load(b);
+  int compared = 0;
+  for (const auto& k : ca.keys()) {
+    if (k.rfind(prefix, 0) != 0) continue;
+    if (!torch::equal(ca.tensor(k), cb.tensor(k))) {
+      ADD_FAILURE() << "weights differ at " << k;
+      return false;
+    }
+    ++compared;
+  }
+  return compared > 0;
 }
 
 std::string example_data_dir() {

@@ -34,6 +34,10 @@ void write_file(const std::string& path, const std::string& text);
 ::testing::AssertionResult tensors_close(const torch::Tensor& a, const torch::Tensor& b, double atol = 1e-5,
                                          double rtol = 1e-4);
 
+/// True when every tensor whose key starts with `prefix` is bit-identical in the two checkpoint files (and at least
+/// one such key exists); a difference is reported as a test failure naming the key. Used by the resume tests.
+bool same_checkpoint_tensors(const std::string& a, const std::string& b, const std::string& prefix);
+
 /// Path of the example data folder (data/example) or "" when scripts/fetch_example_data.sh has not run.
 std::string example_data_dir();
 
