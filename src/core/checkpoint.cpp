@@ -121,9 +121,7 @@ void Checkpoint::load_optimizer(const std::string& key, torch::optim::Optimizer&
   }
 }
 
-void Checkpoint::save(const std::string& path) const {
-  c10::impl::GenericDict dict(c10::StringType::get(), c10::AnyType::get());
-  for (const auto& kv : values_) dict.insert(kv.first, kv.second);
+void write_pickle_dict(const std::string& path, const c10::impl::GenericDict& dict) {
   std::vector<char> bytes = torch::pickle_save(c10::IValue(dict));
   write_atomic(path, [&](const std::string& tmp) {
     std::ofstream out(tmp, std::ios::binary);
@@ -134,24 +132,36 @@ void Checkpoint::save(const std::string& path) const {
   });
 }
 
-Checkpoint Checkpoint::load(const std::string& path) {
+std::map<std::string, c10::IValue> read_pickle_dict(const std::string& path, const std::string& what) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw input_error(path, ": checkpoint not found or unreadable");
+  if (!in) throw input_error(path, ": ", what, " not found or unreadable");
   std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (bytes.empty()) throw input_error(path, ": checkpoint file is empty");
+  if (bytes.empty()) throw input_error(path, ": ", what, " file is empty");
   c10::IValue v;
   try {
     v = torch::pickle_load(bytes);
-  } catch (const std::exception& e) {
-    throw input_error(path, ": not a readable brainspade checkpoint (truncated or another format)");
+  } catch (const std::exception&) {
+    throw input_error(path, ": not a readable brainspade ", what, " (truncated or another format)");
   }
-  if (!v.isGenericDict()) throw input_error(path, ": not a brainspade checkpoint (top level is not a dict)");
+  if (!v.isGenericDict()) throw input_error(path, ": not a brainspade ", what, " (top level is not a dict)");
+  std::map<std::string, c10::IValue> out;
+  for (const auto& kv : v.toGenericDict()) {
+    if (!kv.key().isString()) throw input_error(path, ": not a brainspade ", what, " (non-string key)");
+    out[kv.key().toStringRef()] = kv.value();
+  }
+  return out;
+}
+
+void Checkpoint::save(const std::string& path) const {
+  c10::impl::GenericDict dict(c10::StringType::get(), c10::AnyType::get());
+  for (const auto& kv : values_) dict.insert(kv.first, kv.second);
+  write_pickle_dict(path, dict);
+}
+
+Checkpoint Checkpoint::load(const std::string& path) {
   Checkpoint ck;
   ck.source_ = path;
-  for (const auto& kv : v.toGenericDict()) {
-    if (!kv.key().isString()) throw input_error(path, ": not a brainspade checkpoint (non-string key)");
-    ck.values_[kv.key().toStringRef()] = kv.value();
-  }
+  ck.values_ = read_pickle_dict(path, "checkpoint");
   return ck;
 }
 

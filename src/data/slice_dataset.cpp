@@ -5,6 +5,7 @@
 #include <map>
 
 #include "brainspade/core/atomic_file.h"
+#include "brainspade/core/checkpoint.h"
 #include "brainspade/core/error.h"
 
 namespace brainspade {
@@ -34,31 +35,11 @@ void SliceDataset::save(const std::string& path) const {
   dict.insert("modality_names", to_list(modality_names));
   dict.insert("dataset_names", to_list(dataset_names));
   dict.insert("lesion_names", to_list(lesion_names));
-  std::vector<char> bytes = torch::pickle_save(c10::IValue(dict));
-  write_atomic(path, [&](const std::string& tmp) {
-    std::ofstream out(tmp, std::ios::binary);
-    if (!out) throw input_error(tmp, ": cannot open for writing");
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    out.flush();
-    if (!out) throw input_error(tmp, ": write failed (disk full?)");
-  });
+  write_pickle_dict(path, dict);
 }
 
 SliceDataset SliceDataset::load(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw input_error(path, ": dataset not found or unreadable");
-  std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (bytes.empty()) throw input_error(path, ": dataset file is empty");
-  c10::IValue v;
-  try {
-    v = torch::pickle_load(bytes);
-  } catch (const std::exception&) {
-    throw input_error(path, ": not a readable slice dataset (truncated or another format)");
-  }
-  if (!v.isGenericDict()) throw input_error(path, ": not a slice dataset (top level is not a dict)");
-  std::map<std::string, c10::IValue> m;
-  for (const auto& kv : v.toGenericDict())
-    if (kv.key().isString()) m[kv.key().toStringRef()] = kv.value();
+  const std::map<std::string, c10::IValue> m = read_pickle_dict(path, "slice dataset");
   auto tensor = [&](const char* key, int64_t dim, bool required = true) -> torch::Tensor {
     auto it = m.find(key);
     if (it == m.end() || !it->second.isTensor()) {

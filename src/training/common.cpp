@@ -174,6 +174,21 @@ void CheckpointFiles::save(const Checkpoint& ck, int64_t step) {
   for (size_t i = 0; i + keep_ < steps.size(); ++i) std::filesystem::remove(steps[i]);
 }
 
+std::optional<Checkpoint> resume_checkpoint(const CheckpointFiles& files, bool resume, const std::string& stage,
+                                            const std::string& model_config) {
+  if (!resume) return std::nullopt;
+  if (!file_exists(files.last())) {
+    spdlog::warn("--resume: no checkpoint at {}, starting from step 0", files.last());
+    return std::nullopt;
+  }
+  auto ck = Checkpoint::load(files.last());
+  check_checkpoint_stage(ck, stage);
+  BRAINSPADE_CHECK_INPUT(ck.get_string("model_config") == model_config, files.last(),
+                         ": was trained with different network sections; resume needs the same model config");
+  spdlog::info("resuming from {} at step {}", files.last(), ck.get_int("step"));
+  return ck;
+}
+
 EMA::EMA(const torch::nn::Module& model, double decay) : decay_(decay) {
   for (const auto& p : model.named_parameters(true)) {
     names_.push_back(p.key());

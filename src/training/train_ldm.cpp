@@ -122,17 +122,13 @@ double train_ldm(const LDMTrainConfig& cfg, bool resume) {
 
   CheckpointFiles files(cfg.run.out_dir, cfg.train.keep_checkpoints);
   const std::string full_yaml = dump_config(cfg), unet_yaml = dump_section("unet", cfg.unet);
+  const std::string vae_model_config = Checkpoint::load(cfg.vae_checkpoint).get_string("model_config");
   int64_t start = 0;
-  if (resume && file_exists(files.last())) {
-    auto ck = Checkpoint::load(files.last());
-    check_checkpoint_stage(ck, "ldm");
-    BRAINSPADE_CHECK_INPUT(ck.get_string("model_config") == unet_yaml, files.last(),
-                           ": was trained with a different unet section; resume needs the same model config");
-    ck.load_module("unet", *unet, files.last());
-    ck.load_optimizer("optim", opt);
-    if (ema) ema->load(ck, "ema");
-    start = ck.get_int("step");
-    spdlog::info("resuming from {} at step {}", files.last(), start);
+  if (auto ck = resume_checkpoint(files, resume, "ldm", unet_yaml)) {
+    ck->load_module("unet", *unet, files.last());
+    ck->load_optimizer("optim", opt);
+    if (ema) ema->load(*ck, "ema");
+    start = ck->get_int("step");
   }
   auto save = [&](int64_t step) {
     Checkpoint ck;
@@ -143,7 +139,7 @@ double train_ldm(const LDMTrainConfig& cfg, bool resume) {
     ck.set_string("scheduler_config", dump_section("scheduler", cfg.scheduler));
     ck.set_string("conditioning_config", dump_section("conditioning", cfg.conditioning));
     ck.set_string("vae_checkpoint", cfg.vae_checkpoint);
-    ck.set_string("vae_model_config", Checkpoint::load(cfg.vae_checkpoint).get_string("model_config"));
+    ck.set_string("vae_model_config", vae_model_config);
     ck.set_double("latent_scale", scale);
     ck.set("latent_shape", torch::tensor({Z, mean_all.size(2), mean_all.size(3)}));
     ck.add_module("unet", *unet);

@@ -171,29 +171,7 @@ Part load_source(const std::string& src, int64_t f) {
   return p;
 }
 
-std::string model_yaml(const SegmenterOptions& o) {
-  struct Wrap {
-    SegmenterOptions model;
-    void visit(ConfigVisitor& v) { v.section("model", model); }
-  } w{o};
-  return dump_config(w);
-}
 
-std::string join(const std::vector<std::string>& v) {
-  std::string s;
-  for (const auto& x : v) s += (s.empty() ? "" : ",") + x;
-  return s;
-}
-
-std::vector<std::string> split_csv(const std::string& s) {
-  std::vector<std::string> out;
-  for (size_t a = 0, b; a <= s.size(); a = b + 1) {
-    b = s.find(',', a);
-    if (b == std::string::npos) b = s.size();
-    out.push_back(s.substr(a, b - a));
-  }
-  return out;
-}
 
 // Hard Dice per class over all slices: pred, ref [N, H, W] int64.
 std::vector<double> pooled_dice(const torch::Tensor& pred, const torch::Tensor& ref, int64_t K) {
@@ -324,17 +302,13 @@ SegSlices load_segmentation_data(const SegDataOptions& o) {
 LoadedSegmenter load_segmenter(const std::string& path, torch::Device device) {
   auto ck = Checkpoint::load(path);
   check_checkpoint_stage(ck, "segmenter");
-  struct Wrap {
-    SegmenterOptions model;
-    void visit(ConfigVisitor& v) { v.section("model", model); }
-  };
-  auto w = load_config_text<Wrap>(ck.get_string("model_config"), path + " (model_config)");
+  auto opts = load_section<SegmenterOptions>("model", ck.get_string("model_config"), path);
   LoadedSegmenter s;
-  s.model = Segmenter(w.model);
+  s.model = Segmenter(opts);
   ck.load_module("segmenter", *s.model, "segmenter checkpoint " + path);
   s.model->to(device);
   s.model->eval();
-  s.class_names = split_csv(ck.get_string("class_names"));
+  s.class_names = ck.get_strings("class_names");
   s.height = ck.get_int("slice_height");
   s.width = ck.get_int("slice_width");
   s.downsample = ck.get_int("downsample");
@@ -401,19 +375,12 @@ SegValidation train_segmenter(const SegmenterTrainConfig& cfg, bool resume) {
                                                  .weight_decay(cfg.optim.weight_decay));
 
   CheckpointFiles files(cfg.run.out_dir, cfg.train.keep_checkpoints);
-  const std::string full_yaml = dump_config(cfg), seg_yaml = model_yaml(cfg.model);
+  const std::string full_yaml = dump_config(cfg), seg_yaml = dump_section("model", cfg.model);
   int64_t start = 0;
-  if (resume && file_exists(files.last())) {
-    auto ck = Checkpoint::load(files.last());
-    check_checkpoint_stage(ck, "segmenter");
-    BRAINSPADE_CHECK_INPUT(ck.get_string("model_config") == seg_yaml, files.last(),
-                           ": was trained with a different model section; resume needs the same model config");
-    ck.load_module("segmenter", *model, files.last());
-    ck.load_optimizer("optim", opt);
-    start = ck.get_int("step");
-    spdlog::info("resuming from {} at step {}", files.last(), start);
-  } else if (resume) {
-    spdlog::warn("--resume: no checkpoint at {}, starting from step 0", files.last());
+  if (auto ck = resume_checkpoint(files, resume, "segmenter", seg_yaml)) {
+    ck->load_module("segmenter", *model, files.last());
+    ck->load_optimizer("optim", opt);
+    start = ck->get_int("step");
   }
   auto save = [&](int64_t step) {
     Checkpoint ck;
@@ -421,7 +388,7 @@ SegValidation train_segmenter(const SegmenterTrainConfig& cfg, bool resume) {
     ck.set_int("step", step);
     ck.set_string("config", full_yaml);
     ck.set_string("model_config", seg_yaml);
-    ck.set_string("class_names", join(cfg.data.class_names));
+    ck.set_strings("class_names", cfg.data.class_names);
     ck.set_int("slice_height", H * cfg.data.downsample);
     ck.set_int("slice_width", W * cfg.data.downsample);
     ck.set_int("downsample", cfg.data.downsample);

@@ -118,14 +118,10 @@ ClassifierValidation train_classifier(const ClassifierTrainConfig& cfg, bool res
   CheckpointFiles files(cfg.run.out_dir, cfg.train.keep_checkpoints);
   const std::string model_yaml = dump_section("classifier", cfg.classifier), full_yaml = dump_config(cfg);
   int64_t start = 0;
-  if (resume && file_exists(files.last())) {
-    auto ck = Checkpoint::load(files.last());
-    check_checkpoint_stage(ck, "classifier");
-    BRAINSPADE_CHECK_INPUT(ck.get_string("model_config") == model_yaml, files.last(),
-                           ": was trained with a different classifier section");
-    ck.load_module("classifier", *net, files.last());
-    ck.load_optimizer("optim", opt);
-    start = ck.get_int("step");
+  if (auto ck = resume_checkpoint(files, resume, "classifier", model_yaml)) {
+    ck->load_module("classifier", *net, files.last());
+    ck->load_optimizer("optim", opt);
+    start = ck->get_int("step");
   }
   auto save = [&](int64_t step) {
     Checkpoint ck;
@@ -285,22 +281,17 @@ SPADEValidation train_spade(const SPADETrainConfig& cfg, bool resume) {
   const std::string model_yaml = dump_section("generator", G_o) + dump_section("encoder", cfg.encoder);
   int64_t start = 0;
   std::deque<double> d_acc;
-  if (resume && file_exists(files.last())) {
-    auto ck = Checkpoint::load(files.last());
-    check_checkpoint_stage(ck, "spade");
-    BRAINSPADE_CHECK_INPUT(ck.get_string("model_config") == model_yaml, files.last(),
-                           ": was trained with different generator/encoder sections");
-    ck.load_module("generator", *G, files.last());
-    ck.load_module("encoder", *E, files.last());
-    ck.load_module("discriminator", *D, files.last());
-    ck.load_optimizer("optim_g", opt_g);
-    ck.load_optimizer("optim_d", opt_d);
-    start = ck.get_int("step");
-    if (ck.has("d_accuracy")) {
-      auto t = ck.tensor("d_accuracy");
+  if (auto ck = resume_checkpoint(files, resume, "spade", model_yaml)) {
+    ck->load_module("generator", *G, files.last());
+    ck->load_module("encoder", *E, files.last());
+    ck->load_module("discriminator", *D, files.last());
+    ck->load_optimizer("optim_g", opt_g);
+    ck->load_optimizer("optim_d", opt_d);
+    start = ck->get_int("step");
+    if (ck->has("d_accuracy")) {
+      auto t = ck->tensor("d_accuracy");
       for (int64_t i = 0; i < t.numel(); ++i) d_acc.push_back(t[i].item<double>());
     }
-    spdlog::info("resuming from {} at step {}", files.last(), start);
   }
   auto save = [&](int64_t step) {
     Checkpoint ck;

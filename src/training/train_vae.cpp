@@ -156,19 +156,12 @@ VAEValidation train_vae(const VAETrainConfig& cfg, bool resume) {
   const std::string full_yaml = dump_config(cfg);
   const std::string vae_yaml = dump_section("vae", cfg.vae);
   int64_t start = 0;
-  if (resume && file_exists(files.last())) {
-    auto ck = Checkpoint::load(files.last());
-    check_checkpoint_stage(ck, "vae");
-    BRAINSPADE_CHECK_INPUT(ck.get_string("model_config") == vae_yaml, files.last(),
-                           ": was trained with a different vae section; resume needs the same model config");
-    ck.load_module("vae", *vae, files.last());
-    ck.load_module("discriminator", *disc, files.last());
-    ck.load_optimizer("optim_g", opt_g);
-    ck.load_optimizer("optim_d", opt_d);
-    start = ck.get_int("step");
-    spdlog::info("resuming from {} at step {}", files.last(), start);
-  } else if (resume) {
-    spdlog::warn("--resume: no checkpoint at {}, starting from step 0", files.last());
+  if (auto ck = resume_checkpoint(files, resume, "vae", vae_yaml)) {
+    ck->load_module("vae", *vae, files.last());
+    ck->load_module("discriminator", *disc, files.last());
+    ck->load_optimizer("optim_g", opt_g);
+    ck->load_optimizer("optim_d", opt_d);
+    start = ck->get_int("step");
   }
 
   auto save = [&](int64_t step) {

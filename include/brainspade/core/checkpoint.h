@@ -11,6 +11,12 @@
 
 namespace brainspade {
 
+/// Writes a dict (string keys) with torch::pickle_save, atomically. Python opens the file with torch.load.
+void write_pickle_dict(const std::string& path, const c10::impl::GenericDict& dict);
+/// Reads such a file into name → value; InputError naming the path and `what` (e.g. "checkpoint") when the file is
+/// missing, empty, truncated, another format or not a dict with string keys.
+std::map<std::string, c10::IValue> read_pickle_dict(const std::string& path, const std::string& what);
+
 class Checkpoint {
  public:
   Checkpoint() = default;

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -73,6 +74,12 @@ class CheckpointFiles {
   std::string dir_;
   int64_t keep_;
 };
+
+/// The checkpoint to continue from: with `resume`, the run's last.ckpt when it exists, checked to be of `stage` and
+/// to hold the same `model_config` (InputError otherwise); nullopt for a fresh start (a warning when --resume found
+/// nothing). The caller restores its networks and optimizers and continues at get_int("step").
+std::optional<Checkpoint> resume_checkpoint(const CheckpointFiles& files, bool resume, const std::string& stage,
+                                            const std::string& model_config);
 
 /// Exponential moving average of a module's parameters (diffusion models), stored beside the weights.
 class EMA {
