@@ -7,6 +7,7 @@
 
 #include "app.h"
 #include "brainspade/core/error.h"
+#include "brainspade/core/runtime.h"
 
 namespace brainspade::app {
 
@@ -38,6 +39,7 @@ void add_common_flags(CLI::App* cmd, CommonFlags& f, bool config_required) {
 
 int main(int argc, char** argv) {
   using namespace brainspade;
+  ensure_passive_openmp_wait(argv);
   CLI::App root{"brainspade: synthetic labelled brain MRI (label diffusion + SPADE image generation)"};
   root.require_subcommand(1);
   root.set_version_flag("--version", std::string("brainspade ") + BRAINSPADE_VERSION + " (LibTorch " + TORCH_VERSION + ")");

@@ -6,4 +6,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 cd build
+# Passive OpenMP waiting: ctest runs two test processes on two cores (see core/runtime.h).
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 ctest --output-on-failure -j"$(nproc)" --timeout 900 "$@"

@@ -15,6 +15,13 @@ torch::Device parse_device(const std::string& spec);
 /// reference BLAS (measured 6 vs 207 GFLOP/s on the project's machines). Returns the thread count used.
 int configure_threads(int64_t threads);
 
+/// OpenMP threads that busy-wait between parallel regions waste the CPU whenever another process shares it: a
+/// tiny SPADE training step took 8.4 s with 2 spinning threads on a 2-core machine running compilers beside it,
+/// 1.0 s with passive waiting (docs/performance.md). libgomp reads OMP_WAIT_POLICY only when it loads, so when the
+/// variable is unset this sets it to PASSIVE and re-executes the program once (argv unchanged). A user who sets
+/// OMP_WAIT_POLICY (e.g. ACTIVE on a dedicated machine) keeps it. Returns only when no re-execution happened.
+void ensure_passive_openmp_wait(char** argv);
+
 /// Seeds torch (CPU and CUDA) and makes CPU kernels deterministic.
 void seed_everything(uint64_t seed);
 
