@@ -7,6 +7,7 @@
 
 #include "app.h"
 #include "brainspade/core/error.h"
+#include "brainspade/core/run_rollback.h"
 #include "brainspade/core/runtime.h"
 
 namespace brainspade::app {
@@ -64,6 +65,7 @@ int main(int argc, char** argv) {
     return 2;
   } catch (const InputError& e) {
     spdlog::error("{}", e.what());
+    abandon_run();  // bad input leaves no output behind
     return 2;
   } catch (const c10::Error& e) {
     spdlog::error("LibTorch error: {}", e.what_without_backtrace());

@@ -1,8 +1,12 @@
 #include "brainspade/core/runtime.h"
 
+#include <algorithm>
 #include <climits>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <map>
+#include <optional>
 #include <thread>
 
 #include <unistd.h>
@@ -13,6 +17,7 @@
 
 #include "brainspade/core/atomic_file.h"
 #include "brainspade/core/error.h"
+#include "brainspade/core/run_rollback.h"
 
 namespace brainspade {
 
@@ -87,10 +92,85 @@ void add_log_file(const std::string& dir, const std::string& name) {
   spdlog::default_logger()->sinks().push_back(sink);
 }
 
+namespace {
+
+// Every regular file under `dir` (relative path → size and modification time); empty when dir is absent.
+std::map<std::string, std::pair<uintmax_t, std::filesystem::file_time_type>> list_files(const std::string& dir) {
+  namespace fs = std::filesystem;
+  std::map<std::string, std::pair<uintmax_t, fs::file_time_type>> out;
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return out;
+  for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::recursive_directory_iterator();
+       it.increment(ec)) {
+    std::error_code e2;
+    if (!it->is_regular_file(e2)) continue;
+    out[fs::relative(it->path(), dir, e2).string()] = {it->file_size(e2), it->last_write_time(e2)};
+  }
+  return out;
+}
+
+// What the last start_run() did, for abandon_run().
+struct RunStart {
+  std::string dir, log_name;
+  std::string made_root;  // the highest folder start_run created ("" when dir existed)
+  std::optional<uintmax_t> log_size_before;       // nullopt: the log file did not exist
+  std::optional<std::string> config_before;       // nullopt: config.yaml did not exist
+  std::map<std::string, std::pair<uintmax_t, std::filesystem::file_time_type>> files_before;
+  std::shared_ptr<spdlog::sinks::sink> log_sink;
+};
+std::optional<RunStart> g_run_start;
+
+}  // namespace
+
+bool abandon_run() {
+  namespace fs = std::filesystem;
+  if (!g_run_start) return false;
+  RunStart rs = std::move(*g_run_start);
+  g_run_start.reset();
+  // Close the log file first: its sink is the only holder of the file.
+  auto& sinks = spdlog::default_logger()->sinks();
+  sinks.erase(std::remove(sinks.begin(), sinks.end(), rs.log_sink), sinks.end());
+  rs.log_sink.reset();
+  // Anything written besides the log and config.yaml means the command got past its checks: keep it all.
+  auto now = list_files(rs.dir);
+  for (const auto& [rel, info] : now) {
+    if (rel == rs.log_name || rel == "config.yaml") continue;
+    auto it = rs.files_before.find(rel);
+    if (it == rs.files_before.end() || it->second != info) return false;
+  }
+  for (const auto& [rel, info] : rs.files_before)
+    if (!now.count(rel)) return false;
+  std::error_code ec;
+  const std::string log = rs.dir + "/" + rs.log_name, config = rs.dir + "/config.yaml";
+  if (rs.log_size_before) fs::resize_file(log, *rs.log_size_before, ec);
+  else fs::remove(log, ec);
+  if (rs.config_before) write_text_atomic(config, *rs.config_before);
+  else fs::remove(config, ec);
+  // Remove the folders start_run created, innermost first; fs::remove leaves a folder that is not empty.
+  if (!rs.made_root.empty())
+    for (fs::path p = rs.dir; !p.empty(); p = p.parent_path()) {
+      fs::remove(p, ec);
+      if (p == fs::path(rs.made_root) || p == p.parent_path()) break;
+    }
+  return true;
+}
+
 torch::Device start_run(const RunOptions& run, const std::string& resolved_config_yaml, const std::string& log_name) {
   torch::Device device = parse_device(run.device);  // validate before anything is written
+  RunStart rs;
+  rs.dir = run.out_dir;
+  rs.log_name = log_name;
+  for (std::filesystem::path p = run.out_dir; !p.empty() && !file_exists(p.string()); p = p.parent_path()) {
+    rs.made_root = p.string();
+    if (p == p.parent_path()) break;
+  }
+  rs.files_before = list_files(run.out_dir);
+  if (auto it = rs.files_before.find(log_name); it != rs.files_before.end()) rs.log_size_before = it->second.first;
+  if (rs.files_before.count("config.yaml")) rs.config_before = read_text(run.out_dir + "/config.yaml");
   make_dirs(run.out_dir);
   add_log_file(run.out_dir, log_name);
+  rs.log_sink = spdlog::default_logger()->sinks().back();
+  g_run_start = std::move(rs);
   int threads = configure_threads(run.threads);
   seed_everything(static_cast<uint64_t>(run.seed));
   spdlog::info("brainspade {} (LibTorch {}), device {}, {} thread(s), seed {}", BRAINSPADE_VERSION, TORCH_VERSION,

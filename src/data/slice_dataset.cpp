@@ -88,6 +88,19 @@ SliceDataset SliceDataset::load(const std::string& path) {
   if (ds.lesion_flags.size(1) != static_cast<int64_t>(ds.lesion_names.size()))
     throw input_error(path, ": lesion_flags has ", ds.lesion_flags.size(1), " columns for ", ds.lesion_names.size(),
                       " lesion names");
+  // Values: a NaN or an out-of-range PV map would otherwise surface steps later as a non-finite loss. The tolerance
+  // is looser than slicing's default (data.label_tolerance 1e-3) so that datasets sliced with a larger one still load.
+  if (!torch::isfinite(ds.labels).all().item<bool>())
+    throw input_error(path, ": 'labels' contains NaN or infinite values");
+  if (N > 0) {
+    const double lo = ds.labels.min().item<double>(), hi = ds.labels.max().item<double>();
+    const double sum_dev = (ds.labels.sum(1) - 1).abs().max().item<double>();
+    if (lo < -1e-2 || hi > 1 + 1e-2 || sum_dev > 1e-2)
+      throw input_error(path, ": 'labels' are not partial-volume maps: values span [", lo, ", ", hi,
+                        "], channel sums deviate from 1 by up to ", sum_dev);
+  }
+  if (ds.images.defined() && !torch::isfinite(ds.images).all().item<bool>())
+    throw input_error(path, ": 'images' contains NaN or infinite values");
   auto check_index = [&](const char* key, const torch::Tensor& t, size_t n) {
     if (N > 0 && (t.min().item<int64_t>() < 0 || t.max().item<int64_t>() >= static_cast<int64_t>(n)))
       throw input_error(path, ": '", key, "' indexes outside its ", n, " names");

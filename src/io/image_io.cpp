@@ -5,9 +5,28 @@
 #include <algorithm>
 #include <cstring>
 #include <cmath>
+#include <cctype>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <sstream>
 
+#if defined(__clang__)
+// Debian's ITK 5.2 headers know only gcc (itk_compiler_detection.h stops on clang). The clang fuzz build
+// (cmake/fuzz.cmake) therefore presents itself as gcc 12 to that one header; its include guard keeps the result.
+#pragma push_macro("__clang__")
+#pragma push_macro("__GNUC__")
+#pragma push_macro("__GNUC_MINOR__")
+#undef __clang__
+#undef __GNUC__
+#undef __GNUC_MINOR__
+#define __GNUC__ 12
+#define __GNUC_MINOR__ 2
+#include <itk_compiler_detection.h>
+#pragma pop_macro("__GNUC_MINOR__")
+#pragma pop_macro("__GNUC__")
+#pragma pop_macro("__clang__")
+#endif
 #include <itkMacro.h>
 #include <itkImage.h>
 #include <itkImageFileReader.h>
@@ -39,11 +58,15 @@ bool ends_with(const std::string& s, const std::string& suffix) {
 // Reads the whole (possibly gzip-compressed) file as a stream. ITK's NIfTI reader zero-fills a truncated .gz
 // stream without complaint, and niftilib replaces NaN/Inf floats by 0 while reading, so both are checked here:
 // a complete gzip stream must decompress to its end with a matching CRC, and a NIfTI float payload is scanned
-// for non-finite values. Returns the number of non-finite values found (0 for other formats).
-int64_t check_stream_and_count_non_finite(const std::string& path) {
+// for non-finite values. Also returns the decompressed size, which caps what the header may claim.
+struct StreamCheck {
+  int64_t non_finite = 0;  // NaN/Inf values in a NIfTI float payload (0 for other formats)
+  int64_t bytes = -1;      // decompressed bytes of a NIfTI or .gz file; -1 when not scanned
+};
+StreamCheck check_stream_and_count_non_finite(const std::string& path) {
   const bool nifti = ends_with(path, ".nii") || ends_with(path, ".nii.gz");
   const bool gz = ends_with(path, ".gz");
-  if (!nifti && !gz) return 0;
+  if (!nifti && !gz) return {};
   gzFile f = gzopen(path.c_str(), "rb");
   if (!f) throw input_error(path, ": cannot open");
   std::vector<char> buf(1 << 20);
@@ -99,22 +122,132 @@ int64_t check_stream_and_count_non_finite(const std::string& path) {
   gzclose(f);
   if (n < 0 || (err != Z_OK && err != Z_STREAM_END))
     throw input_error(path, ": truncated or corrupt gzip data (", what, ")");
-  return non_finite;
+  return {non_finite, pos};
 }
 
-// Checks that `path` names a non-empty regular file and returns an ITK reader for it.
-itk::ImageIOBase::Pointer open_image_io(const std::string& path) {
+// ITK 5.2's PNG reader calls libpng without an error handler of its own: libpng's default reaction to a corrupt chunk
+// is abort(), which would end the program instead of raising InputError (found by fuzz_png and fuzz_nifti — ITK picks
+// the PNG reader by the file's magic bytes, whatever its name). So a PNG is checked here first, against everything
+// libpng treats as a hard error: chunk framing and CRCs, the IHDR fields, the order of critical chunks, and an IDAT
+// stream that inflates to exactly the image's rows with valid filter bytes.
+void check_png_structure(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::vector<uint8_t> b((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto bad = [&](const std::string& why) { return input_error(path, ": corrupt PNG (", why, ")"); };
+  static const uint8_t magic[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+  if (b.size() < 8 || std::memcmp(b.data(), magic, 8) != 0) throw bad("no PNG signature");
+  auto be32 = [&](size_t at) {
+    return (uint32_t(b[at]) << 24) | (uint32_t(b[at + 1]) << 16) | (uint32_t(b[at + 2]) << 8) | uint32_t(b[at + 3]);
+  };
+  uint32_t width = 0, height = 0;
+  int bit_depth = 0, colour = -1, interlace = 0;
+  bool seen_plte = false, seen_idat = false, idat_ended = false, seen_iend = false;
+  std::vector<uint8_t> idat;
+  size_t at = 8;
+  for (int index = 0; !seen_iend; ++index) {
+    if (b.size() - at < 12) throw bad("truncated chunk");
+    const uint32_t len = be32(at);
+    if (len > 0x7fffffffu || len > b.size() - at - 12) throw bad("chunk length past the end of the file");
+    const uint8_t* type = b.data() + at + 4;
+    const uint8_t* data = type + 4;
+    for (int k = 0; k < 4; ++k)
+      if (!std::isalpha(type[k])) throw bad("invalid chunk name");
+    const uint32_t crc = static_cast<uint32_t>(crc32(crc32(0L, Z_NULL, 0), type, len + 4));
+    if (crc != be32(at + 8 + len)) throw bad("CRC mismatch");
+    const std::string name(reinterpret_cast<const char*>(type), 4);
+    if (index == 0 && name != "IHDR") throw bad("first chunk is not IHDR");
+    if (name == "IHDR") {
+      if (index != 0 || len != 13) throw bad("misplaced or malformed IHDR");
+      width = be32(at + 8);
+      height = be32(at + 12);
+      bit_depth = data[8];
+      colour = data[9];
+      interlace = data[12];
+      if (width < 1 || height < 1 || width > kMaxVolumeDim || height > kMaxVolumeDim)
+        throw bad("image size " + std::to_string(width) + "x" + std::to_string(height) + " outside [1, 4096]");
+      const bool depth_ok = (colour == 0 && (bit_depth == 1 || bit_depth == 2 || bit_depth == 4 || bit_depth == 8 ||
+                                             bit_depth == 16)) ||
+                            (colour == 3 && (bit_depth == 1 || bit_depth == 2 || bit_depth == 4 || bit_depth == 8)) ||
+                            ((colour == 2 || colour == 4 || colour == 6) && (bit_depth == 8 || bit_depth == 16));
+      if (!depth_ok || data[10] != 0 || data[11] != 0 || interlace > 1) throw bad("invalid IHDR fields");
+    } else if (name == "PLTE") {
+      if (seen_plte || seen_idat || len == 0 || len % 3 != 0 || len > 768 || colour == 0 || colour == 4)
+        throw bad("misplaced or malformed PLTE");
+      seen_plte = true;
+    } else if (name == "IDAT") {
+      if (idat_ended) throw bad("IDAT chunks are not consecutive");
+      seen_idat = true;
+      idat.insert(idat.end(), data, data + len);
+    } else if (name == "IEND") {
+      if (len != 0) throw bad("malformed IEND");
+      seen_iend = true;
+    } else if (std::isupper(type[0])) {
+      throw bad("unknown critical chunk " + name);
+    }
+    if (seen_idat && name != "IDAT") idat_ended = true;
+    at += 12 + len;
+  }
+  if (!seen_idat) throw bad("no image data");
+  if (colour == 3 && !seen_plte) throw bad("palette image without PLTE");
+  // Row layout: one pass, or the 7 Adam7 passes of an interlaced image.
+  const int channels = colour == 2 ? 3 : colour == 4 ? 2 : colour == 6 ? 4 : 1;
+  std::vector<std::pair<uint64_t, uint64_t>> passes;  // (rows, pixels per row)
+  if (interlace == 0) {
+    passes.push_back({height, width});
+  } else {
+    const int x0[7] = {0, 4, 0, 2, 0, 1, 0}, dx[7] = {8, 8, 4, 4, 2, 2, 1};
+    const int y0[7] = {0, 0, 4, 0, 2, 0, 1}, dy[7] = {8, 8, 8, 4, 4, 2, 2};
+    for (int p = 0; p < 7; ++p) {
+      uint64_t w = width > uint32_t(x0[p]) ? (width - x0[p] + dx[p] - 1) / dx[p] : 0;
+      uint64_t h = height > uint32_t(y0[p]) ? (height - y0[p] + dy[p] - 1) / dy[p] : 0;
+      if (w > 0 && h > 0) passes.push_back({h, w});
+    }
+  }
+  uint64_t expected = 0;
+  for (const auto& [h, w] : passes) expected += h * (1 + (w * channels * bit_depth + 7) / 8);
+  std::vector<uint8_t> raw(expected + 1);
+  z_stream zs{};
+  if (inflateInit(&zs) != Z_OK) throw bad("zlib");
+  zs.next_in = idat.data();
+  zs.avail_in = static_cast<uInt>(idat.size());
+  zs.next_out = raw.data();
+  zs.avail_out = static_cast<uInt>(raw.size());
+  const int rc = inflate(&zs, Z_FINISH);
+  const uint64_t produced = zs.total_out;
+  inflateEnd(&zs);
+  if (rc != Z_STREAM_END || produced != expected)
+    throw bad("image data does not inflate to " + std::to_string(expected) + " bytes");
+  uint64_t pos = 0;
+  for (const auto& [h, w] : passes) {
+    const uint64_t row = 1 + (w * channels * bit_depth + 7) / 8;
+    for (uint64_t r = 0; r < h; ++r, pos += row)
+      if (raw[pos] > 4) throw bad("invalid row filter");
+  }
+}
+
+// Checks that `path` names a non-empty regular file and returns an ITK reader for it. `payload_cap` receives an
+// upper bound on the voxel bytes the file can hold (its decompressed size; -1 when unknown, e.g. a detached .raw).
+itk::ImageIOBase::Pointer open_image_io(const std::string& path, int64_t* payload_cap = nullptr) {
   namespace fs = std::filesystem;
   std::error_code ec;
   if (!fs::exists(path, ec)) throw input_error(path, ": file not found");
   if (!fs::is_regular_file(path, ec)) throw input_error(path, ": not a regular file");
   if (fs::file_size(path, ec) == 0) throw input_error(path, ": file is empty");
-  if (int64_t bad = check_stream_and_count_non_finite(path); bad > 0)
-    throw input_error(path, ": contains ", bad, " NaN or infinite voxel values");
+  const StreamCheck sc = check_stream_and_count_non_finite(path);
+  if (sc.non_finite > 0) throw input_error(path, ": contains ", sc.non_finite, " NaN or infinite voxel values");
+  if (payload_cap) {
+    // NIfTI and .gz: the exact decompressed size. PNG and MetaImage with inline data: deflate expands at most
+    // ~1032:1. Detached data files (.mhd + .raw, .nhdr) are not bounded here.
+    const int64_t size = static_cast<int64_t>(fs::file_size(path, ec));
+    if (sc.bytes >= 0) *payload_cap = sc.bytes;
+    else if (ends_with(path, ".png") || ends_with(path, ".mha")) *payload_cap = size * 1040;
+    else *payload_cap = -1;
+  }
   itk::ImageIOBase::Pointer io =
       itk::ImageIOFactory::CreateImageIO(path.c_str(), itk::ImageIOFactory::IOFileModeEnum::ReadMode);
   if (!io) throw input_error(path, ": not a readable image (unknown format, or a corrupt header)");
   io->SetFileName(path);
+  if (std::string(io->GetNameOfClass()) == "PNGImageIO") check_png_structure(path);
   try {
     io->ReadImageInformation();
   } catch (const itk::ExceptionObject& e) {
@@ -230,7 +363,8 @@ Volume reorient_to_lps(const Volume& v) {
 }
 
 Volume read_volume(const std::string& path) {
-  itk::ImageIOBase::Pointer io = open_image_io(path);
+  int64_t payload_cap = -1;
+  itk::ImageIOBase::Pointer io = open_image_io(path, &payload_cap);
   const unsigned nd = io->GetNumberOfDimensions();
   if (io->GetNumberOfComponents() != 1)
     throw input_error(path, ": has ", io->GetNumberOfComponents(),
@@ -274,6 +408,10 @@ Volume read_volume(const std::string& path) {
   }
   const auto comp = io->GetComponentType();
   const size_t comp_bytes = io->GetComponentSize();
+  // A corrupt header must not make us allocate more than the file can hold.
+  if (payload_cap >= 0 && total * static_cast<int64_t>(comp_bytes) > payload_cap)
+    throw input_error(path, ": the header claims ", total * static_cast<int64_t>(comp_bytes),
+                      " bytes of voxel data but the file holds only ", payload_cap, " (truncated file or corrupt header)");
   std::vector<int64_t> shape(dims.rbegin(), dims.rend());  // [C?, Z, Y, X]
   if (shape.size() == 3) shape.insert(shape.begin(), 1);
   try {
@@ -411,12 +549,18 @@ Volume resample_like(const Volume& src, const Volume& ref, bool nearest, double 
 }
 
 torch::Tensor read_png(const std::string& path) {
-  itk::ImageIOBase::Pointer io = open_image_io(path);
+  int64_t payload_cap = -1;
+  itk::ImageIOBase::Pointer io = open_image_io(path, &payload_cap);
   unsigned nd = io->GetNumberOfDimensions();
   if (nd != 2) throw input_error(path, ": expected a 2D image, got ", nd, "D");
   for (unsigned i = 0; i < 2; ++i)
     if (io->GetDimensions(i) > static_cast<size_t>(kMaxVolumeDim))
       throw input_error(path, ": image dimension ", io->GetDimensions(i), " exceeds ", kMaxVolumeDim);
+  const int64_t png_bytes = static_cast<int64_t>(io->GetDimensions(0) * io->GetDimensions(1) * io->GetComponentSize() *
+                                                 io->GetNumberOfComponents());
+  if (payload_cap >= 0 && png_bytes > payload_cap)
+    throw input_error(path, ": the header claims ", png_bytes, " bytes of pixels but the file can hold only ",
+                      payload_cap, " (truncated file or corrupt header)");
   using Image2 = itk::Image<float, 2>;
   try {
     auto reader = itk::ImageFileReader<Image2>::New();  // RGB is converted to luminance by ITK

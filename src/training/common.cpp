@@ -1,5 +1,7 @@
 #include "brainspade/training/common.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <csignal>
 #include <cstdlib>
@@ -166,9 +168,12 @@ void CheckpointFiles::save(const Checkpoint& ck, int64_t step) {
   ck.save(dir_ + name);
   ck.save(last());
   std::vector<std::string> steps;
+  const std::string own_tmp = ".tmp-" + std::to_string(::getpid()) + "-";
   for (const auto& e : std::filesystem::directory_iterator(dir_)) {
     auto f = e.path().filename().string();
     if (f.rfind("step_", 0) == 0 && e.path().extension() == ".ckpt") steps.push_back(e.path().string());
+    // A killed run leaves its half-written temporary (write_atomic's name) behind: remove it.
+    if (f.rfind(".tmp-", 0) == 0 && f.rfind(own_tmp, 0) != 0) std::filesystem::remove(e.path());
   }
   std::sort(steps.begin(), steps.end());
   for (size_t i = 0; i + keep_ < steps.size(); ++i) std::filesystem::remove(steps[i]);
@@ -176,7 +181,12 @@ void CheckpointFiles::save(const Checkpoint& ck, int64_t step) {
 
 std::optional<Checkpoint> resume_checkpoint(const CheckpointFiles& files, bool resume, const std::string& stage,
                                             const std::string& model_config) {
-  if (!resume) return std::nullopt;
+  if (!resume) {
+    // A fresh run would overwrite another run's checkpoints one by one: refuse before anything is written.
+    BRAINSPADE_CHECK_INPUT(!file_exists(files.last()), files.last(), ": the output folder holds another run's ",
+                           "checkpoint; continue it with --resume or choose another --out");
+    return std::nullopt;
+  }
   if (!file_exists(files.last())) {
     spdlog::warn("--resume: no checkpoint at {}, starting from step 0", files.last());
     return std::nullopt;

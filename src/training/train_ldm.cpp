@@ -113,7 +113,12 @@ double train_ldm(const LDMTrainConfig& cfg, bool resume) {
                mean_tr.size(0), mean_va.size(0), Z, mean_all.size(2), mean_all.size(3), scale, K);
 
   torch::manual_seed(seed);
-  DiffusionUNet unet(cfg.unet);
+  DiffusionUNet unet = nullptr;
+  try {
+    unet = DiffusionUNet(cfg.unet);
+  } catch (const c10::Error& e) {  // the constructor checks the options: a bad value is bad input
+    throw input_error("config section 'unet' does not describe a valid network: ", e.msg());
+  }
   unet->to(device);
   DDPMScheduler sched(cfg.scheduler);
   torch::optim::Adam opt(unet->parameters(), torch::optim::AdamOptions(cfg.optim.lr));

@@ -145,8 +145,14 @@ VAEValidation train_vae(const VAETrainConfig& cfg, bool resume) {
                data.channels(), data.height(), data.width());
 
   torch::manual_seed(seed);
-  AutoencoderKL vae(cfg.vae);
-  PatchDiscriminator disc(cfg.discriminator);
+  AutoencoderKL vae = nullptr;
+  PatchDiscriminator disc = nullptr;
+  try {
+    vae = AutoencoderKL(cfg.vae);
+    disc = PatchDiscriminator(cfg.discriminator);
+  } catch (const c10::Error& e) {  // the constructors check the options: a bad value is bad input
+    throw input_error("config sections 'vae'/'discriminator' do not describe a valid network: ", e.msg());
+  }
   vae->to(device);
   disc->to(device);
   torch::optim::Adam opt_g(vae->parameters(), torch::optim::AdamOptions(cfg.optim.lr));
