@@ -58,6 +58,12 @@ const char* first_set(const std::function<const char*(const char*)>& get, std::i
   return nullptr;
 }
 
+/// The message of an exception without LibTorch's C++ backtrace.
+std::string message_of(const std::exception& e) {
+  if (const auto* ce = dynamic_cast<const c10::Error*>(&e)) return ce->what_without_backtrace();
+  return e.what();
+}
+
 }  // namespace
 
 DistributedEnv read_distributed_env(const std::function<const char*(const char*)>& get) {
@@ -165,7 +171,7 @@ Distributed::Distributed(const DistributedEnv& env, torch::Device device)
     throw std::runtime_error(fmt::format(
         "distributed: rank {} of {} could not join the process group at {}:{} within {} s (is every rank started, "
         "with the same MASTER_ADDR/MASTER_PORT and WORLD_SIZE?): {}",
-        rank_, world_, env.master_addr, env.master_port, t_s, c10::GetExceptionString(e)));
+        rank_, world_, env.master_addr, env.master_port, t_s, message_of(e)));
   }
 }
 
@@ -214,7 +220,7 @@ void Distributed::all_reduce_(std::vector<torch::Tensor>& tensors, bool max, con
         "distributed: all-reduce of {} failed on rank {} of {}; another rank exited, crashed or stalled for more than "
         "{} s (see its log): {}",
         what, rank_, world_, std::chrono::duration_cast<std::chrono::seconds>(timeout_).count(),
-        c10::GetExceptionString(e)));
+        message_of(e)));
   }
 }
 
@@ -267,7 +273,7 @@ void Distributed::broadcast_parameters(torch::nn::Module& module) {
       work->wait(timeout_);
     } catch (const std::exception& e) {
       throw std::runtime_error(fmt::format("distributed: broadcast of the initial weights failed on rank {} of {}: {}",
-                                           rank_, world_, c10::GetExceptionString(e)));
+                                           rank_, world_, message_of(e)));
     }
     if (!one[0].is_same(t)) t.copy_(one[0]);
   }
