@@ -1,5 +1,6 @@
 // brainspade train ldm --config FILE [--resume]: latent diffusion on the frozen VAE (library: training/train_ldm.h).
 #include "app.h"
+#include "brainspade/core/distributed.h"
 #include "brainspade/training/train_ldm.h"
 
 namespace {
@@ -12,7 +13,7 @@ brainspade::app::Registrar reg("21-train-ldm", [](CLI::App& root) {
   cmd->add_flag("--resume", resume, "continue from <out>/checkpoints/last.ckpt");
   cmd->callback([] {
     auto cfg = brainspade::app::resolve_config<brainspade::LDMTrainConfig>(flags);
-    brainspade::start_run(cfg.run, brainspade::dump_config(cfg), "train_ldm.log");
+    brainspade::start_training_run(cfg.run, brainspade::dump_config(cfg), "train_ldm.log");
     brainspade::train_ldm(cfg, resume);
   });
 });

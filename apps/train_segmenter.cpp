@@ -1,5 +1,6 @@
 // brainspade train segmenter --config FILE [--resume]: the 2D nnU-Net-style segmenter (library: training/train_segmenter.h).
 #include "app.h"
+#include "brainspade/core/distributed.h"
 #include "brainspade/training/train_segmenter.h"
 
 namespace {
@@ -12,7 +13,7 @@ brainspade::app::Registrar reg("24-train-segmenter", [](CLI::App& root) {
   cmd->add_flag("--resume", resume, "continue from <out>/checkpoints/last.ckpt");
   cmd->callback([] {
     auto cfg = brainspade::app::resolve_config<brainspade::SegmenterTrainConfig>(flags);
-    brainspade::start_run(cfg.run, brainspade::dump_config(cfg), "train_segmenter.log");
+    brainspade::start_training_run(cfg.run, brainspade::dump_config(cfg), "train_segmenter.log");
     brainspade::train_segmenter(cfg, resume);
   });
 });

@@ -1,5 +1,6 @@
 // brainspade train classifier|spade --config FILE [--resume]: the image generator's stages (training/train_spade.h).
 #include "app.h"
+#include "brainspade/core/distributed.h"
 #include "brainspade/training/train_spade.h"
 
 namespace {
@@ -12,7 +13,7 @@ brainspade::app::Registrar reg("22-train-spade", [](CLI::App& root) {
   clf->add_flag("--resume", clf_resume, "continue from <out>/checkpoints/last.ckpt");
   clf->callback([] {
     auto cfg = brainspade::app::resolve_config<brainspade::ClassifierTrainConfig>(clf_flags);
-    brainspade::start_run(cfg.run, brainspade::dump_config(cfg), "train_classifier.log");
+    brainspade::start_training_run(cfg.run, brainspade::dump_config(cfg), "train_classifier.log");
     brainspade::train_classifier(cfg, clf_resume);
   });
   auto* spade = train->add_subcommand("spade", "SPADE VAE-GAN image generator (label map + style image -> MRI slice)");
@@ -20,7 +21,7 @@ brainspade::app::Registrar reg("22-train-spade", [](CLI::App& root) {
   spade->add_flag("--resume", spade_resume, "continue from <out>/checkpoints/last.ckpt");
   spade->callback([] {
     auto cfg = brainspade::app::resolve_config<brainspade::SPADETrainConfig>(spade_flags);
-    brainspade::start_run(cfg.run, brainspade::dump_config(cfg), "train_spade.log");
+    brainspade::start_training_run(cfg.run, brainspade::dump_config(cfg), "train_spade.log");
     brainspade::train_spade(cfg, spade_resume);
   });
 });

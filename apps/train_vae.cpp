@@ -1,5 +1,6 @@
 // brainspade train vae --config FILE [--resume]: the label VAE (library: training/train_vae.h).
 #include "app.h"
+#include "brainspade/core/distributed.h"
 #include "brainspade/training/train_vae.h"
 
 namespace {
@@ -12,7 +13,7 @@ brainspade::app::Registrar reg("20-train-vae", [](CLI::App& root) {
   cmd->add_flag("--resume", resume, "continue from <out>/checkpoints/last.ckpt");
   cmd->callback([] {
     auto cfg = brainspade::app::resolve_config<brainspade::VAETrainConfig>(flags);
-    brainspade::start_run(cfg.run, brainspade::dump_config(cfg), "train_vae.log");
+    brainspade::start_training_run(cfg.run, brainspade::dump_config(cfg), "train_vae.log");
     brainspade::train_vae(cfg, resume);
   });
 });

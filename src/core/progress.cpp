@@ -7,6 +7,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "brainspade/core/distributed.h"
+
 namespace brainspade {
 
 std::string format_duration(double s) {
@@ -39,6 +41,7 @@ void Progress::update(int64_t n, const std::string& extra) {
 void Progress::finish(const std::string& extra) { render(extra, true); }
 
 void Progress::render(const std::string& extra, bool final) {
+  if (!distributed().is_main()) return;  // one progress line per distributed run (rank 0's)
   double el = elapsed_s();
   double rate = el > 0 ? (done_ - start_) / el : 0.0;
   double eta = rate > 0 ? (total_ - done_) / rate : NAN;

@@ -21,7 +21,8 @@ namespace brainspade {
 
 void TrainLoopOptions::visit(ConfigVisitor& v) {
   v("steps", steps, "optimiser steps in total", Bounds::at_least(1));
-  v("batch_size", batch_size, "samples per step", Bounds::at_least(1));
+  v("batch_size", batch_size, "samples per step (the global batch: split over the ranks of a distributed run, "
+    "which must divide it)", Bounds::at_least(1));
   v("log_every", log_every, "write a metrics row every N steps", Bounds::at_least(1));
   v("checkpoint_every", checkpoint_every, "write checkpoints/step_N.ckpt and last.ckpt every N steps", Bounds::at_least(1));
   v("keep_checkpoints", keep_checkpoints, "step checkpoints kept (last.ckpt always kept)", Bounds::at_least(1));
@@ -102,6 +103,7 @@ Split split_rows(const torch::Tensor& subject, const torch::Tensor& slice_index,
 }
 
 MetricsCsv::MetricsCsv(const std::string& path, int64_t resume_step) : path_(path) {
+  if (path.empty()) return;  // a rank other than 0 of a distributed run: writes nothing
   auto parent = std::filesystem::path(path).parent_path();
   if (!parent.empty()) make_dirs(parent.string());
   if (resume_step <= 0 || !file_exists(path)) {
@@ -123,6 +125,7 @@ MetricsCsv::MetricsCsv(const std::string& path, int64_t resume_step) : path_(pat
 }
 
 void MetricsCsv::write(int64_t step, const std::map<std::string, double>& values) {
+  if (path_.empty()) return;
   bool new_file = columns_.empty();
   if (new_file) columns_.push_back("step");
   std::vector<std::string> added;

@@ -4,6 +4,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "brainspade/core/distributed.h"
 #include "brainspade/core/progress.h"
 #include "brainspade/core/runtime.h"
 #include "brainspade/data/slice_dataset.h"
@@ -74,7 +75,9 @@ std::pair<torch::Tensor, torch::Tensor> encode_all(AutoencoderKL& vae, const tor
 }  // namespace
 
 double train_ldm(const LDMTrainConfig& cfg, bool resume) {
-  torch::Device device = parse_device(cfg.run.device);
+  Distributed& dist = distributed();
+  torch::Device device = dist.local_device(parse_device(cfg.run.device));
+  dist.check_global_batch(cfg.train.batch_size, "train.batch_size");
   auto data = load_training_data(cfg.data);
   std::vector<std::string> vae_channels;
   AutoencoderKL vae = load_vae(cfg.vae_checkpoint, device, &vae_channels);
@@ -135,7 +138,11 @@ double train_ldm(const LDMTrainConfig& cfg, bool resume) {
     if (ema) ema->load(*ck, "ema");
     start = ck->get_int("step");
   }
+  dist.check_same(start, "the step to resume from");
+  dist.broadcast_parameters(*unet);
+  if (ema && start == 0) ema = std::make_unique<EMA>(*unet, cfg.optim.ema_decay);  // of rank 0's initial weights
   auto save = [&](int64_t step) {
+    if (!dist.is_main()) return;  // one checkpoint writer
     Checkpoint ck;
     ck.set_string("stage", "ldm");
     ck.set_int("step", step);
@@ -175,20 +182,22 @@ double train_ldm(const LDMTrainConfig& cfg, bool resume) {
     return total / std::max<int64_t>(n, 1);
   };
 
-  MetricsCsv metrics(cfg.run.out_dir + "/metrics.csv", start);
+  MetricsCsv metrics(dist.is_main() ? cfg.run.out_dir + "/metrics.csv" : "", start);
   StopSignal::install();
   Progress progress("train ldm", cfg.train.steps, start);
   unet->train();
   double val_loss = NAN;
   int64_t step = start;
   while (step < cfg.train.steps) {
-    if (StopSignal::requested()) {
+    if (dist.any(StopSignal::requested())) {
       spdlog::warn("interrupted: saving a checkpoint at step {} (continue with --resume)", step);
       save(step);
       return val_loss;
     }
     torch::manual_seed(derive_seed(seed, 2, static_cast<uint64_t>(step)));
     auto rows = torch::tensor(batch_rows(seed, step, mean_tr.size(0), cfg.train.batch_size));
+    // Every random number of the step is drawn for the whole global batch [B, ...] (latent-sized, cheap); each rank
+    // then keeps its contiguous rows, so W ranks reproduce one process exactly (docs/distributed.md).
     // The authors train on posterior samples, not means.
     auto mu = mean_tr.index_select(0, rows), lv = logvar_tr.index_select(0, rows);
     auto z0 = ((mu + torch::exp(0.5 * lv) * torch::randn_like(mu)) * scale).to(device);  // [B, Z, h, w]
@@ -201,11 +210,17 @@ double train_ldm(const LDMTrainConfig& cfg, bool resume) {
         auto drop = (torch::rand({c.size(0), 1}, c.options()) < cfg.conditioning.cfg_dropout);
         c = torch::where(drop, unet->null_cond(c.size(0), device), c);
       }
+      c = dist.local_rows(c);
     }
+    z0 = dist.local_rows(z0);        // [B/world, Z, h, w]
+    noise = dist.local_rows(noise);
+    t = dist.local_rows(t);
+    dist.seed_network_draws(derive_seed(seed, 2, static_cast<uint64_t>(step)));  // U-Net dropout, if any
     auto pred = unet->forward(sched.add_noise(z0, noise, t), t, c);
     auto loss = loss_diffusion(pred, sched.training_target(z0, noise, t), cfg.optim.loss);
     opt.zero_grad();
     loss.backward();
+    dist.all_reduce_gradients(unet->parameters());
     double gnorm = clip_gradients(unet->parameters(), cfg.train.grad_clip);
     opt.step();
     if (ema) ema->update(*unet);
@@ -215,12 +230,14 @@ double train_ldm(const LDMTrainConfig& cfg, bool resume) {
       throw std::runtime_error("LDM loss is not finite at step " + std::to_string(step) + "; last good checkpoint: " + files.last());
     if (step % cfg.train.log_every == 0 || step == cfg.train.steps) {
       std::map<std::string, double> row{{"loss", lv_}, {"grad_norm", gnorm}};
-      if ((cfg.train.validate_every > 0 && step % cfg.train.validate_every == 0) || step == cfg.train.steps) {
+      dist.all_reduce_mean(row);  // the loss over the global batch
+      if (dist.is_main() &&
+          ((cfg.train.validate_every > 0 && step % cfg.train.validate_every == 0) || step == cfg.train.steps)) {
         val_loss = validate();
         row["val_loss"] = val_loss;
       }
       metrics.write(step, row);
-      progress.update(cfg.train.log_every, fmt::format("loss {:.4f}", lv_));
+      progress.update(cfg.train.log_every, fmt::format("loss {:.4f}", row["loss"]));
     }
     if (step % cfg.train.checkpoint_every == 0 || step == cfg.train.steps) save(step);
   }

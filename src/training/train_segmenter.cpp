@@ -9,6 +9,7 @@
 #include <spdlog/spdlog.h>
 
 #include "brainspade/core/atomic_file.h"
+#include "brainspade/core/distributed.h"
 #include "brainspade/core/progress.h"
 #include "brainspade/core/runtime.h"
 #include "brainspade/data/slice_dataset.h"
@@ -317,7 +318,9 @@ LoadedSegmenter load_segmenter(const std::string& path, torch::Device device) {
 }
 
 SegValidation train_segmenter(const SegmenterTrainConfig& cfg, bool resume) {
-  torch::Device device = parse_device(cfg.run.device);
+  Distributed& dist = distributed();
+  torch::Device device = dist.local_device(parse_device(cfg.run.device));
+  dist.check_global_batch(cfg.train.batch_size, "train.batch_size");
   const int64_t K = static_cast<int64_t>(cfg.data.class_names.size());
   BRAINSPADE_CHECK_INPUT(cfg.model.num_classes == K, "config key 'model.num_classes' (", cfg.model.num_classes,
                          ") must equal the number of data.class_names (", K, ")");
@@ -382,7 +385,10 @@ SegValidation train_segmenter(const SegmenterTrainConfig& cfg, bool resume) {
     ck->load_optimizer("optim", opt);
     start = ck->get_int("step");
   }
+  dist.check_same(start, "the step to resume from");
+  dist.broadcast_parameters(*model);
   auto save = [&](int64_t step) {
+    if (!dist.is_main()) return;  // one checkpoint writer
     Checkpoint ck;
     ck.set_string("stage", "segmenter");
     ck.set_int("step", step);
@@ -398,14 +404,14 @@ SegValidation train_segmenter(const SegmenterTrainConfig& cfg, bool resume) {
     files.save(ck, step);
   };
 
-  MetricsCsv metrics(cfg.run.out_dir + "/metrics.csv", start);
+  MetricsCsv metrics(dist.is_main() ? cfg.run.out_dir + "/metrics.csv" : "", start);
   StopSignal::install();
   Progress progress("train segmenter", cfg.train.steps, start);
   model->train();
   SegValidation last_val;
   int64_t step = start;
   while (step < cfg.train.steps) {
-    if (StopSignal::requested()) {
+    if (dist.any(StopSignal::requested())) {
       spdlog::warn("interrupted: saving a checkpoint at step {} (continue with --resume)", step);
       save(step);
       return last_val;
@@ -418,8 +424,10 @@ SegValidation train_segmenter(const SegmenterTrainConfig& cfg, bool resume) {
     auto x = images_train.index_select(0, rows).clone();                         // [B, 1, H, W]
     auto y = labels_train.index_select(0, rows).to(torch::kLong).contiguous();   // [B, H, W]
     augment_batch(x, y, K, cfg.augment, gen);
-    x = x.to(device);
-    y = y.to(device);
+    // The global batch is drawn and augmented on every rank; each keeps its contiguous rows.
+    x = dist.local_rows(x).to(device);  // [B/world, 1, H, W]
+    y = dist.local_rows(y).to(device);
+    dist.seed_network_draws(step_seed);
     const double lr = cfg.optim.lr * std::pow(1.0 - static_cast<double>(step) / cfg.train.steps, cfg.optim.poly_exponent);
     for (auto& g : opt.param_groups()) static_cast<torch::optim::SGDOptions&>(g.options()).lr(lr);
 
@@ -439,6 +447,7 @@ SegValidation train_segmenter(const SegmenterTrainConfig& cfg, bool resume) {
     }
     opt.zero_grad();
     loss.backward();
+    dist.all_reduce_gradients(model->parameters());
     double gnorm = clip_gradients(model->parameters(), cfg.train.grad_clip);
     opt.step();
     ++step;
@@ -449,7 +458,9 @@ SegValidation train_segmenter(const SegmenterTrainConfig& cfg, bool resume) {
                                " (lower optim.lr or check the data); last good checkpoint: " + files.last());
     if (step % cfg.train.log_every == 0 || step == cfg.train.steps) {
       std::map<std::string, double> row{{"loss", lv}, {"grad_norm", gnorm}, {"lr", lr}};
-      bool do_val = (cfg.train.validate_every > 0 && step % cfg.train.validate_every == 0) || step == cfg.train.steps;
+      dist.all_reduce_mean(row);
+      bool do_val = dist.is_main() &&
+                    ((cfg.train.validate_every > 0 && step % cfg.train.validate_every == 0) || step == cfg.train.steps);
       if (do_val) {
         last_val = validate(model, images_val, labels_val, device, B, K);
         row["val_mean_fg_dice"] = last_val.mean_foreground_dice;
@@ -460,6 +471,7 @@ SegValidation train_segmenter(const SegmenterTrainConfig& cfg, bool resume) {
     }
     if (step % cfg.train.checkpoint_every == 0 || step == cfg.train.steps) save(step);
   }
+  if (!dist.is_main()) return last_val;
   progress.finish();
   if (last_val.dice.empty()) last_val = validate(model, images_val, labels_val, device, B, K);
   std::string line;

@@ -5,6 +5,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "brainspade/core/distributed.h"
 #include "brainspade/core/progress.h"
 #include "brainspade/core/runtime.h"
 #include "brainspade/data/slice_dataset.h"
@@ -90,7 +91,9 @@ SliceDataset load_images_dataset(const DataSource& source) {
 // Modality / dataset classifier
 
 ClassifierValidation train_classifier(const ClassifierTrainConfig& cfg, bool resume) {
-  torch::Device device = parse_device(cfg.run.device);
+  Distributed& dist = distributed();
+  torch::Device device = dist.local_device(parse_device(cfg.run.device));
+  dist.check_global_batch(cfg.train.batch_size, "train.batch_size");
   auto data = load_images_dataset(cfg.data);
   BRAINSPADE_CHECK_INPUT(static_cast<int64_t>(data.modality_names.size()) == cfg.classifier.n_modalities,
                          "config key 'classifier.n_modalities' is ", cfg.classifier.n_modalities, " but ", cfg.data.dataset,
@@ -123,7 +126,10 @@ ClassifierValidation train_classifier(const ClassifierTrainConfig& cfg, bool res
     ck->load_optimizer("optim", opt);
     start = ck->get_int("step");
   }
+  dist.check_same(start, "the step to resume from");
+  dist.broadcast_parameters(*net);
   auto save = [&](int64_t step) {
+    if (!dist.is_main()) return;  // one checkpoint writer
     Checkpoint ck;
     ck.set_string("stage", "classifier");
     ck.set_int("step", step);
@@ -149,7 +155,7 @@ ClassifierValidation train_classifier(const ClassifierTrainConfig& cfg, bool res
     return ClassifierValidation{double(ok_m) / n, double(ok_d) / n};
   };
 
-  MetricsCsv metrics(cfg.run.out_dir + "/metrics.csv", start);
+  MetricsCsv metrics(dist.is_main() ? cfg.run.out_dir + "/metrics.csv" : "", start);
   StopSignal::install();
   Progress progress("train classifier", cfg.train.steps, start);
   net->train();
@@ -157,7 +163,7 @@ ClassifierValidation train_classifier(const ClassifierTrainConfig& cfg, bool res
   const double decay = std::pow(cfg.optim.lr_final / cfg.optim.lr, 1.0 / std::max<int64_t>(1, cfg.train.steps));
   int64_t step = start;
   while (step < cfg.train.steps) {
-    if (StopSignal::requested()) {
+    if (dist.any(StopSignal::requested())) {
       spdlog::warn("interrupted: saving a checkpoint at step {} (continue with --resume)", step);
       save(step);
       return val;
@@ -175,19 +181,26 @@ ClassifierValidation train_classifier(const ClassifierTrainConfig& cfg, bool res
       auto gen = data::make_generator(derive_seed(seed, 6, step));
       x = data::intensity_augment(data::random_affine(x, cfg.affine, gen), cfg.intensity_augment, gen);
     }
+    // The global batch is drawn and augmented on every rank; each keeps its contiguous rows.
+    idx = dist.local_rows(idx);
+    x = dist.local_rows(x);  // [B/world, 1, H, W]
+    dist.seed_network_draws(derive_seed(seed, 4, step));  // dropout masks per (step, rank)
     set_lr(opt, cfg.optim.lr * std::pow(decay, double(step)));
     auto out = net->forward(x.to(device));
     auto l = losses::loss_modality_dataset(out, data.modality.index_select(0, idx).to(device),
                                            data.dataset.index_select(0, idx).to(device), 1.0, 1.0);
     opt.zero_grad();
     l.total.backward();
+    dist.all_reduce_gradients(net->parameters());
     clip_gradients(net->parameters(), cfg.train.grad_clip);
     opt.step();
     ++step;
     if (step % cfg.train.log_every == 0 || step == cfg.train.steps) {
       std::map<std::string, double> row{{"loss", l.total.item<double>()}, {"bce_modality", l.modality.item<double>()},
                                         {"bce_dataset", l.dataset.item<double>()}};
-      if ((cfg.train.validate_every > 0 && step % cfg.train.validate_every == 0) || step == cfg.train.steps) {
+      dist.all_reduce_mean(row);
+      if (dist.is_main() &&
+          ((cfg.train.validate_every > 0 && step % cfg.train.validate_every == 0) || step == cfg.train.steps)) {
         val = validate();
         row["val_modality_accuracy"] = val.modality_accuracy;
         row["val_dataset_accuracy"] = val.dataset_accuracy;
@@ -197,6 +210,7 @@ ClassifierValidation train_classifier(const ClassifierTrainConfig& cfg, bool res
     }
     if (step % cfg.train.checkpoint_every == 0 || step == cfg.train.steps) save(step);
   }
+  if (!dist.is_main()) return val;
   progress.finish(fmt::format("held-out accuracy: modality {:.3f}, dataset {:.3f}", val.modality_accuracy, val.dataset_accuracy));
   plot_metrics(cfg.run.out_dir + "/metrics.csv", {"loss"}, cfg.run.out_dir + "/loss.png");
   return val;
@@ -221,7 +235,9 @@ ModalityClassifierBundle load_classifier(const std::string& path, torch::Device 
 // SPADE VAE-GAN
 
 SPADEValidation train_spade(const SPADETrainConfig& cfg, bool resume) {
-  torch::Device device = parse_device(cfg.run.device);
+  Distributed& dist = distributed();
+  torch::Device device = dist.local_device(parse_device(cfg.run.device));
+  dist.check_global_batch(cfg.train.batch_size, "train.batch_size");
   auto data = load_images_dataset(cfg.data);
   const auto& G_o = cfg.generator;
   BRAINSPADE_CHECK_INPUT(data.channels() == G_o.label_nc, cfg.data.dataset, ": label maps have ", data.channels(),
@@ -293,7 +309,12 @@ SPADEValidation train_spade(const SPADETrainConfig& cfg, bool resume) {
       for (int64_t i = 0; i < t.numel(); ++i) d_acc.push_back(t[i].item<double>());
     }
   }
+  dist.check_same(start, "the step to resume from");
+  dist.broadcast_parameters(*G);
+  dist.broadcast_parameters(*E);
+  dist.broadcast_parameters(*D);
   auto save = [&](int64_t step) {
+    if (!dist.is_main()) return;  // one checkpoint writer
     Checkpoint ck;
     ck.set_string("stage", "spade");
     ck.set_int("step", step);
@@ -342,7 +363,7 @@ SPADEValidation train_spade(const SPADETrainConfig& cfg, bool resume) {
     return SPADEValidation{total / std::max<int64_t>(1, n)};
   };
 
-  MetricsCsv metrics(cfg.run.out_dir + "/metrics.csv", start);
+  MetricsCsv metrics(dist.is_main() ? cfg.run.out_dir + "/metrics.csv" : "", start);
   StopSignal::install();
   Progress progress("train spade", cfg.train.steps, start);
   G->train();
@@ -351,7 +372,7 @@ SPADEValidation train_spade(const SPADETrainConfig& cfg, bool resume) {
   SPADEValidation val{NAN};
   int64_t step = start;
   while (step < cfg.train.steps) {
-    if (StopSignal::requested()) {
+    if (dist.any(StopSignal::requested())) {
       spdlog::warn("interrupted: saving a checkpoint at step {} (continue with --resume)", step);
       save(step);
       return val;
@@ -366,6 +387,15 @@ SPADEValidation train_spade(const SPADETrainConfig& cfg, bool resume) {
     auto real = gather(data.images, rows).to(device);    // [B, 1, H, W] ground truth of the content slice
     auto style = gather(data.images, style_rows).to(device);  // [B, 1, H, W] another slice of the same volume
     auto style_in = cfg.augment_style ? data::intensity_augment(style, cfg.intensity_augment, gen) : style;
+    // The global batch is gathered and augmented on every rank; each keeps its contiguous rows.
+    rows = dist.local_rows(rows);
+    style_rows = dist.local_rows(style_rows);
+    seg = dist.local_rows(seg);  // [B/world, C, H, W]
+    real = dist.local_rows(real);
+    style = dist.local_rows(style);
+    style_in = dist.local_rows(style_in);
+    dist.seed_network_draws(derive_seed(seed, 7, step));  // encoder noise per (step, rank)
+    if (dist.active()) gen = data::make_generator(derive_seed(derive_seed(seed, 8, step), 0xD157ULL, dist.rank()));
 
     // Gating (authors' train.py): running D accuracy decides which networks step.
     bool train_g = true, train_d = true;
@@ -433,6 +463,7 @@ SPADEValidation train_spade(const SPADETrainConfig& cfg, bool resume) {
       set_requires_grad(*D, true);
       opt_g.zero_grad();
       loss_g.backward();
+      dist.all_reduce_gradients(ge_params);
       clip_gradients(ge_params, cfg.train.grad_clip);
       opt_g.step();
       row["loss_g"] = loss_g.item<double>();
@@ -446,11 +477,13 @@ SPADEValidation train_spade(const SPADETrainConfig& cfg, bool resume) {
       // Accuracy of the last scale's patch logits: real > 0, fake < 0.
       double acc = 0.5 * ((d_real.back().back() > 0).to(torch::kFloat).mean().item<double>() +
                           (d_fake.back().back() < 0).to(torch::kFloat).mean().item<double>());
+      acc = dist.all_reduce_mean(acc);  // the gating must decide the same on every rank
       d_acc.push_back(acc);
       while (static_cast<int64_t>(d_acc.size()) > cfg.optim.gating_window) d_acc.pop_front();
       if (train_d) {
         opt_d.zero_grad();
         loss_d.backward();
+        dist.all_reduce_gradients(D->parameters());
         clip_gradients(D->parameters(), cfg.train.grad_clip);
         opt_d.step();
       }
@@ -460,7 +493,9 @@ SPADEValidation train_spade(const SPADETrainConfig& cfg, bool resume) {
     ++step;
     if (step % cfg.train.log_every == 0 || step == cfg.train.steps) {
       row["l1_to_real"] = (fake.detach() - real).abs().mean().item<double>();
-      if ((cfg.train.validate_every > 0 && step % cfg.train.validate_every == 0) || step == cfg.train.steps) {
+      dist.all_reduce_mean(row);
+      if (dist.is_main() &&
+          ((cfg.train.validate_every > 0 && step % cfg.train.validate_every == 0) || step == cfg.train.steps)) {
         val = validate();
         row["val_l1"] = val.l1;
       }
@@ -469,6 +504,7 @@ SPADEValidation train_spade(const SPADETrainConfig& cfg, bool resume) {
     }
     if (step % cfg.train.checkpoint_every == 0 || step == cfg.train.steps) save(step);
   }
+  if (!dist.is_main()) return val;
   progress.finish(fmt::format("held-out L1 {:.4f}", val.l1));
   // Montage: label | style | output | real, for a few held-out slices.
   {

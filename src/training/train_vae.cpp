@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include "brainspade/core/atomic_file.h"
+#include "brainspade/core/distributed.h"
 #include "brainspade/core/progress.h"
 #include "brainspade/core/runtime.h"
 #include "brainspade/data/slice_dataset.h"
@@ -108,7 +109,9 @@ AutoencoderKL load_vae(const std::string& path, torch::Device device, std::vecto
 }
 
 VAEValidation train_vae(const VAETrainConfig& cfg, bool resume) {
-  torch::Device device = parse_device(cfg.run.device);
+  Distributed& dist = distributed();
+  torch::Device device = dist.local_device(parse_device(cfg.run.device));
+  dist.check_global_batch(cfg.train.batch_size, "train.batch_size");
   auto data = load_training_data(cfg.data);
   BRAINSPADE_CHECK_INPUT(data.channels() == cfg.vae.in_channels, cfg.data.dataset, ": label maps have ",
                          data.channels(), " channels but vae.in_channels is ", cfg.vae.in_channels);
@@ -169,8 +172,12 @@ VAEValidation train_vae(const VAETrainConfig& cfg, bool resume) {
     ck->load_optimizer("optim_d", opt_d);
     start = ck->get_int("step");
   }
+  dist.check_same(start, "the step to resume from");
+  dist.broadcast_parameters(*vae);
+  dist.broadcast_parameters(*disc);
 
   auto save = [&](int64_t step) {
+    if (!dist.is_main()) return;  // one checkpoint writer
     Checkpoint ck;
     ck.set_string("stage", "vae");
     ck.set_int("step", step);
@@ -184,7 +191,7 @@ VAEValidation train_vae(const VAETrainConfig& cfg, bool resume) {
     files.save(ck, step);
   };
 
-  MetricsCsv metrics(cfg.run.out_dir + "/metrics.csv", start);
+  MetricsCsv metrics(dist.is_main() ? cfg.run.out_dir + "/metrics.csv" : "", start);
   StopSignal::install();
   Progress progress("train vae", cfg.train.steps, start);
   vae->train();
@@ -193,21 +200,29 @@ VAEValidation train_vae(const VAETrainConfig& cfg, bool resume) {
   VAEValidation last_val;
   int64_t step = start;
   while (step < cfg.train.steps) {
-    if (StopSignal::requested()) {
+    if (dist.any(StopSignal::requested())) {
       spdlog::warn("interrupted: saving a checkpoint at step {} (continue with --resume)", step);
       save(step);
       return last_val;
     }
     torch::manual_seed(derive_seed(seed, 1, static_cast<uint64_t>(step)));
-    auto rows = batch_rows(seed, step, labels_train.size(0), cfg.train.batch_size);
-    auto x = labels_train.index_select(0, torch::tensor(rows)).to(device);  // [B, C, H, W]
+    // This rank's contiguous share of the global batch (all of it in a single process).
+    auto rows = dist.local_rows(batch_rows(seed, step, labels_train.size(0), cfg.train.batch_size));
+    auto x = labels_train.index_select(0, torch::tensor(rows)).to(device);  // [B/world, C, H, W]
     const double lr_scale = std::pow(cfg.optim.lr_decay, static_cast<double>(step));
     for (auto& g : opt_g.param_groups()) static_cast<torch::optim::AdamOptions&>(g.options()).lr(cfg.optim.lr * lr_scale);
     for (auto& g : opt_d.param_groups()) static_cast<torch::optim::AdamOptions&>(g.options()).lr(cfg.optim.lr_d * lr_scale);
     const bool adv = L.adv_weight > 0 && step >= L.adv_start_step;
 
     // VAE step.
-    auto out = vae->forward(x);
+    // vae->forward(x) with the posterior noise drawn for the whole global batch and this rank's rows kept, so that
+    // W ranks x B/W rows draw exactly what one process x B rows draws (docs/distributed.md).
+    AutoencoderOutput out;
+    out.posterior = vae->encode(x);
+    auto eps_shape = out.posterior.mean.sizes().vec();
+    eps_shape[0] = cfg.train.batch_size;
+    auto eps = dist.local_rows(torch::randn(eps_shape, out.posterior.mean.options()));  // [B/world, Z, h, w]
+    out.reconstruction = vae->decode(out.posterior.mean + out.posterior.std() * eps);
     auto l1 = (out.reconstruction - x).abs().mean();
     auto kl = loss_kl(out.posterior);
     auto loss_g = L.l1_weight * l1 + L.kl_weight * kl;
@@ -225,6 +240,7 @@ VAEValidation train_vae(const VAETrainConfig& cfg, bool resume) {
     }
     opt_g.zero_grad();
     loss_g.backward();
+    dist.all_reduce_gradients(vae->parameters());
     double gnorm = clip_gradients(vae->parameters(), cfg.train.grad_clip);
     opt_g.step();
 
@@ -236,6 +252,7 @@ VAEValidation train_vae(const VAETrainConfig& cfg, bool resume) {
                       loss_adversarial(disc->forward(x), GanTarget::Real, true, L.adversarial));
       opt_d.zero_grad();
       (L.adv_weight * d_loss).backward();
+      dist.all_reduce_gradients(disc->parameters());
       clip_gradients(disc->parameters(), cfg.train.grad_clip);
       opt_d.step();
     }
@@ -249,7 +266,9 @@ VAEValidation train_vae(const VAETrainConfig& cfg, bool resume) {
                                         {"kl", kl.item<double>()},       {"g_adv", g_adv.item<double>()},
                                         {"d_loss", d_loss.item<double>()}, {"grad_norm", gnorm},
                                         {"lr", cfg.optim.lr * lr_scale}, {"perceptual", perc.item<double>()}};
-      bool do_val = (cfg.train.validate_every > 0 && step % cfg.train.validate_every == 0) || step == cfg.train.steps;
+      dist.all_reduce_mean(row);  // losses over the global batch
+      bool do_val = dist.is_main() &&
+                    ((cfg.train.validate_every > 0 && step % cfg.train.validate_every == 0) || step == cfg.train.steps);
       if (do_val) {
         last_val = validate(vae, labels_val, device, cfg.train.batch_size);
         row["val_l1"] = last_val.l1;
@@ -263,6 +282,7 @@ VAEValidation train_vae(const VAETrainConfig& cfg, bool resume) {
     }
     if (step % cfg.train.checkpoint_every == 0 || step == cfg.train.steps) save(step);
   }
+  if (!dist.is_main()) return last_val;  // validation, montage and plots are rank 0's
   progress.finish();
   if (last_val.dice.empty()) last_val = validate(vae, labels_val, device, cfg.train.batch_size);
   std::string dice_line;

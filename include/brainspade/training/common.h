@@ -20,7 +20,7 @@ namespace brainspade {
 /// Loop settings shared by every stage (`train:` section of a training config).
 struct TrainLoopOptions {
   int64_t steps = 1000;           ///< optimiser steps in total
-  int64_t batch_size = 8;
+  int64_t batch_size = 8;         ///< GLOBAL batch: split evenly over the ranks of a distributed run
   int64_t log_every = 10;         ///< metrics row + progress every N steps
   int64_t checkpoint_every = 200; ///< write checkpoints/step_N.ckpt and last.ckpt every N steps
   int64_t keep_checkpoints = 3;   ///< how many step_N.ckpt to keep (last.ckpt always kept)
@@ -52,6 +52,7 @@ struct Split {
 Split split_rows(const torch::Tensor& subject, const torch::Tensor& slice_index, double val_fraction, uint64_t seed);
 
 /// Appends rows to <dir>/metrics.csv; on resume drops rows past the resumed step so the file stays consistent.
+/// An empty path writes nothing (the ranks other than 0 of a distributed run).
 class MetricsCsv {
  public:
   MetricsCsv(const std::string& path, int64_t resume_step);
