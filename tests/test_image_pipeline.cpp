@@ -316,3 +316,37 @@ TEST(SamplePairs, BadInputsLeaveNothingBehind) {
                                (dir / "neg"));
   EXPECT_EQ(cli.exit_code, 2) << cli.output;
 }
+
+TEST(SamplePairs, RandomizedGeneratorNeedsNoSPADEAndIsDeterministic) {
+  auto& t = trained();
+  testutil::TempDir dir;
+  auto job = [&](const std::string& out) {
+    auto j = pair_job(t, dir / out, 3);
+    j.image_generator = "randomized";
+    j.spade_checkpoint = "";
+    j.styles = {};
+    return j;
+  };
+  run_pair_sampling(job("one"));
+  run_pair_sampling(job("again"));
+  auto one = folder_bytes(dir / "one", "images");
+  EXPECT_EQ(one.size(), 3u);
+  EXPECT_EQ(one, folder_bytes(dir / "again", "images"));
+  // Same labels as the SPADE run of the same seed: only the image generator differs.
+  run_pair_sampling(pair_job(t, dir / "spade", 3));
+  EXPECT_EQ(folder_bytes(dir / "one", "labels"), folder_bytes(dir / "spade", "labels"));
+  EXPECT_NE(folder_bytes(dir / "one", "images"), folder_bytes(dir / "spade", "images"));
+  auto manifest = read_text(dir / "one/manifest.csv");
+  EXPECT_NE(manifest.find(",randomized,0,"), std::string::npos) << manifest;
+  // Background (argmax 0 with full weight) is 0 in the image.
+  auto pv = read_volume(dir / "one/labels_pv/pair_000001_pv.nii.gz").data.select(1, 0);
+  auto img = read_volume(dir / "one/images/pair_000001.nii.gz").data[0][0];
+  EXPECT_EQ(img.masked_select(pv[0] > 0.999).abs().max().item<double>(), 0.0);
+  auto with_clf = job("clf");
+  with_clf.classifier_checkpoint = t.classifier;
+  EXPECT_THROW(run_pair_sampling(with_clf), InputError);
+  auto cli = testutil::run_cli("sample --ldm " + t.ldm + " --num 2 --set image_generator=randomized --set sampler.steps=4 --set run.device=cpu --out " +
+                               (dir / "cli"));
+  EXPECT_EQ(cli.exit_code, 0) << cli.output;
+  EXPECT_TRUE(fs::exists(dir / "cli/images/pair_000001.nii.gz")) << cli.output;
+}

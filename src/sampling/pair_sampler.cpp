@@ -21,6 +21,8 @@ void PairSampleJob::visit(ConfigVisitor& v) {
   v.section("run", run);
   v("ldm_checkpoint", ldm_checkpoint, "trained LDM (stage ldm)");
   v("vae_checkpoint", vae_checkpoint, "its VAE; empty = the path stored in the LDM checkpoint");
+  v.choice("image_generator", image_generator, {"spade", "randomized"},
+           "spade (learned, from style images) | randomized (random per-tissue contrast baseline, section randomized)");
   v("spade_checkpoint", spade_checkpoint, "trained SPADE image generator (stage spade)");
   v("classifier_checkpoint", classifier_checkpoint, "modality classifier for rejection; empty = no rejection");
   v("target_modality", target_modality, "modality the classifier must predict for a pair to be kept");
@@ -33,6 +35,7 @@ void PairSampleJob::visit(ConfigVisitor& v) {
   v("nnunet_name", nnunet_name, "nnU-Net dataset folder name (DatasetXXX_Name)");
   v("montage_pairs", montage_pairs, "pairs shown in montage.png", Bounds::non_negative());
   v.section("sampler", sampler);
+  v.section("randomized", randomized);
 }
 
 std::vector<std::string> expand_style_paths(const std::vector<std::string>& entries) {
@@ -161,8 +164,14 @@ struct Paths {
 PairSampleSummary run_pair_sampling(const PairSampleJob& job, const Shard& shard) {
   torch::Device device = parse_device(job.run.device);
   BRAINSPADE_CHECK_INPUT(!job.ldm_checkpoint.empty(), "ldm_checkpoint: an LDM checkpoint is required (--ldm)");
-  BRAINSPADE_CHECK_INPUT(!job.spade_checkpoint.empty(), "spade_checkpoint: a SPADE checkpoint is required (--spade)");
-  BRAINSPADE_CHECK_INPUT(!job.styles.empty(), "styles: at least one style image (or folder) is required (--style)");
+  const bool randomized = job.image_generator == "randomized";
+  if (randomized) {
+    BRAINSPADE_CHECK_INPUT(job.classifier_checkpoint.empty(), "classifier_checkpoint: the classifier's rejection "
+                           "applies to image_generator spade only; leave it empty with image_generator randomized");
+  } else {
+    BRAINSPADE_CHECK_INPUT(!job.spade_checkpoint.empty(), "spade_checkpoint: a SPADE checkpoint is required (--spade)");
+    BRAINSPADE_CHECK_INPUT(!job.styles.empty(), "styles: at least one style image (or folder) is required (--style)");
+  }
   const std::string out = job.run.out_dir;
   // Refuse a folder that holds another run's pairs, before anything is written.
   const std::string fp_path = out + "/run.yaml", fp = fingerprint(job);
@@ -171,14 +180,19 @@ PairSampleSummary run_pair_sampling(const PairSampleJob& job, const Shard& shard
                       " differs from this config); choose another --out or remove the folder");
 
   auto labels = load_label_generator(job.ldm_checkpoint, job.vae_checkpoint, device);
-  auto images = load_image_generator(job.spade_checkpoint, device);
-  BRAINSPADE_CHECK_INPUT(labels.channel_names == images.channel_names, "the label generator makes channels [",
-                         fmt::format("{}", fmt::join(labels.channel_names, ",")), "] but SPADE ", job.spade_checkpoint,
-                         " was trained on [", fmt::format("{}", fmt::join(images.channel_names, ",")), "]");
-  const auto& go = images.generator->options();
-  auto style_paths = expand_style_paths(job.styles);
+  ImageGenerator images;
+  std::vector<std::string> style_paths;
   std::vector<torch::Tensor> styles;
-  for (const auto& p : style_paths) styles.push_back(load_style_image(p, go.height, go.width, images.downsample));
+  if (!randomized) {
+    images = load_image_generator(job.spade_checkpoint, device);
+    BRAINSPADE_CHECK_INPUT(labels.channel_names == images.channel_names, "the label generator makes channels [",
+                           fmt::format("{}", fmt::join(labels.channel_names, ",")), "] but SPADE ",
+                           job.spade_checkpoint, " was trained on [",
+                           fmt::format("{}", fmt::join(images.channel_names, ",")), "]");
+    const auto& go = images.generator->options();
+    style_paths = expand_style_paths(job.styles);
+    for (const auto& p : style_paths) styles.push_back(load_style_image(p, go.height, go.width, images.downsample));
+  }
 
   ModalityClassifierBundle clf;
   int64_t target = -1;
@@ -228,14 +242,24 @@ PairSampleSummary run_pair_sampling(const PairSampleJob& job, const Shard& shard
     auto lab = sample_label_batch(labels, job.sampler, B, batch_seed, device);  // pv [B, C, H, W]
     at::Generator gen = at::detail::createCPUGenerator(derive_seed(batch_seed, 1));
     std::mt19937_64 rng(derive_seed(batch_seed, 2));
-    std::vector<int64_t> style_idx(B);
-    for (auto& s : style_idx) s = static_cast<int64_t>(rng() % styles.size());
+    std::vector<int64_t> style_idx(B, 0);
+    if (!randomized)
+      for (auto& s : style_idx) s = static_cast<int64_t>(rng() % styles.size());
     auto stack_styles = [&](const std::vector<int64_t>& idx) {
       std::vector<torch::Tensor> v;
       for (auto s : idx) v.push_back(styles[s]);
       return torch::stack(v);  // [B, 1, H, W]
     };
-    auto img = synthesize_images(images, lab.pv, stack_styles(style_idx), job.sample_style, gen, device);
+    torch::Tensor img;  // [B, 1, H, W]
+    if (randomized) {
+      // One seed per pair (batch seed, pair index in the batch): a pair's image depends on nothing else.
+      std::vector<torch::Tensor> v;
+      for (int64_t j = 0; j < B; ++j)
+        v.push_back(randomized_image(lab.pv[j], job.randomized, derive_seed(batch_seed, 3, static_cast<uint64_t>(j))).image);
+      img = torch::stack(v);
+    } else {
+      img = synthesize_images(images, lab.pv, stack_styles(style_idx), job.sample_style, gen, device);
+    }
     std::vector<int64_t> tries(B, 0);
     if (target >= 0) {
       // Authors' rejection loop: a pair whose image the classifier does not see as the target modality gets
@@ -265,7 +289,8 @@ PairSampleSummary run_pair_sampling(const PairSampleJob& job, const Shard& shard
       std::ostringstream rec;
       rec << pair_id(i) << "," << batch_seed << ",";
       for (int64_t c = 0; c < lab.cond.size(1); ++c) rec << (c ? ";" : "") << lab.cond[j][c].item<double>();
-      rec << "," << style_paths[style_idx[j]] << "," << tries[j] << "," << fs::relative(p.image, out).string() << ","
+      rec << "," << (randomized ? std::string("randomized") : style_paths[style_idx[j]]) << "," << tries[j] << ","
+          << fs::relative(p.image, out).string() << ","
           << fs::relative(p.pv, out).string() << "," << fs::relative(p.seg, out).string() << "\n";
       write_text_atomic(p.record, rec.str());  // last: a record marks a finished pair
       summary.rejections += tries[j];

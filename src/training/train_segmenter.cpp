@@ -26,6 +26,9 @@ void SegDataOptions::visit(ConfigVisitor& v) {
   v("label_map", label_map, "source label -> class (empty = identity), e.g. [0,1,2,3,2,0]", Bounds::non_negative());
   v("class_names", class_names, "one name per class, background first (its length must equal model.num_classes)");
   v("downsample", downsample, "average-pool slices by this factor at load time (tiny configs: 2)", Bounds::range(1, 8));
+  v("source_downsample", source_downsample,
+    "pooling factor per source (empty = downsample for every source); 1 for pairs already at the reduced size",
+    Bounds::range(1, 8));
   v.choice("layout", layout, {"x_rows", "y_rows"}, "slice layout the data was made with (`slice` data.layout)");
 }
 
@@ -269,10 +272,13 @@ SegSlices load_segmentation_data(const SegDataOptions& o) {
   BRAINSPADE_CHECK_INPUT(!o.sources.empty(), "config key 'data.sources': no training data listed");
   BRAINSPADE_CHECK_INPUT(o.weights.empty() || o.weights.size() == o.sources.size(), "config key 'data.weights': ",
                          o.weights.size(), " weights for ", o.sources.size(), " sources");
+  BRAINSPADE_CHECK_INPUT(o.source_downsample.empty() || o.source_downsample.size() == o.sources.size(),
+                         "config key 'data.source_downsample': ", o.source_downsample.size(), " factors for ",
+                         o.sources.size(), " sources");
   std::vector<torch::Tensor> im, lab, sub, sl, src;
   int64_t subject_offset = 0;
   for (size_t i = 0; i < o.sources.size(); ++i) {
-    auto p = load_source(o.sources[i], o.downsample);
+    auto p = load_source(o.sources[i], o.source_downsample.empty() ? o.downsample : o.source_downsample[i]);
     if (!o.label_map.empty()) {
       const int64_t mx = p.labels.max().item<int64_t>();
       BRAINSPADE_CHECK_INPUT(mx < static_cast<int64_t>(o.label_map.size()), o.sources[i], ": has label ", mx,

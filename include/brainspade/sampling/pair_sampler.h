@@ -9,6 +9,7 @@
 
 #include "brainspade/core/config.h"
 #include "brainspade/sampling/label_sampler.h"
+#include "brainspade/sampling/randomized_images.h"
 #include "brainspade/training/train_spade.h"
 
 namespace brainspade {
@@ -32,6 +33,9 @@ struct PairSampleJob {
   RunOptions run;
   std::string ldm_checkpoint;
   std::string vae_checkpoint;      ///< empty = the one stored in the LDM checkpoint
+  /// spade (learned images from style images) | randomized (domain-randomisation baseline: no SPADE, style or
+  /// classifier; see sampling/randomized_images.h)
+  std::string image_generator = "spade";
   std::string spade_checkpoint;
   std::string classifier_checkpoint;  ///< for rejection; empty = no rejection
   std::string target_modality;     ///< modality the classifier must predict (rejection); empty = the style's
@@ -43,6 +47,7 @@ struct PairSampleJob {
   std::string nnunet_name = "Dataset500_brainspade";
   int64_t montage_pairs = 8;
   LabelSamplerOptions sampler;
+  RandomizedImageOptions randomized;  ///< used when image_generator is randomized
   void visit(ConfigVisitor& v);
 };
 

@@ -25,6 +25,10 @@ struct SegDataOptions {
   std::vector<int64_t> label_map;
   std::vector<std::string> class_names{"background", "csf", "gm", "wm"};  ///< one per class; its length = model.num_classes
   int64_t downsample = 1;          ///< average-pool images (and one-hot labels, then argmax) by this factor at load time
+  /// Pooling factor per source, overriding `downsample` for loading (empty = `downsample` for every source). Pairs made
+  /// by generators trained with data.downsample d are already at 1/d of the real slices: give them 1 and keep
+  /// `downsample` d, the factor `segment` applies to real volumes.
+  std::vector<int64_t> source_downsample;
   std::string layout = "x_rows";   ///< how the volumes were sliced (`slice` data.layout); `segment` slices the same way
   void visit(ConfigVisitor& v);
 };

@@ -1,0 +1,159 @@
+// The reproduction scripts' building blocks (per-source pooling of segmenter data, the prediction figure) and the
+// scripts themselves in smoke mode (a few steps per stage on the example data; skipped when it is absent).
+#include <sys/wait.h>
+
+#include <array>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+
+#include <gtest/gtest.h>
+
+#include "brainspade/core/atomic_file.h"
+#include "brainspade/core/error.h"
+#include "brainspade/eval/figure.h"
+#include "brainspade/io/image_io.h"
+#include "brainspade/sampling/label_sampler.h"
+#include "brainspade/training/train_segmenter.h"
+#include "support/helpers.h"
+#include "support/phantom.h"
+
+using namespace brainspade;
+namespace fs = std::filesystem;
+
+TEST(SegmenterData, SourceDownsamplePoolsEachSourceByItsOwnFactor) {
+  testutil::TempDir dir;
+  auto real = testutil::write_phantom_dataset(dir.path(), {});  // 32x48 slices
+  // Two "generated pairs" already at half size (16x24), as generators trained with downsample 2 make them.
+  auto pv = torch::zeros({6, 16, 24});
+  pv[0].fill_(1.0);
+  pv[0].narrow(0, 4, 8).narrow(1, 6, 12).fill_(0.0);
+  pv[3].narrow(0, 4, 8).narrow(1, 6, 12).fill_(1.0);
+  for (int i = 0; i < 2; ++i) {
+    write_slice_nifti(dir / ("pairs/images/p" + std::to_string(i) + ".nii.gz"), torch::randn({1, 16, 24}));
+    write_slice_nifti(dir / ("pairs/labels/p" + std::to_string(i) + "_seg.nii.gz"), pv.argmax(0, true).to(torch::kFloat));
+  }
+  SegDataOptions o;
+  o.sources = {real, dir / "pairs"};
+  o.downsample = 2;
+  EXPECT_THROW(load_segmentation_data(o), InputError);  // pooling the pairs again gives 8x12 != 16x24
+  o.source_downsample = {2, 1};
+  auto s = load_segmentation_data(o);
+  EXPECT_EQ(s.images.sizes(), (std::vector<int64_t>{26, 1, 16, 24}));
+  EXPECT_EQ(s.labels[25][8][12].item<int64_t>(), 3);  // the pair's label is kept, not pooled
+  o.source_downsample = {2};
+  try {
+    load_segmentation_data(o);
+    FAIL();
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("data.source_downsample': 1 factors for 2 sources"), std::string::npos)
+        << e.what();
+  }
+}
+
+TEST(PredictionFigure, RowsOfImageReferenceAndPredictionsOrAnInputError) {
+  testutil::TempDir dir;
+  Volume img;
+  img.data = torch::rand({1, 10, 12, 14});
+  write_volume(dir / "img.nii.gz", img);
+  auto lab = torch::zeros({1, 10, 12, 14});
+  lab.narrow(1, 3, 4).narrow(2, 2, 6).narrow(3, 2, 6).fill_(2.0);
+  write_volume(dir / "ref.nii.gz", img.with_data(lab));
+  write_volume(dir / "pred.nii.gz", img.with_data(torch::zeros_like(lab)));
+  PredictionFigureJob job;
+  job.image = dir / "img.nii.gz";
+  job.reference = dir / "ref.nii.gz";
+  job.predictions = {"R=" + (dir / "pred.nii.gz"), "S=" + (dir / "ref.nii.gz")};
+  job.rows = 2;
+  job.out = dir / "fig.png";
+  auto caption = write_prediction_figure(job);
+  EXPECT_EQ(caption, "columns: image, ground truth, R, S; slices z=3,5");  // evenly spaced in the foreground z 3..6
+  auto png = read_png(dir / "fig.png");
+  EXPECT_GT(png.size(0), 2 * 12);  // two rows of 12-pixel tiles (plus padding)
+  EXPECT_GT(png.size(1), 4 * 14);  // four columns
+  job.predictions = {dir / "pred.nii.gz"};
+  EXPECT_THROW(write_prediction_figure(job), InputError);  // not NAME=PATH
+  Volume small;
+  small.data = torch::zeros({1, 10, 12, 13});
+  write_volume(dir / "small.nii.gz", small);
+  job.predictions = {"X=" + (dir / "small.nii.gz")};
+  EXPECT_THROW(write_prediction_figure(job), InputError);
+}
+
+namespace {
+
+struct ScriptResult {
+  int exit_code = -1;
+  std::string output;
+  double seconds = 0;
+};
+
+// Runs scripts/reproduce/<name> with SMOKE=1 into `out` (the brainspade under test as the program).
+ScriptResult run_script(const std::string& name, const std::string& out, const std::string& env = "") {
+  const auto t0 = std::chrono::steady_clock::now();
+  std::string cmd = "SMOKE=1 REPRO_OUT=" + out + " BRAINSPADE=" + BRAINSPADE_BINARY + " " + env + " " +
+                    BRAINSPADE_SOURCE_DIR + "/scripts/reproduce/" + name + " 2>&1";
+  ScriptResult r;
+  FILE* pipe = popen(cmd.c_str(), "r");
+  if (!pipe) return r;
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), pipe)) > 0) r.output.append(buf.data(), n);
+  int status = pclose(pipe);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return r;
+}
+
+bool have_example_slices() {
+  auto d = testutil::example_data_dir();
+  return !d.empty() && fs::exists(d + "/slices/dataset.pt");
+}
+
+}  // namespace
+
+TEST(ReproduceSmoke, Exp1RunsEveryStageWritesTheReportAndSkipsFinishedStages) {
+  if (!have_example_slices()) GTEST_SKIP() << "example data not prepared (scripts/setup.sh)";
+  testutil::TempDir dir;
+  auto r = run_script("exp1_healthy.sh", dir / "exp1");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  std::printf("exp1 smoke: %.1f s\n", r.seconds);
+  auto report = read_text(dir / "exp1/report/README.md");
+  for (const char* row : {"| R | ", "| S | ", "| H | ", "| DR | "}) EXPECT_NE(report.find(row), std::string::npos) << report;
+  EXPECT_NE(report.find("| model | csf | gm | wm |"), std::string::npos) << report;
+  EXPECT_TRUE(fs::exists(dir / "exp1/report/per_volume_DR.csv"));
+  EXPECT_TRUE(fs::exists(dir / "exp1/report/eval_S_vs_R/wilcoxon.csv"));
+  EXPECT_TRUE(fs::exists(dir / "exp1/report/fig3_colin27.png"));
+  EXPECT_NE(read_text(dir / "exp1/pairs/randomized/manifest.csv").find(",randomized,"), std::string::npos);
+  // The test slab is not in the training data: the R model's training set is smaller than the full dataset.
+  EXPECT_NE(r.output.find("held out"), std::string::npos) << r.output;
+  auto again = run_script("exp1_healthy.sh", dir / "exp1");
+  ASSERT_EQ(again.exit_code, 0) << again.output;
+  EXPECT_NE(again.output.find("train spade: done before"), std::string::npos) << again.output;
+  EXPECT_NE(again.output.find("train segmenter DR: done before"), std::string::npos) << again.output;
+  EXPECT_EQ(again.output.find("sample spade (4 pairs) ..."), std::string::npos) << again.output;
+}
+
+TEST(ReproduceSmoke, Exp2RunsNearAndFarOutOfDistribution) {
+  if (!have_example_slices()) GTEST_SKIP() << "example data not prepared (scripts/setup.sh)";
+  testutil::TempDir dir;
+  auto r = run_script("exp2_ood.sh", dir / "exp2");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  std::printf("exp2 smoke: %.1f s\n", r.seconds);
+  auto report = read_text(dir / "exp2/report/README.md");
+  EXPECT_NE(report.find("## near out of distribution"), std::string::npos) << report;
+  EXPECT_NE(report.find("## far out of distribution (brainweb_pd.nii.gz)"), std::string::npos) << report;
+  EXPECT_NE(report.find("| S_far | "), std::string::npos) << report;
+  EXPECT_TRUE(fs::exists(dir / "exp2/report/far/fig4_far.png"));
+  // The far-OoD pairs are styled by the PD image.
+  EXPECT_NE(read_text(dir / "exp2/pairs/spade_far/manifest.csv").find("brainweb_pd.nii.gz"), std::string::npos);
+}
+
+TEST(ReproduceSmoke, Exp3WithoutALesionCohortSaysWhatIsNeeded) {
+  testutil::TempDir dir;
+  auto r = run_script("exp3_tumour.sh", dir / "exp3");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("needs a lesion cohort"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("no data.lesion_channels"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(dir / "exp3/runs"));
+}
