@@ -22,7 +22,7 @@ void PairSampleJob::visit(ConfigVisitor& v) {
   v("ldm_checkpoint", ldm_checkpoint, "trained LDM (stage ldm)");
   v("vae_checkpoint", vae_checkpoint, "its VAE; empty = the path stored in the LDM checkpoint");
   v.choice("image_generator", image_generator, {"spade", "randomized"},
-           "spade (learned, from style images) | randomized (random per-tissue contrast baseline, section randomized)");
+           "spade (learned, from style images) or randomized (random per-tissue contrast baseline, section randomized)");
   v("spade_checkpoint", spade_checkpoint, "trained SPADE image generator (stage spade)");
   v("classifier_checkpoint", classifier_checkpoint, "modality classifier for rejection; empty = no rejection");
   v("target_modality", target_modality, "modality the classifier must predict for a pair to be kept");
