@@ -1,8 +1,9 @@
-# -DBRAINSPADE_FUZZ=ON (clang only): the libFuzzer executables fuzz_config, fuzz_nifti and fuzz_png, nothing else.
+# -DBRAINSPADE_FUZZ=ON (clang only): the libFuzzer executables fuzz_config, fuzz_nifti, fuzz_png and fuzz_checkpoint.
 # Only the code under test is compiled here, with coverage and AddressSanitizer: the target bodies
-# (src/fuzz/fuzz_targets.cpp), the config loader (src/core/config.cpp) and the image readers (src/io/image_io.cpp).
+# (src/fuzz/fuzz_targets.cpp), the config loader (src/core/config.cpp), the image readers (src/io/image_io.cpp) and
+# the checkpoint reader with its ZIP check (src/core/checkpoint.cpp, zip_check.cpp).
 # Everything else they call (the config roots' visit() functions, atomic files, ...) comes from the ordinary gcc build's
-# static library, BRAINSPADE_FUZZ_CORE_LIB, so a fuzz build compiles three files instead of the whole project.
+# static library, BRAINSPADE_FUZZ_CORE_LIB, so a fuzz build compiles five files instead of the whole project.
 if(NOT CMAKE_CXX_COMPILER_ID MATCHES "Clang")
   message(FATAL_ERROR "BRAINSPADE_FUZZ needs clang (libFuzzer): configure with -DCMAKE_CXX_COMPILER=clang++")
 endif()
@@ -15,13 +16,15 @@ set(BRAINSPADE_FUZZ_FLAGS -fsanitize=fuzzer-no-link,address -fno-omit-frame-poin
 add_library(brainspade_fuzz_code OBJECT
   ${PROJECT_SOURCE_DIR}/src/fuzz/fuzz_targets.cpp
   ${PROJECT_SOURCE_DIR}/src/core/config.cpp
-  ${PROJECT_SOURCE_DIR}/src/io/image_io.cpp)
+  ${PROJECT_SOURCE_DIR}/src/io/image_io.cpp
+  ${PROJECT_SOURCE_DIR}/src/core/checkpoint.cpp
+  ${PROJECT_SOURCE_DIR}/src/core/zip_check.cpp)
 target_include_directories(brainspade_fuzz_code PUBLIC ${PROJECT_SOURCE_DIR}/include)
 target_compile_definitions(brainspade_fuzz_code PUBLIC
   BRAINSPADE_VERSION="${PROJECT_VERSION}" BRAINSPADE_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
 target_compile_options(brainspade_fuzz_code PRIVATE ${BRAINSPADE_FUZZ_FLAGS})
 target_link_libraries(brainspade_fuzz_code PUBLIC ${TORCH_LIBRARIES} yaml-cpp spdlog::spdlog ${ITK_LIBRARIES})
-foreach(target config nifti png)
+foreach(target config nifti png checkpoint)
   add_executable(fuzz_${target} ${PROJECT_SOURCE_DIR}/tests/fuzz/fuzz_main.cpp)
   target_compile_definitions(fuzz_${target} PRIVATE BRAINSPADE_FUZZ_TARGET=fuzz_${target})
   target_compile_options(fuzz_${target} PRIVATE ${BRAINSPADE_FUZZ_FLAGS})

@@ -9,6 +9,7 @@
 
 #include <gtest/gtest.h>
 
+#include "brainspade/core/checkpoint.h"
 #include "brainspade/core/error.h"
 #include "brainspade/fuzz/fuzz_targets.h"
 #include "brainspade/io/image_io.h"
@@ -52,6 +53,24 @@ Replayed replay(const std::string& target, int (*fn)(const uint8_t*, size_t)) {
 TEST(FuzzRegressions, ConfigCorpusLoadsOrIsRefused) { EXPECT_GE(replay("config", fuzz_config).files, 10); }
 TEST(FuzzRegressions, NiftiCorpusReadsOrIsRefused) { EXPECT_GE(replay("nifti", fuzz_nifti).files, 6); }
 TEST(FuzzRegressions, PngCorpusReadsOrIsRefused) { EXPECT_GE(replay("png", fuzz_png).files, 4); }
+TEST(FuzzRegressions, CheckpointCorpusLoadsOrIsRefused) { EXPECT_GE(replay("checkpoint", fuzz_checkpoint).files, 3); }
+
+// Python's torch.save output reads in C++; its truncated and bit-flipped copies are refused by name.
+TEST(FuzzRegressions, CheckpointSeedsFromPython) {
+  const std::string dir = std::string(BRAINSPADE_SOURCE_DIR) + "/tests/fuzz/corpus/checkpoint/";
+  Checkpoint ck = Checkpoint::load(dir + "seed_torch_save.ckpt");
+  EXPECT_EQ(ck.get_string("stage"), "vae");
+  EXPECT_EQ(ck.get_int("step"), 3);
+  EXPECT_EQ(ck.tensor("vae.w").sum().item<float>(), 15.0f);
+  for (const char* bad : {"seed_truncated.ckpt", "seed_bitflip.ckpt"}) {
+    try {
+      Checkpoint::load(dir + bad);
+      ADD_FAILURE() << bad << " loaded";
+    } catch (const InputError& e) {
+      EXPECT_NE(std::string(e.what()).find(bad), std::string::npos) << e.what();
+    }
+  }
+}
 
 // The seeds are valid inputs, so the corpora start from the readers' success paths (tests/fuzz/make_seeds.py).
 TEST(FuzzRegressions, SeedsAreReadAsWritten) {

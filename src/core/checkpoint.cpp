@@ -6,6 +6,7 @@
 
 #include "brainspade/core/atomic_file.h"
 #include "brainspade/core/error.h"
+#include "brainspade/core/zip_check.h"
 
 namespace brainspade {
 
@@ -137,6 +138,8 @@ std::map<std::string, c10::IValue> read_pickle_dict(const std::string& path, con
   if (!in) throw input_error(path, ": ", what, " not found or unreadable");
   std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   if (bytes.empty()) throw input_error(path, ": ", what, " file is empty");
+  // LibTorch's ZIP reader is not memory-safe on damaged archives; only well-formed ones with matching CRCs reach it.
+  check_zip_container(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), path, what);
   c10::IValue v;
   try {
     v = torch::pickle_load(bytes);

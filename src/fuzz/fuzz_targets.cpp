@@ -9,6 +9,7 @@
 #include <fstream>
 #include <string>
 
+#include "brainspade/core/checkpoint.h"
 #include "brainspade/core/config.h"
 #include "brainspade/core/error.h"
 #include "brainspade/io/image_io.h"
@@ -95,6 +96,16 @@ int fuzz_png(const uint8_t* data, size_t size) {
   try {
     torch::Tensor t = read_png(in.path());
     if (t.dim() != 2) std::abort();
+  } catch (const InputError&) {
+  }
+  return 0;
+}
+
+int fuzz_checkpoint(const uint8_t* data, size_t size) {
+  TempInput in(data, size, ".ckpt");
+  try {
+    Checkpoint ck = Checkpoint::load(in.path());
+    for (const auto& key : ck.keys()) (void)ck.has(key);
   } catch (const InputError&) {
   }
   return 0;

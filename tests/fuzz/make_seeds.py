@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """Writes the seed corpora of the fuzz targets (tests/fuzz/corpus/<target>/seed_*): the repo's configs and small
 NIfTI-1 and PNG files built byte by byte, so that no imaging library is needed. Re-run after changing a seed."""
 import gzip, os, shutil, struct, zlib
@@ -53,3 +53,20 @@ write("png", "seed_grey8.png", png(4, 3, 0, 8, [bytes([0, 64, 128, 255])] * 3))
 write("png", "seed_grey16.png", png(2, 2, 0, 16, [struct.pack(">2H", 0, 65535)] * 2))
 write("png", "seed_rgb8.png", png(2, 2, 2, 8, [bytes([255, 0, 0, 0, 255, 0])] * 2))
 write("png", "seed_palette.png", png(2, 2, 3, 8, [bytes([0, 1])] * 2, palette=bytes([0, 0, 0, 255, 255, 255])))
+
+# Checkpoints: torch.save of a dict like brainspade's (Python's writer, so the C++ reader meets a foreign archive), a
+# truncated and a bit-flipped copy. Needs Debian's python3-torch; skipped without it.
+try:
+    import io
+    import torch
+except ImportError:
+    torch = None
+if torch is not None:
+    buf = io.BytesIO()
+    torch.save({"stage": "vae", "step": 3, "lr": 1e-4, "vae.w": torch.arange(6, dtype=torch.float32).reshape(2, 3)}, buf)
+    ckpt = buf.getvalue()
+    write("checkpoint", "seed_torch_save.ckpt", ckpt)
+    write("checkpoint", "seed_truncated.ckpt", ckpt[: len(ckpt) // 2])
+    flipped = bytearray(ckpt)
+    flipped[ckpt.find(struct.pack("<f", 4.0)) + 3] ^= 0x01
+    write("checkpoint", "seed_bitflip.ckpt", bytes(flipped))

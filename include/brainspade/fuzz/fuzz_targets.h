@@ -15,5 +15,7 @@ int fuzz_config(const uint8_t* data, size_t size);
 int fuzz_nifti(const uint8_t* data, size_t size);
 /// Bytes → a temporary .png → read_png.
 int fuzz_png(const uint8_t* data, size_t size);
+/// Bytes → a temporary .ckpt → Checkpoint::load (the ZIP container check, then LibTorch's unpickler).
+int fuzz_checkpoint(const uint8_t* data, size_t size);
 
 }  // namespace brainspade

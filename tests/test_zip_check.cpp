@@ -1,0 +1,108 @@
+// The ZIP container check that guards LibTorch's checkpoint reader: valid archives (ours and Python's) pass, and
+// truncation, bit flips, moved offsets and compressed entries are InputErrors naming the problem.
+#include <cstring>
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "brainspade/core/atomic_file.h"
+#include "brainspade/core/checkpoint.h"
+#include "brainspade/core/error.h"
+#include "brainspade/core/zip_check.h"
+#include "support/helpers.h"
+
+using namespace brainspade;
+
+namespace {
+
+std::string check_message(const std::string& bytes) {
+  try {
+    check_zip_container(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), "x.ckpt", "checkpoint");
+  } catch (const InputError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+size_t entries(const std::string& bytes) {
+  return check_zip_container(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), "x.ckpt", "checkpoint");
+}
+
+std::string reference(const char* name) {
+  return read_text(std::string(BRAINSPADE_SOURCE_DIR) + "/tests/data/zip/" + name);
+}
+
+std::string small_checkpoint(const testutil::TempDir& dir) {
+  Checkpoint ck;
+  ck.set("w", torch::arange(0, 300, torch::kFloat32));
+  ck.set_int("step", 7);
+  ck.set_string("stage", "vae");
+  ck.save(dir / "good.ckpt");
+  return read_text(dir / "good.ckpt");
+}
+
+}  // namespace
+
+TEST(ZipCheck, Crc32MatchesTheStandardCheckValue) {
+  const char* s = "123456789";
+  EXPECT_EQ(crc32_ieee(reinterpret_cast<const unsigned char*>(s), 9), 0xCBF43926u);
+  // Continuing a CRC over two pieces equals the CRC of the whole.
+  EXPECT_EQ(crc32_ieee(reinterpret_cast<const unsigned char*>(s) + 4, 5,
+                       crc32_ieee(reinterpret_cast<const unsigned char*>(s), 4)),
+            0xCBF43926u);
+}
+
+TEST(ZipCheck, PythonsStoredArchivePassesAndCompressedIsRefused) {
+  EXPECT_EQ(entries(reference("stored.zip")), 2u);
+  EXPECT_NE(check_message(reference("deflated.zip")).find("compressed (method 8)"), std::string::npos);
+}
+
+TEST(ZipCheck, OurCheckpointsPassAndDamageIsNamed) {
+  testutil::TempDir dir;
+  const std::string good = small_checkpoint(dir);
+  EXPECT_GE(entries(good), 2u);  // data.pkl and the tensor's storage at least
+  EXPECT_EQ(Checkpoint::load(dir / "good.ckpt").get_int("step"), 7);
+
+  // Truncation anywhere loses the end record.
+  for (double f : {0.0, 0.1, 0.5, 0.9, 0.99}) {
+    const std::string msg = check_message(good.substr(0, static_cast<size_t>(f * good.size())));
+    EXPECT_NE(msg.find("x.ckpt: not a readable brainspade checkpoint"), std::string::npos) << f << ": " << msg;
+  }
+  EXPECT_NE(check_message(good.substr(0, good.size() - 1)).find("end-of-central-directory"), std::string::npos);
+  // Through the loader (the files that made LibTorch's reader read freed memory under ASan before this check).
+  testutil::write_file(dir / "half.ckpt", good.substr(0, good.size() / 2));
+  EXPECT_THROW(Checkpoint::load(dir / "half.ckpt"), InputError);
+  testutil::write_file(dir / "junk.ckpt", "this is not a pickle archive at all");
+  EXPECT_THROW(Checkpoint::load(dir / "junk.ckpt"), InputError);
+  // Trailing bytes after the end record.
+  EXPECT_NE(check_message(good + "junk").find("end-of-central-directory"), std::string::npos);
+
+  // A flipped bit in the tensor's bytes: the float 150.0 lies inside the stored data.
+  std::string flipped = good;
+  const float v = 150.0f;
+  const size_t at = flipped.find(std::string(reinterpret_cast<const char*>(&v), 4));
+  ASSERT_NE(at, std::string::npos);
+  flipped[at + 1] = static_cast<char>(flipped[at + 1] ^ 0x10);
+  EXPECT_NE(check_message(flipped).find("CRC-32"), std::string::npos) << check_message(flipped);
+  testutil::write_file(dir / "flipped.ckpt", flipped);
+  try {
+    Checkpoint::load(dir / "flipped.ckpt");
+    ADD_FAILURE() << "a corrupted checkpoint loaded";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("flipped.ckpt"), std::string::npos) << e.what();
+  }
+
+  // The central directory offset in the end record (bytes 16..19 of the last 22) moved by one.
+  std::string moved = good;
+  const size_t eocd = moved.size() - 22;
+  ASSERT_EQ(moved.compare(eocd, 4, "PK\x05\x06"), 0);
+  moved[eocd + 16] = static_cast<char>(moved[eocd + 16] + 1);
+  EXPECT_NE(check_message(moved).find("central directory"), std::string::npos) << check_message(moved);
+
+  // A local header offset in the first central directory entry pointing past the data.
+  std::string local = good;
+  const size_t cd = local.find("PK\x01\x02");
+  ASSERT_NE(cd, std::string::npos);
+  local[cd + 45] = static_cast<char>(0x7f);
+  EXPECT_NE(check_message(local).find("local header offset"), std::string::npos) << check_message(local);
+}
