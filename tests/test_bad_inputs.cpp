@@ -13,6 +13,7 @@
 #include "brainspade/data/slice_dataset.h"
 #include "brainspade/io/image_io.h"
 #include "brainspade/training/train_ldm.h"
+#include "brainspade/training/train_spade.h"
 #include "brainspade/training/train_vae.h"
 #include "support/helpers.h"
 #include "support/phantom.h"
@@ -268,6 +269,22 @@ std::vector<Row> rows() {
       {"unknown choice", [=](auto d) { return vae(d, "--set loss.adversarial=wasserstein"); }, {"loss.adversarial"}},
       {"network options the VAE refuses", [=](auto d) { return vae(d, "--set vae.norm_groups=3"); },
        {"'vae'", "norm_groups"}},
+      {"classifier deeper than the slices allow",
+       [=](auto d) {
+         const auto ds = SliceDataset::load(F->dataset);
+         ClassifierTrainConfig c;
+         c.run.device = "cpu";
+         c.run.threads = 1;
+         c.data.dataset = F->dataset;
+         c.classifier.arch = "small";
+         c.classifier.n_modalities = static_cast<int64_t>(ds.modality_names.size());
+         c.classifier.n_datasets = static_cast<int64_t>(ds.dataset_names.size());
+         c.classifier.small_widths = {4, 4, 4, 4, 4, 4, 4};  // 7 poolings of 32x48 slices
+         c.train.steps = 1;
+         write_text_atomic(d + "/clf.yaml", dump_config(c));
+         return "train classifier --config " + d + "/clf.yaml --out " + d + "/out";
+       },
+       {"section 'classifier'", "1x32x48 slices"}},
       {"network options the U-Net refuses",
        [=](auto d) { return "train ldm --config " + F->ldm_yaml + " --out " + d + "/out --set unet.attention_levels=[5]"; },
        {"'unet'", "attention_levels"}},

@@ -249,4 +249,14 @@ void set_requires_grad(torch::nn::Module& m, bool on) {
   for (auto& p : m.parameters(true)) p.set_requires_grad(on);
 }
 
+void check_networks_fit(const std::string& sections, const std::string& input, const std::function<void()>& dry_run) {
+  try {
+    torch::NoGradGuard no_grad;
+    dry_run();
+  } catch (const c10::Error& e) {
+    throw input_error("config ", sections, " does not describe a network that works on ", input, ": ",
+                      e.msg());
+  }
+}
+
 }  // namespace brainspade

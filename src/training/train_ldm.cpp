@@ -117,11 +117,13 @@ double train_ldm(const LDMTrainConfig& cfg, bool resume) {
 
   torch::manual_seed(seed);
   DiffusionUNet unet = nullptr;
-  try {
+  check_networks_fit("section 'unet'", fmt::format("{}x{}x{} latents", Z, mean_all.size(2), mean_all.size(3)), [&] {
     unet = DiffusionUNet(cfg.unet);
-  } catch (const c10::Error& e) {  // the constructor checks the options: a bad value is bad input
-    throw input_error("config section 'unet' does not describe a valid network: ", e.msg());
-  }
+    unet->eval();
+    unet->forward(torch::zeros_like(mean_tr.slice(0, 0, 1)), torch::zeros({1}, torch::kLong),
+                  K > 0 ? torch::zeros_like(cond_tr.slice(0, 0, 1)) : torch::Tensor());
+    unet->train();
+  });
   unet->to(device);
   DDPMScheduler sched(cfg.scheduler);
   torch::optim::Adam opt(unet->parameters(), torch::optim::AdamOptions(cfg.optim.lr));

@@ -376,7 +376,13 @@ SegValidation train_segmenter(const SegmenterTrainConfig& cfg, bool resume) {
                "from its slices", N, images_val.size(0), H, W, K, rare > 0 ? cfg.data.class_names[rare] : "-", n_fg, B);
 
   torch::manual_seed(seed);
-  Segmenter model(cfg.model);
+  Segmenter model = nullptr;
+  check_networks_fit("section 'model'", fmt::format("1x{}x{} slices", H, W), [&] {
+    model = Segmenter(cfg.model);
+    model->eval();
+    model->forward(torch::zeros({1, 1, H, W}));
+    model->train();
+  });
   model->to(device);
   torch::optim::SGD opt(model->parameters(), torch::optim::SGDOptions(cfg.optim.lr)
                                                  .momentum(cfg.optim.momentum)

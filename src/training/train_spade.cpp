@@ -78,6 +78,9 @@ std::string join(const std::vector<std::string>& v) {
 void set_lr(torch::optim::Adam& opt, double lr) {
   for (auto& g : opt.param_groups()) static_cast<torch::optim::AdamOptions&>(g.options()).lr(lr);
 }
+std::string slice_shape(const torch::Tensor& images) {
+  return fmt::format("{}x{}x{} slices", images.size(1), images.size(2), images.size(3));
+}
 SliceDataset load_images_dataset(const DataSource& source) {
   auto data = load_training_data(source);
   BRAINSPADE_CHECK_INPUT(data.images.defined() && data.images.numel() > 0, source.dataset,
@@ -115,7 +118,13 @@ ClassifierValidation train_classifier(const ClassifierTrainConfig& cfg, bool res
       if (key[i].item<int64_t>() == uniq[g].item<int64_t>()) groups[g].push_back(split.train[i]);
 
   torch::manual_seed(seed);
-  models::ModalityClassifier net(cfg.classifier);
+  models::ModalityClassifier net = nullptr;
+  check_networks_fit("section 'classifier'", slice_shape(data.images), [&] {
+    net = models::ModalityClassifier(cfg.classifier);
+    net->eval();
+    net->forward(torch::zeros({1, data.images.size(1), data.images.size(2), data.images.size(3)}));
+    net->train();
+  });
   net->to(device);
   torch::optim::Adam opt(net->parameters(), torch::optim::AdamOptions(cfg.optim.lr));
   CheckpointFiles files(cfg.run.out_dir, cfg.train.keep_checkpoints);
@@ -277,9 +286,23 @@ SPADEValidation train_spade(const SPADETrainConfig& cfg, bool resume) {
                                     : split.val;
 
   torch::manual_seed(seed);
-  models::SPADEGenerator G(G_o);
-  models::ConvEncoder E(cfg.encoder);
-  models::MultiscaleDiscriminator D(cfg.discriminator);
+  models::SPADEGenerator G = nullptr;
+  models::ConvEncoder E = nullptr;
+  models::MultiscaleDiscriminator D = nullptr;
+  check_networks_fit("sections 'generator'/'encoder'/'discriminator'", slice_shape(data.images), [&] {
+    G = models::SPADEGenerator(G_o);
+    E = models::ConvEncoder(cfg.encoder);
+    D = models::MultiscaleDiscriminator(cfg.discriminator);
+    const auto image = torch::zeros({1, data.images.size(1), data.images.size(2), data.images.size(3)});
+    const auto labels = torch::zeros({1, data.labels.size(1), data.labels.size(2), data.labels.size(3)});
+    for (torch::nn::Module* m : {static_cast<torch::nn::Module*>(G.get()), static_cast<torch::nn::Module*>(E.get()),
+                                 static_cast<torch::nn::Module*>(D.get())})
+      m->eval();
+    D->forward(labels, G->forward(labels, E->encode(image).mu));
+    for (torch::nn::Module* m : {static_cast<torch::nn::Module*>(G.get()), static_cast<torch::nn::Module*>(E.get()),
+                                 static_cast<torch::nn::Module*>(D.get())})
+      m->train();
+  });
   // The authors' init (xavier, gain 0.02) for all three networks, from the seeded global generator.
   nn::spade_init_weights(*G);
   nn::spade_init_weights(*E);

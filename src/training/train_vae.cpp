@@ -150,12 +150,16 @@ VAEValidation train_vae(const VAETrainConfig& cfg, bool resume) {
   torch::manual_seed(seed);
   AutoencoderKL vae = nullptr;
   PatchDiscriminator disc = nullptr;
-  try {
-    vae = AutoencoderKL(cfg.vae);
-    disc = PatchDiscriminator(cfg.discriminator);
-  } catch (const c10::Error& e) {  // the constructors check the options: a bad value is bad input
-    throw input_error("config sections 'vae'/'discriminator' do not describe a valid network: ", e.msg());
-  }
+  check_networks_fit("sections 'vae'/'discriminator'",
+                     fmt::format("{}x{}x{} label maps", data.channels(), data.height(), data.width()), [&] {
+                       vae = AutoencoderKL(cfg.vae);
+                       disc = PatchDiscriminator(cfg.discriminator);
+                       vae->eval();
+                       disc->eval();
+                       disc->forward(vae->decode(vae->encode(labels_train.slice(0, 0, 1)).mean));
+                       vae->train();
+                       disc->train();
+                     });
   vae->to(device);
   disc->to(device);
   torch::optim::Adam opt_g(vae->parameters(), torch::optim::AdamOptions(cfg.optim.lr));

@@ -102,6 +102,12 @@ class EMA {
 double clip_gradients(const std::vector<torch::Tensor>& params, double max_norm);
 
 /// Sets every parameter's requires_grad (freezing a network).
+/// Runs `dry_run` — building the networks of config section(s) `sections` and passing one zero batch of `input` (e.g.
+/// "1x96x128 slices") through them in eval mode without gradients — and turns a LibTorch error into an InputError
+/// naming both, so that widths or depths that cannot work on this data (more poolings than the slices allow, widths
+/// that GroupNorm cannot split) exit with code 2 before the first step instead of crashing inside it. Eval-mode
+/// passes of zeros change no weight, buffer or random state.
+void check_networks_fit(const std::string& sections, const std::string& input, const std::function<void()>& dry_run);
 void set_requires_grad(torch::nn::Module& m, bool on);
 
 }  // namespace brainspade
