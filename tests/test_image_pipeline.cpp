@@ -1,5 +1,6 @@
 // The image generator end to end on a phantom dataset: classifier, SPADE training and resume, synthesis,
 // joint pair generation (determinism, shards, resume, bad inputs).
+#include <algorithm>
 #include <filesystem>
 #include <cmath>
 #include <fstream>
@@ -8,6 +9,7 @@
 
 #include "brainspade/core/atomic_file.h"
 #include "brainspade/core/checkpoint.h"
+#include "brainspade/data/slice_dataset.h"
 #include "brainspade/io/image_io.h"
 #include "brainspade/losses/spade_losses.h"
 #include "brainspade/sampling/pair_sampler.h"
@@ -235,6 +237,52 @@ TEST(SampleImages, WrongLabelChannelsAndStyleSizeAreRefused) {
   EXPECT_THROW(synthesize_images(g, seg, torch::randn({1, 3, 32, 48}), false, gen, torch::kCPU), InputError);
   // A style image of another size is cropped/padded to the generator's grid.
   EXPECT_EQ(load_style_image(t.style, 40, 40).sizes(), (std::vector<int64_t>{1, 40, 40}));
+}
+
+// Channels 0 = background, 1 = GM, 2 = WM on a 10x10 slice.
+TEST(TissueContrast, MeansPerArgmaxTissueOnTheMappedScale) {
+  auto pv = torch::zeros({3, 10, 10});
+  pv[0].slice(0, 0, 5).fill_(1);     // rows 0-4: background
+  pv[1].slice(0, 5, 7).fill_(0.6);   // rows 5-6: GM (argmax) with some WM
+  pv[2].slice(0, 5, 7).fill_(0.4);
+  pv[2].slice(0, 7, 10).fill_(1);    // rows 7-9: WM
+  auto z = torch::zeros({10, 10});
+  z.slice(0, 5, 7).fill_(-1.0);      // z-scored: GM one sd below the brain mean
+  z.slice(0, 7, 10).fill_(0.5);
+  z[7][0] = 1.5;                      // WM: 29 pixels at 0.5, one at 1.5 → mean 0.5 + 1/30
+  const TissueContrast c = tissue_contrast(z, pv, 1, 2, /*scale=*/20.0, /*shift=*/100.0);
+  EXPECT_NEAR(c.gm, 80.0, 1e-9);
+  EXPECT_NEAR(c.wm, 100.0 + 20.0 * (0.5 + 1.0 / 30.0), 1e-9);
+  EXPECT_NEAR(c.ratio(), 80.0 / (110.0 + 20.0 / 30.0), 1e-9);
+  EXPECT_TRUE(std::isnan(tissue_contrast(z, torch::zeros({3, 10, 10}), 1, 2).gm));  // no GM pixel
+}
+
+TEST(SampleImages, TakesRealLabelMapsFromASliceDatasetAndWritesTheContrastTable) {
+  auto& t = trained();
+  testutil::TempDir dir;
+  ImageSampleJob job;
+  job.run.out_dir = dir / "out";
+  job.run.device = "cpu";
+  job.spade_checkpoint = t.spade;
+  job.labels = {t.dataset};
+  job.label_rows = {0, 3};
+  job.styles = {t.style};
+  run_image_sampling(job);
+  const auto ds = SliceDataset::load(t.dataset);
+  for (int64_t r : {0, 3}) {
+    const std::string name = "dataset_" + ds.subject_names[ds.subject[r].item<int64_t>()] + "_z" +
+                             std::to_string(ds.slice_index[r].item<int64_t>());
+    EXPECT_TRUE(fs::exists(dir / ("out/images/" + name + "_image.nii.gz"))) << name;
+  }
+  const std::string csv = read_text(dir / "out/contrast.csv");
+  EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 3) << csv;  // header + 2 rows
+  job.label_rows = {999};
+  try {
+    run_image_sampling(job);
+    ADD_FAILURE() << "row 999 accepted";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("label_rows"), std::string::npos) << e.what();
+  }
 }
 
 TEST(SamplePairs, SameSeedSameBytesAndShardsUnionToTheSingleRun) {

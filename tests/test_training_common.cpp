@@ -108,3 +108,16 @@ TEST(ClipGradients, ScalesToTheMaxNorm) {
   EXPECT_NEAR(norm, 5.0, 1e-5);
   EXPECT_NEAR(p.grad().norm().item<double>(), 1.0, 1e-4);
 }
+
+// One PD slice that fell into validation beside T1 slices on both sides: it moves to training, T1 validation stays.
+TEST(SplitRows, AClassWithoutTrainingRowsMovesToTraining) {
+  Split s;
+  s.train = {0, 1, 2};
+  s.val = {3, 4};
+  const auto modality = torch::tensor({0, 0, 0, 1, 0}, torch::kLong);
+  keep_every_class_in_training(s, modality, {"T1", "PD"}, "modality");
+  EXPECT_EQ(s.train, (std::vector<int64_t>{0, 1, 2, 3}));
+  EXPECT_EQ(s.val, (std::vector<int64_t>{4}));
+  keep_every_class_in_training(s, modality, {"T1", "PD"}, "modality");  // nothing left to move
+  EXPECT_EQ(s.val, (std::vector<int64_t>{4}));
+}

@@ -1,6 +1,7 @@
 #include "brainspade/sampling/pair_sampler.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -12,6 +13,7 @@
 #include "brainspade/core/progress.h"
 #include "brainspade/core/runtime.h"
 #include "brainspade/io/image_io.h"
+#include "brainspade/data/slice_dataset.h"
 
 namespace fs = std::filesystem;
 
@@ -61,7 +63,8 @@ std::vector<std::string> expand_style_paths(const std::vector<std::string>& entr
   return out;
 }
 
-torch::Tensor load_style_image(const std::string& path, int64_t height, int64_t width, int64_t downsample, int64_t z) {
+torch::Tensor load_style_image(const std::string& path, int64_t height, int64_t width, int64_t downsample, int64_t z,
+                               std::pair<double, double>* brain_stats) {
   torch::Tensor img;  // [H0, W0]
   const bool png = path.size() >= 4 && path.compare(path.size() - 4, 4, ".png") == 0;
   if (png) {
@@ -81,6 +84,7 @@ torch::Tensor load_style_image(const std::string& path, int64_t height, int64_t 
   BRAINSPADE_CHECK_INPUT(mask.sum().item<int64_t>() > 16, path, ": style image is (almost) empty");
   auto vals = img.masked_select(mask);
   auto mean = vals.mean(), sd = vals.std().clamp_min(1e-6);
+  if (brain_stats) *brain_stats = {mean.item<double>(), sd.item<double>()};
   img = torch::where(mask, (img - mean) / sd, torch::zeros_like(img));
   // Centre crop/pad to height × width.
   auto fit = [](torch::Tensor t, int64_t dim, int64_t size) {
@@ -342,10 +346,21 @@ PairSampleSummary run_pair_sampling(const PairSampleJob& job, const Shard& shard
 
 namespace brainspade {
 
+TissueContrast tissue_contrast(const torch::Tensor& image, const torch::Tensor& pv, int64_t gm, int64_t wm, double scale,
+                               double shift) {
+  const auto am = pv.argmax(0);
+  const auto im = image.to(torch::kDouble) * scale + shift;
+  TissueContrast c;
+  c.gm = im.masked_select(am == gm).mean().item<double>();
+  c.wm = im.masked_select(am == wm).mean().item<double>();
+  return c;
+}
+
 void ImageSampleJob::visit(ConfigVisitor& v) {
   v.section("run", run);
   v("spade_checkpoint", spade_checkpoint, "trained SPADE image generator (stage spade)");
-  v("labels", labels, "label maps: NIfTI files (C channels, one axial slice) or folders of *_pv.nii.gz");
+  v("labels", labels, "label maps: NIfTI files (C channels, one axial slice), folders of *_pv.nii.gz, or slice datasets (.pt)");
+  v("label_rows", label_rows, "rows taken from each slice dataset in labels (empty: every row)", Bounds::non_negative());
   v("styles", styles, "style images (PNG/NIfTI files or folders); label i gets style i mod count");
   v("sample_style", sample_style, "sample z from the style posterior instead of its mean");
 }
@@ -357,7 +372,18 @@ void run_image_sampling(const ImageSampleJob& job) {
   BRAINSPADE_CHECK_INPUT(!job.styles.empty(), "styles: at least one style image is required (--style)");
   auto g = load_image_generator(job.spade_checkpoint, device);
   const auto& o = g.generator->options();
-  std::vector<std::string> label_paths;
+  // Every label map to synthesise, as (name, PV slice [C, H, W]); dataset rows are pooled like the training data.
+  struct LabelInput {
+    std::string name, source;
+    torch::Tensor pv;
+  };
+  std::vector<LabelInput> inputs;
+  auto add_nifti = [&](const std::string& path) {
+    Volume lv = read_volume(path);
+    BRAINSPADE_CHECK_INPUT(lv.depth() == 1, path, ": expected one axial slice, found ", lv.depth());
+    std::string stem = fs::path(path).filename().string();
+    inputs.push_back({stem.substr(0, stem.find(".nii")), path, lv.data.select(1, 0)});
+  };
   for (const auto& e : job.labels) {
     if (fs::is_directory(e)) {
       std::vector<std::string> in;
@@ -367,41 +393,63 @@ void run_image_sampling(const ImageSampleJob& job) {
       }
       std::sort(in.begin(), in.end());
       BRAINSPADE_CHECK_INPUT(!in.empty(), e, ": no *_pv.nii.gz label maps in this folder");
-      label_paths.insert(label_paths.end(), in.begin(), in.end());
+      for (const auto& f : in) add_nifti(f);
+    } else if (e.size() > 3 && e.compare(e.size() - 3, 3, ".pt") == 0) {
+      SliceDataset ds = SliceDataset::load(e);
+      BRAINSPADE_CHECK_INPUT(ds.channel_names == g.channel_names, e, ": label channels [",
+                             fmt::format("{}", fmt::join(ds.channel_names, ", ")), "] differ from the generator's [",
+                             fmt::format("{}", fmt::join(g.channel_names, ", ")), "]");
+      std::vector<int64_t> rows = job.label_rows;
+      if (rows.empty())
+        for (int64_t r = 0; r < ds.size(); ++r) rows.push_back(r);
+      for (int64_t r : rows) {
+        BRAINSPADE_CHECK_INPUT(r < ds.size(), "config key 'label_rows': row ", r, " is outside ", e, " (", ds.size(),
+                               " rows)");
+        auto pv = ds.labels[r];
+        if (g.downsample > 1) pv = torch::avg_pool2d(pv.unsqueeze(0), g.downsample, g.downsample, 0, true)[0];
+        inputs.push_back({fmt::format("{}_{}_z{}", fs::path(e).stem().string(),
+                                      ds.subject_names[ds.subject[r].item<int64_t>()], ds.slice_index[r].item<int64_t>()),
+                          e, pv});
+      }
     } else {
-      label_paths.push_back(e);
+      add_nifti(e);
     }
   }
   auto style_paths = expand_style_paths(job.styles);
   at::Generator gen = at::detail::createCPUGenerator(static_cast<uint64_t>(job.run.seed));
+  auto idx = [&](const std::string& n) {
+    auto it = std::find(g.channel_names.begin(), g.channel_names.end(), n);
+    return it == g.channel_names.end() ? int64_t(-1) : int64_t(it - g.channel_names.begin());
+  };
+  const int64_t gm = idx("gm"), wm = idx("wm");
+  std::ostringstream csv;
+  csv << "label,style,style_brain_mean,style_brain_sd,gm,wm,gm_wm_ratio\n";
+  double ratio_sum = 0;
+  int64_t ratio_n = 0;
   std::vector<torch::Tensor> tiles;
-  Progress progress("sample images", static_cast<int64_t>(label_paths.size()));
-  for (size_t i = 0; i < label_paths.size(); ++i) {
-    Volume lv = read_volume(label_paths[i]);
-    BRAINSPADE_CHECK_INPUT(lv.channels() == o.label_nc, label_paths[i], ": has ", lv.channels(),
+  Progress progress("sample images", static_cast<int64_t>(inputs.size()));
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const auto& in = inputs[i];
+    BRAINSPADE_CHECK_INPUT(in.pv.size(0) == o.label_nc, in.source, ": has ", in.pv.size(0),
                            " channels but the SPADE generator expects ", o.label_nc, " (",
                            fmt::format("{}", fmt::join(g.channel_names, ", ")), ")");
-    BRAINSPADE_CHECK_INPUT(lv.depth() == 1, label_paths[i], ": expected one axial slice, found ", lv.depth());
-    BRAINSPADE_CHECK_INPUT(lv.height() == o.height && lv.width() == o.width, label_paths[i], ": slice is ", lv.height(), "x",
-                           lv.width(), " but the generator makes ", o.height, "x", o.width);
-    auto seg = lv.data.select(1, 0).unsqueeze(0);  // [1, C, H, W]
+    BRAINSPADE_CHECK_INPUT(in.pv.size(1) == o.height && in.pv.size(2) == o.width, in.source, ": slice is ",
+                           in.pv.size(1), "x", in.pv.size(2), " but the generator makes ", o.height, "x", o.width);
+    auto seg = in.pv.unsqueeze(0).to(torch::kFloat);  // [1, C, H, W]
     const auto& sp = style_paths[i % style_paths.size()];
-    auto style = load_style_image(sp, o.height, o.width, g.downsample).unsqueeze(0);  // [1, 1, H, W]
+    std::pair<double, double> style_scale;  // the style's brain mean and sd
+    auto style = load_style_image(sp, o.height, o.width, g.downsample, -1, &style_scale).unsqueeze(0);  // [1, 1, H, W]
     auto img = synthesize_images(g, seg, style, job.sample_style, gen, device);  // [1, 1, H, W]
-    std::string stem = fs::path(label_paths[i]).filename().string();
-    stem = stem.substr(0, stem.find(".nii"));
-    write_slice_nifti(job.run.out_dir + "/images/" + stem + "_image.nii.gz", img[0]);
-    // GM/WM contrast of the output (channels by name when present).
-    auto idx = [&](const std::string& n) {
-      auto it = std::find(g.channel_names.begin(), g.channel_names.end(), n);
-      return it == g.channel_names.end() ? int64_t(-1) : int64_t(it - g.channel_names.begin());
-    };
-    int64_t gm = idx("gm"), wm = idx("wm");
+    write_slice_nifti(job.run.out_dir + "/images/" + in.name + "_image.nii.gz", img[0]);
     if (gm >= 0 && wm >= 0) {
-      auto am = seg[0].argmax(0);
-      auto im = img[0][0];
-      double m_gm = im.masked_select(am == gm).mean().item<double>(), m_wm = im.masked_select(am == wm).mean().item<double>();
-      spdlog::info("{} with style {}: mean GM {:.3f}, WM {:.3f}, GM/WM ratio {:.3f}", stem, sp, m_gm, m_wm, m_gm / m_wm);
+      const TissueContrast c = tissue_contrast(img[0][0].cpu(), seg[0], gm, wm, style_scale.second, style_scale.first);
+      csv << in.name << "," << sp << "," << style_scale.first << "," << style_scale.second << "," << c.gm << "," << c.wm
+          << "," << c.ratio() << "\n";
+      spdlog::debug("{} with style {}: GM {:.3f}, WM {:.3f}, GM/WM {:.3f}", in.name, sp, c.gm, c.wm, c.ratio());
+      if (std::isfinite(c.ratio()) && c.ratio() > 0) {
+        ratio_sum += c.ratio();
+        ++ratio_n;
+      }
     }
     if (tiles.size() < 24) {
       tiles.push_back(label_to_rgb(seg[0]));
@@ -409,6 +457,13 @@ void run_image_sampling(const ImageSampleJob& job) {
       tiles.push_back(img[0][0]);
     }
     progress.update();
+  }
+  if (gm >= 0 && wm >= 0) {
+    write_text_atomic(job.run.out_dir + "/contrast.csv", csv.str());
+    if (ratio_n > 0)
+      spdlog::info("output tissue contrast on the styles' intensity scale: mean GM/WM ratio {:.3f} over {} images "
+                   "(T1 < 1, PD > 1; per image: {}/contrast.csv)",
+                   ratio_sum / ratio_n, ratio_n, job.run.out_dir);
   }
   progress.finish();
   write_montage_png(job.run.out_dir + "/montage.png", tiles, 3);

@@ -249,6 +249,28 @@ void set_requires_grad(torch::nn::Module& m, bool on) {
   for (auto& p : m.parameters(true)) p.set_requires_grad(on);
 }
 
+void keep_every_class_in_training(Split& split, const torch::Tensor& cls, const std::vector<std::string>& names,
+                                  const std::string& what) {
+  auto c = cls.to(torch::kLong).contiguous();
+  const int64_t* cp = c.data_ptr<int64_t>();
+  std::set<int64_t> in_train;
+  for (int64_t r : split.train) in_train.insert(cp[r]);
+  std::vector<int64_t> kept;
+  std::map<int64_t, int64_t> moved;
+  for (int64_t r : split.val) {
+    if (in_train.count(cp[r])) {
+      kept.push_back(r);
+    } else {
+      split.train.push_back(r);
+      ++moved[cp[r]];
+    }
+  }
+  split.val = kept;
+  for (const auto& [k, n] : moved)
+    spdlog::warn("{} {}: all {} of its slices fell into validation; they are trained on instead (it would never be "
+                 "learned otherwise)", what, k < static_cast<int64_t>(names.size()) ? names[k] : std::to_string(k), n);
+}
+
 void check_networks_fit(const std::string& sections, const std::string& input, const std::function<void()>& dry_run) {
   try {
     torch::NoGradGuard no_grad;

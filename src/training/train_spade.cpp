@@ -65,6 +65,8 @@ void SPADETrainConfig::visit(ConfigVisitor& v) {
   v.section("affine", affine);
   v.section("intensity_augment", intensity_augment);
   v("augment_style", augment_style, "apply intensity_augment to the style input");
+  v("balance_modalities", balance_modalities,
+    "draw each batch row's modality uniformly, then a slice of it (a contrast with few slices is seen as often as the others)");
   v.section("train", train);
 }
 
@@ -106,6 +108,9 @@ ClassifierValidation train_classifier(const ClassifierTrainConfig& cfg, bool res
                          " has ", data.dataset_names.size(), " datasets (", join(data.dataset_names), ")");
   const uint64_t seed = static_cast<uint64_t>(cfg.run.seed);
   Split split = split_rows(data.subject, data.slice_index, cfg.train.val_fraction, seed);
+  // A class whose few slices all fell into validation could never be learned: they move to training.
+  keep_every_class_in_training(split, data.modality, data.modality_names, "modality");
+  keep_every_class_in_training(split, data.dataset, data.dataset_names, "dataset");
   auto tr = torch::tensor(split.train), va = torch::tensor(split.val.empty() ? split.train : split.val);
 
   // Classes can be very unbalanced (e.g. one PD slice beside a T1 volume): draw rows so that every
@@ -282,6 +287,16 @@ SPADEValidation train_spade(const SPADETrainConfig& cfg, bool resume) {
   const uint64_t seed = static_cast<uint64_t>(cfg.run.seed);
   Split split = split_rows(data.subject, data.slice_index, cfg.train.val_fraction, seed);
   BRAINSPADE_CHECK_INPUT(!split.train.empty(), cfg.data.dataset, ": no training slices after the validation split");
+  // A modality whose few slices all fell into validation (one PD slice beside a T1 volume) would never be seen as a
+  // style: its slices move to training. Then the training rows per modality (balance_modalities).
+  keep_every_class_in_training(split, data.modality, data.modality_names, "modality");
+  std::vector<std::vector<int64_t>> modality_rows;
+  {
+    std::map<int64_t, std::vector<int64_t>> train_by;
+    for (int64_t r : split.train) train_by[data.modality[r].item<int64_t>()].push_back(r);
+    for (auto& kv : train_by) modality_rows.push_back(std::move(kv.second));
+  }
+
   auto val_rows = split.val.empty() ? std::vector<int64_t>(split.train.begin(), split.train.begin() + std::min<size_t>(8, split.train.size()))
                                     : split.val;
 
@@ -402,9 +417,17 @@ SPADEValidation train_spade(const SPADETrainConfig& cfg, bool resume) {
     }
     torch::manual_seed(derive_seed(seed, 7, step));
     auto gen = data::make_generator(derive_seed(seed, 8, step));
-    auto rows_local = batch_rows(seed, step, static_cast<int64_t>(split.train.size()), cfg.train.batch_size);
     std::vector<int64_t> rows;
-    for (auto r : rows_local) rows.push_back(split.train[r]);
+    if (cfg.balance_modalities) {
+      std::mt19937_64 rng(derive_seed(seed, 10, step));
+      for (int64_t b = 0; b < cfg.train.batch_size; ++b) {
+        const auto& group = modality_rows[rng() % modality_rows.size()];
+        rows.push_back(group[rng() % group.size()]);
+      }
+    } else {
+      for (auto r : batch_rows(seed, step, static_cast<int64_t>(split.train.size()), cfg.train.batch_size))
+        rows.push_back(split.train[r]);
+    }
     auto style_rows = style_rows_for(rows, derive_seed(seed, 9, step));
     auto seg = gather(data.labels, rows).to(device);     // [B, C, H, W] content
     auto real = gather(data.images, rows).to(device);    // [B, 1, H, W] ground truth of the content slice

@@ -16,9 +16,10 @@ namespace brainspade {
 
 /// Reads a style image — PNG, or a NIfTI slice (a 3D volume gives its axial slice `z`, or the middle one when
 /// z < 0) — average-pools it by `downsample` (the factor the generator was trained with), z-scores it within the
-/// non-zero pixels and centre-crops/pads it to height × width → [1, H, W].
+/// non-zero pixels and centre-crops/pads it to height × width → [1, H, W]. `brain_stats`, when given, receives the
+/// mean and standard deviation used for the z-scoring (the style's brain intensity scale).
 torch::Tensor load_style_image(const std::string& path, int64_t height, int64_t width, int64_t downsample = 1,
-                               int64_t z = -1);
+                               int64_t z = -1, std::pair<double, double>* brain_stats = nullptr);
 
 /// Expands files and folders (every .png/.nii/.nii.gz inside, sorted) into a list of style image paths.
 std::vector<std::string> expand_style_paths(const std::vector<std::string>& entries);
@@ -73,13 +74,29 @@ namespace brainspade {
 struct ImageSampleJob {
   RunOptions run;
   std::string spade_checkpoint;
-  std::vector<std::string> labels;  ///< label NIfTI files (C channels, one slice) or folders of *_pv.nii.gz
+  /// label NIfTI files (C channels, one slice), folders of *_pv.nii.gz, or slice datasets (.pt, from `brainspade
+  /// slice`: their real label maps, pooled to the generator's size)
+  std::vector<std::string> labels;
+  std::vector<int64_t> label_rows;  ///< rows taken from each .pt in `labels` (empty: every row)
   std::vector<std::string> styles;  ///< style images; label i gets style i mod count
   bool sample_style = false;
   void visit(ConfigVisitor& v);
 };
-/// Writes <out>/images/<label name>_image.nii.gz and <out>/montage.png (label | style | output rows).
-/// Logs, per output, the mean intensity in grey and white matter (argmax) and their ratio.
+
+/// Tissue contrast of one slice: mean intensity of the pixels whose argmax label is grey / white matter, after the
+/// slice is mapped by x·scale + shift. For a SPADE output the mapping is the style image's brain standard deviation
+/// and mean, which undoes the z-scoring the style got on input: the output then sits on the style's intensity scale
+/// and its GM/WM ratio compares with the style's own. T1: GM/WM < 1; PD: GM/WM > 1.
+struct TissueContrast {
+  double gm = 0, wm = 0;
+  double ratio() const { return gm / wm; }
+};
+/// `image` [H, W], `pv` [C, H, W]; `gm`/`wm` are channel indices. NaN means when a tissue is absent.
+TissueContrast tissue_contrast(const torch::Tensor& image, const torch::Tensor& pv, int64_t gm, int64_t wm,
+                               double scale = 1.0, double shift = 0.0);
+
+/// Writes <out>/images/<label name>_image.nii.gz, <out>/contrast.csv (per output: GM, WM and GM/WM of the output on
+/// its style's intensity scale, see tissue_contrast) and <out>/montage.png (label | style | output rows); logs the mean GM/WM ratio at the end.
 void run_image_sampling(const ImageSampleJob& job);
 
 }  // namespace brainspade

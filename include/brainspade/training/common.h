@@ -50,6 +50,10 @@ struct Split {
   std::vector<int64_t> train, val;
 };
 Split split_rows(const torch::Tensor& subject, const torch::Tensor& slice_index, double val_fraction, uint64_t seed);
+/// Moves to training every validation row of a class (`cls` [N] int64 index into `names`, e.g. the modality) that
+/// has no training row, with a warning naming it and `what`: a contrast with a single slice must be trained on.
+void keep_every_class_in_training(Split& split, const torch::Tensor& cls, const std::vector<std::string>& names,
+                                  const std::string& what);
 
 /// Appends rows to <dir>/metrics.csv; on resume drops rows past the resumed step so the file stays consistent.
 /// An empty path writes nothing (the ranks other than 0 of a distributed run).

@@ -86,6 +86,8 @@ struct SPADETrainConfig {
   data::RandomAffineOptions affine;                 ///< T of the contrastive loss
   data::IntensityAugmentOptions intensity_augment;  ///< applied to the style input (Appendix A.1)
   bool augment_style = true;
+  /// Draw every batch row's modality uniformly, then a training slice of that modality (default: uniform over slices).
+  bool balance_modalities = false;
   TrainLoopOptions train;
   void visit(ConfigVisitor& v);
 };
