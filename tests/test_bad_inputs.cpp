@@ -285,6 +285,9 @@ std::vector<Row> rows() {
          return "train classifier --config " + d + "/clf.yaml --out " + d + "/out";
        },
        {"section 'classifier'", "1x32x48 slices"}},
+      {"sampler steps the DDIM grid cannot use",
+       [=](auto d) { return "sample labels --ldm " + F->ldm_ckpt + " -n 2 --sampler ddim --steps 3 --out " + d + "/out"; },
+       {"sampler.steps", "timestep 1000"}},
       {"network options the U-Net refuses",
        [=](auto d) { return "train ldm --config " + F->ldm_yaml + " --out " + d + "/out --set unet.attention_levels=[5]"; },
        {"'unet'", "attention_levels"}},

@@ -2,6 +2,7 @@
 
 #include <functional>
 
+#include "brainspade/core/error.h"
 #include "brainspade/schedulers/ddim_scheduler.h"
 
 namespace brainspade {
@@ -69,6 +70,45 @@ torch::Tensor postprocess_labels(const torch::Tensor& decoded, double threshold)
 }
 
 namespace {
+// The scheduler of the chosen sampler with its reverse-process grid set.
+struct ReverseProcess {
+  std::shared_ptr<DDPMScheduler> ddpm;
+  std::shared_ptr<DDIMScheduler> ddim;  // set when sampler is ddim
+  std::vector<int64_t> timesteps;
+};
+
+ReverseProcess make_reverse_process(const LabelGenerator& g, const LabelSamplerOptions& o) {
+  ReverseProcess rp;
+  try {
+    if (o.sampler == "ddim") {
+      DDIMSchedulerOptions d;
+      d.num_train_timesteps = g.scheduler.num_train_timesteps;
+      d.beta_schedule = g.scheduler.beta_schedule;
+      d.beta_start = g.scheduler.beta_start;
+      d.beta_end = g.scheduler.beta_end;
+      d.prediction_type = g.scheduler.prediction_type;
+      d.clip_sample = g.scheduler.clip_sample;
+      d.clip_sample_range = g.scheduler.clip_sample_range;
+      d.eta = o.eta;
+      d.timestep_spacing = o.timestep_spacing;
+      rp.ddim = std::make_shared<DDIMScheduler>(d);
+      rp.ddim->set_timesteps(o.steps);
+      rp.timesteps = rp.ddim->timesteps();
+    } else {
+      rp.ddpm = std::make_shared<DDPMScheduler>(g.scheduler);
+      rp.ddpm->set_timesteps(o.steps);
+      rp.timesteps = rp.ddpm->timesteps();
+    }
+  } catch (const c10::Error& e) {  // a steps value the grid cannot use is a config problem
+    throw input_error("config key 'sampler.steps' (", o.steps, " with sampler ", o.sampler, "): ", e.msg());
+  }
+  return rp;
+}
+}  // namespace
+
+void check_sampler_options(const LabelGenerator& g, const LabelSamplerOptions& o) { make_reverse_process(g, o); }
+
+namespace {
 LabelBatch sample_label_batch_inference(LabelGenerator& g, DiffusionUNet& unet, const LabelSamplerOptions& o, int64_t batch,
                                         uint64_t seed, torch::Device device, torch::Tensor cond) {
   const bool bf16 = o.dtype == "bfloat16";
@@ -81,30 +121,11 @@ LabelBatch sample_label_batch_inference(LabelGenerator& g, DiffusionUNet& unet, 
   auto c = conditioned ? cond.to(device) : torch::Tensor();
 
   // One step function for either scheduler; the loop below is the same for both.
-  std::vector<int64_t> timesteps;
-  std::function<StepOutput(const torch::Tensor&, int64_t, const torch::Tensor&)> step;
-  auto ddpm = std::make_shared<DDPMScheduler>(g.scheduler);
-  std::shared_ptr<DDIMScheduler> ddim;
-  if (o.sampler == "ddim") {
-    DDIMSchedulerOptions d;
-    d.num_train_timesteps = g.scheduler.num_train_timesteps;
-    d.beta_schedule = g.scheduler.beta_schedule;
-    d.beta_start = g.scheduler.beta_start;
-    d.beta_end = g.scheduler.beta_end;
-    d.prediction_type = g.scheduler.prediction_type;
-    d.clip_sample = g.scheduler.clip_sample;
-    d.clip_sample_range = g.scheduler.clip_sample_range;
-    d.eta = o.eta;
-    d.timestep_spacing = o.timestep_spacing;
-    ddim = std::make_shared<DDIMScheduler>(d);
-    ddim->set_timesteps(o.steps);
-    timesteps = ddim->timesteps();
-    step = [&](const torch::Tensor& out, int64_t t, const torch::Tensor& x) { return ddim->step(out, t, x, gen); };
-  } else {
-    ddpm->set_timesteps(o.steps);
-    timesteps = ddpm->timesteps();
-    step = [&](const torch::Tensor& out, int64_t t, const torch::Tensor& x) { return ddpm->step(out, t, x, gen); };
-  }
+  ReverseProcess rp = make_reverse_process(g, o);
+  const std::vector<int64_t>& timesteps = rp.timesteps;
+  auto step = [&](const torch::Tensor& out, int64_t t, const torch::Tensor& x) {
+    return rp.ddim ? rp.ddim->step(out, t, x, gen) : rp.ddpm->step(out, t, x, gen);
+  };
 
   const auto compute_dtype = bf16 ? torch::kBFloat16 : torch::kFloat;
   // Every step's timestep tensor made once, on the device, before the loop (no host work per step).
@@ -169,6 +190,7 @@ void run_label_sampling(const LabelSampleJob& job) {
   BRAINSPADE_CHECK_INPUT(!job.ldm_checkpoint.empty(), "--ldm: an LDM checkpoint is required");
   torch::Device device = parse_device(job.run.device);
   auto g = load_label_generator(job.ldm_checkpoint, job.vae_checkpoint, device);
+  check_sampler_options(g, job.sampler);  // before any output exists
   const std::string dir = job.run.out_dir + "/labels";
   make_dirs(dir);
   const int64_t B = job.sampler.batch_size, n_batches = (job.num + B - 1) / B;

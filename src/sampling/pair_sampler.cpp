@@ -184,6 +184,7 @@ PairSampleSummary run_pair_sampling(const PairSampleJob& job, const Shard& shard
                       " differs from this config); choose another --out or remove the folder");
 
   auto labels = load_label_generator(job.ldm_checkpoint, job.vae_checkpoint, device);
+  check_sampler_options(labels, job.sampler);  // before any output exists
   ImageGenerator images;
   std::vector<std::string> style_paths;
   std::vector<torch::Tensor> styles;

@@ -37,6 +37,10 @@ struct LabelBatch {
 /// Draws B conditions from `gen`: lesion flags ~ Bernoulli(p), slice position ~ U(slice_range).
 torch::Tensor draw_conditions(const ConditioningOptions& c, const LabelSamplerOptions& o, int64_t batch, at::Generator& gen);
 
+/// InputError naming 'sampler.steps' when the sampler cannot build its reverse-process grid with these options (e.g.
+/// DDIM with CompVis spacing and 3 steps reaches t = T); call before writing any output.
+void check_sampler_options(const LabelGenerator& g, const LabelSamplerOptions& o);
+
 /// Samples a batch. All randomness (conditions when `cond` is undefined, initial noise, step noise) comes from
 /// `seed`, so the same (seed, batch size, options) gives the same tensors on CPU whatever ran before.
 LabelBatch sample_label_batch(LabelGenerator& g, const LabelSamplerOptions& o, int64_t batch, uint64_t seed,
