@@ -1,10 +1,11 @@
-// brainspade sample labels --ldm CKPT [--vae CKPT] --num N --out DIR: label maps from the label generator.
+// brainspade sample labels --ldm CKPT [--vae CKPT] --num N [--real DATASET] --out DIR: label maps from the label
+// generator.
 #include "app.h"
 #include "brainspade/sampling/label_sampler.h"
 
 namespace {
 brainspade::app::CommonFlags flags;
-std::string ldm, vae, sampler;
+std::string ldm, vae, sampler, real;
 int64_t num = -1, steps = -1;
 double eta = -1, guidance = -1;
 brainspade::app::Registrar reg("30-sample-labels", [](CLI::App& root) {
@@ -18,9 +19,11 @@ brainspade::app::Registrar reg("30-sample-labels", [](CLI::App& root) {
   cmd->add_option("--steps", steps, "reverse steps");
   cmd->add_option("--eta", eta, "DDIM eta");
   cmd->add_option("--guidance", guidance, "classifier-free guidance scale");
+  cmd->add_option("--real", real, "slice dataset (.pt) of real label maps for montage_vs_real.png");
   cmd->callback([] {
     flags.overrides.push_back("ldm_checkpoint=" + ldm);
     if (!vae.empty()) flags.overrides.push_back("vae_checkpoint=" + vae);
+    if (!real.empty()) flags.overrides.push_back("real_dataset=" + real);
     if (num != -1) flags.overrides.push_back("num=" + std::to_string(num));
     if (!sampler.empty()) flags.overrides.push_back("sampler.sampler=" + sampler);
     if (steps != -1) flags.overrides.push_back("sampler.steps=" + std::to_string(steps));

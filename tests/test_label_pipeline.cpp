@@ -262,6 +262,13 @@ TEST(SampleLabels, CommandWritesNiftiMapsAndRefusesWrongCheckpoints) {
     EXPECT_EQ(pv.channels(), 6);
   }
   EXPECT_TRUE(std::filesystem::exists(dir / "s/montage.png"));
+  // Beside real maps: two rows of the same cell size, so twice the height of one row of 8 samples.
+  auto real = testutil::run_cli("sample labels --ldm " + t.ldm + " --num 8 --steps 5 --real " + t.dataset + " --out " +
+                                (dir / "r"));
+  ASSERT_EQ(real.exit_code, 0) << real.output;
+  const auto one_row = read_png(dir / "r/montage.png"), two_rows = read_png(dir / "r/montage_vs_real.png");
+  EXPECT_EQ(two_rows.size(1), one_row.size(1));
+  EXPECT_NEAR(static_cast<double>(two_rows.size(0)), 2.0 * one_row.size(0), 4.0);
   auto bad = testutil::run_cli("sample labels --ldm " + t.vae + " --num 1 --out " + (dir / "bad"));
   EXPECT_EQ(bad.exit_code, 2) << bad.output;
   EXPECT_NE(bad.output.find("'vae' checkpoint, but a 'ldm' checkpoint"), std::string::npos) << bad.output;

@@ -3,6 +3,7 @@
 #include <functional>
 
 #include "brainspade/core/error.h"
+#include "brainspade/data/slice_dataset.h"
 #include "brainspade/schedulers/ddim_scheduler.h"
 
 namespace brainspade {
@@ -177,6 +178,8 @@ void LabelSampleJob::visit(ConfigVisitor& v) {
   v("ldm_checkpoint", ldm_checkpoint, "trained LDM checkpoint (stage ldm)");
   v("vae_checkpoint", vae_checkpoint, "its VAE; empty = the path stored in the LDM checkpoint");
   v("num", num, "number of label maps", Bounds::at_least(1));
+  v("real_dataset", real_dataset,
+    "slice dataset (.pt) of real label maps for montage_vs_real.png (8 samples above 8 real maps); empty = none");
   v.section("sampler", sampler);
 }
 
@@ -191,6 +194,25 @@ void run_label_sampling(const LabelSampleJob& job) {
   torch::Device device = parse_device(job.run.device);
   auto g = load_label_generator(job.ldm_checkpoint, job.vae_checkpoint, device);
   check_sampler_options(g, job.sampler);  // before any output exists
+  // Real maps to compare with: 8 rows spread over the dataset, average-pooled to the generator's size.
+  std::vector<torch::Tensor> real_tiles;
+  if (!job.real_dataset.empty()) {
+    const SliceDataset ds = SliceDataset::load(job.real_dataset);
+    BRAINSPADE_CHECK_INPUT(ds.channel_names == g.channel_names, "config key 'real_dataset': ", job.real_dataset,
+                           " has label channels [", fmt::format("{}", fmt::join(ds.channel_names, ", ")),
+                           "] but the generator makes [", fmt::format("{}", fmt::join(g.channel_names, ", ")), "]");
+    const int64_t h = g.latent_shape[1] * g.vae->downsampling_factor();
+    const int64_t w = g.latent_shape[2] * g.vae->downsampling_factor();
+    const int64_t f = ds.height() / h;
+    BRAINSPADE_CHECK_INPUT(f >= 1 && ds.height() == f * h && ds.width() == f * w, "config key 'real_dataset': ",
+                           job.real_dataset, " holds ", ds.height(), "x", ds.width(), " maps, not a multiple of the generated ",
+                           h, "x", w);
+    for (int64_t k = 0; k < 8 && k < ds.size(); ++k) {
+      auto pv = ds.labels[(2 * k + 1) * ds.size() / 16];
+      if (f > 1) pv = torch::avg_pool2d(pv.unsqueeze(0), f, f, 0, true)[0];
+      real_tiles.push_back(label_to_rgb(pv));
+    }
+  }
   const std::string dir = job.run.out_dir + "/labels";
   make_dirs(dir);
   const int64_t B = job.sampler.batch_size, n_batches = (job.num + B - 1) / B;
@@ -222,6 +244,13 @@ void run_label_sampling(const LabelSampleJob& job) {
   progress.finish();
   write_montage_png(job.run.out_dir + "/montage.png", montage, 8);
   spdlog::info("wrote {} label maps to {} (montage: {}/montage.png)", job.num, dir, job.run.out_dir);
+  if (!real_tiles.empty()) {
+    std::vector<torch::Tensor> both(montage.begin(), montage.begin() + std::min<size_t>(8, montage.size()));
+    while (both.size() < 8) both.push_back(torch::zeros_like(real_tiles[0]));
+    both.insert(both.end(), real_tiles.begin(), real_tiles.end());
+    write_montage_png(job.run.out_dir + "/montage_vs_real.png", both, 8);
+    spdlog::info("sampled (top) vs real (bottom, {}): {}/montage_vs_real.png", job.real_dataset, job.run.out_dir);
+  }
 }
 
 }  // namespace brainspade

@@ -60,12 +60,14 @@ struct LabelSampleJob {
   std::string ldm_checkpoint;  ///< trained LDM (stage ldm)
   std::string vae_checkpoint;  ///< its VAE; empty = the path stored in the LDM checkpoint
   int64_t num = 16;            ///< label maps to write
+  /// slice dataset (.pt) of real label maps: montage_vs_real.png then shows 8 samples above 8 of its maps
+  std::string real_dataset;
   LabelSamplerOptions sampler;
   void visit(ConfigVisitor& v);
 };
 
-/// Writes <out>/labels/label_<i>_pv.nii.gz (C channels), label_<i>_seg.nii.gz (argmax), conditions.csv and
-/// montage.png. Batch k holds samples [k·B, (k+1)·B) and is seeded by (seed, k); finished batches are skipped
+/// Writes <out>/labels/label_<i>_pv.nii.gz (C channels), label_<i>_seg.nii.gz (argmax), conditions.csv,
+/// montage.png and, with real_dataset, montage_vs_real.png (samples above real maps at the same size). Batch k holds samples [k·B, (k+1)·B) and is seeded by (seed, k); finished batches are skipped
 /// on a rerun, so an interrupted run continues with the same results.
 void run_label_sampling(const LabelSampleJob& job);
 
