@@ -177,6 +177,15 @@ TEST(Segment, KeepsTheInputGridWhenCroppingAndPadding) {
   // Rows (X) 0-3 and 36-39 lie outside the model's 32-row window: background with probability 1.
   EXPECT_TRUE(torch::equal(prob.data[0].narrow(2, 0, 4), torch::ones({5, 44, 4})));
   EXPECT_TRUE(torch::equal(prob.data[0].narrow(2, 36, 4), torch::ones({5, 44, 4})));
+  // An empty slice (skull-stripped top, outside a slab) is background without a network pass; the others are as before.
+  // (An added zero slice leaves the volume's normalisation statistics, taken over non-zero voxels, unchanged.)
+  Volume holed = v;
+  holed.data = torch::cat({v.data, torch::zeros({1, 1, 44, 40})}, 1);  // Z 6: slice 5 empty
+  write_volume(dir / "holed.nii.gz", holed);
+  run_segment(t.ckpt, dir / "holed.nii.gz", dir / "seg2.nii.gz", dir / "prob2.nii.gz", "cpu");
+  auto prob2 = read_volume(dir / "prob2.nii.gz");
+  EXPECT_TRUE(torch::equal(prob2.data[0][5], torch::ones({44, 40})));
+  EXPECT_TRUE(torch::allclose(prob2.data.narrow(1, 0, 5), prob.data, 1e-4, 1e-5));
 }
 
 TEST(Segment, BadInputsAreRefusedWithTheProblemNamed) {

@@ -533,16 +533,22 @@ Volume segment_volume(const LoadedSegmenter& seg, const Volume& image, torch::De
   canvas.narrow(2, wr.out0, wr.len).narrow(3, wc.out0, wc.len).copy_(s.narrow(2, wr.in0, wr.len).narrow(3, wc.in0, wc.len));
   auto inp = seg.downsample > 1 ? torch::avg_pool2d(canvas, seg.downsample) : canvas;  // [Z, 1, H/ds, W/ds]
   const int64_t K = mo.num_classes;
-  auto probs = torch::empty({Z, K, H, W});
+  // Slices without a single non-zero voxel (beyond a skull-stripped brain, outside a cropped slab) are background, as
+  // nnU-Net treats everything outside the non-zero crop; only the others go through the network.
+  auto probs = torch::zeros({Z, K, H, W});
+  probs.select(1, 0).fill_(1.0);
+  const auto occupied = canvas.flatten(1).ne(0).any(1);  // [Z]
+  const auto rows = occupied.nonzero().flatten();       // int64 slice indices
   {
     torch::NoGradGuard g;
     Segmenter model = seg.model;  // a handle to the same network (the holder's operator-> is const)
     model->eval();
-    for (int64_t i = 0; i < Z; i += batch_size) {
-      auto p = model->predict_logits(inp.slice(0, i, std::min(i + batch_size, Z)).to(device)).softmax(1);
+    for (int64_t i = 0; i < rows.numel(); i += batch_size) {
+      const auto idx = rows.slice(0, i, std::min(i + batch_size, rows.numel()));
+      auto p = model->predict_logits(inp.index_select(0, idx).to(device)).softmax(1);
       if (seg.downsample > 1)
         p = F::interpolate(p, F::InterpolateFuncOptions().size(std::vector<int64_t>{H, W}).mode(torch::kBilinear).align_corners(false));
-      probs.slice(0, i, std::min(i + batch_size, Z)).copy_(p.cpu());
+      probs.index_copy_(0, idx, p.cpu());
     }
   }
   auto out = torch::zeros({Z, K, R, Cc});

@@ -127,7 +127,8 @@ LoadedSegmenter load_segmenter(const std::string& path, torch::Device device);
 
 /// Slice-by-slice prediction of a whole volume [1, Z, Y, X]: each axial slice is z-scored within the non-zero voxels
 /// of the volume (like `slice`), centre-cropped/padded to the model's size, predicted, and put back.
-/// Returns class probabilities [K, Z, Y, X] on the input's grid (outside the crop: background).
+/// Returns class probabilities [K, Z, Y, X] on the input's grid (outside the crop, and on slices whose window holds
+/// no non-zero voxel: background, without running the network).
 Volume segment_volume(const LoadedSegmenter& seg, const Volume& image, torch::Device device, int64_t batch_size = 16);
 
 /// `brainspade segment`: reads `in`, writes the hard labels (3D, class indices) to `out` on the input's grid and,
