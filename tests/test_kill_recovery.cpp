@@ -1,4 +1,4 @@
-// Kill-anywhere recovery: `brainspade train vae|ldm|spade` and `brainspade sample` are SIGKILLed at random moments and
+// Kill-anywhere recovery: `brainspade train vae|ldm|classifier|spade|segmenter` and `brainspade sample` are SIGKILLed at random moments and
 // restarted (--resume for training; the same command for generation). After every kill each checkpoint or pair under
 // its final name loads, and the finished run equals an uninterrupted one (weights; files byte for byte).
 #include <fcntl.h>
@@ -21,6 +21,7 @@
 #include "brainspade/io/image_io.h"
 #include "brainspade/sampling/pair_sampler.h"
 #include "brainspade/training/train_ldm.h"
+#include "brainspade/training/train_segmenter.h"
 #include "brainspade/training/train_spade.h"
 #include "brainspade/training/train_vae.h"
 #include "support/helpers.h"
@@ -123,6 +124,32 @@ int kill_until_done(const std::function<std::vector<std::string>(const std::stri
   return kills;
 }
 
+// Kills `brainspade train STAGE --config YAML` until it finishes; the finished checkpoint must hold the uninterrupted
+// run's tensors under every prefix. Returns the path of the killed-and-resumed run's last checkpoint.
+std::string kill_training(const std::string& dir, const std::string& stage, const std::string& yaml,
+                          const std::vector<std::string>& prefixes, int64_t steps, uint32_t seed) {
+  SCOPED_TRACE(stage);
+  auto args = [&](const std::string& out) {
+    return std::vector<std::string>{"--log-level", "warn", "train", stage, "--config", yaml, "--out", out, "--resume"};
+  };
+  const std::string ref = dir + "/" + stage + "_ref", run = dir + "/" + stage + "_run";
+  int64_t last_step = 0, prev_step = 0;
+  const int kills = kill_until_done(
+      args, ref, run, [&] { return file_size_of(run + "/metrics.csv"); }, 1.0 / 8,
+      [&] {
+        expect_checkpoints_load(run, stage, &last_step);
+        EXPECT_GE(last_step, prev_step) << "a resumed run went back in steps";
+        prev_step = last_step;
+      },
+      seed);
+  EXPECT_GE(kills, 2) << "too few kills landed inside the " << stage << " run";
+  EXPECT_EQ(Checkpoint::load(run + "/checkpoints/last.ckpt").get_int("step"), steps);
+  for (const auto& p : prefixes)
+    EXPECT_TRUE(testutil::same_checkpoint_tensors(ref + "/checkpoints/last.ckpt", run + "/checkpoints/last.ckpt", p))
+        << stage << " " << p;
+  return run + "/checkpoints/last.ckpt";
+}
+
 }  // namespace
 
 TEST(KillRecovery, TrainVAEKilledAnywhereResumesToTheUninterruptedWeights) {
@@ -196,27 +223,6 @@ TEST(KillRecovery, LDMSpadeAndSamplingKilledAnywhereEndAsTheUninterruptedRun) {
   v.train.validate_every = 0;
   train_vae(v, false);
 
-  auto train_args = [&](const std::string& stage, const std::string& yaml) {
-    return [=](const std::string& out) {
-      return std::vector<std::string>{"--log-level", "warn", "train", stage, "--config", yaml, "--out", out, "--resume"};
-    };
-  };
-  auto kill_training = [&](const std::string& stage, const std::string& yaml, const std::vector<std::string>& prefixes,
-                           int64_t steps, uint32_t seed) {
-    SCOPED_TRACE(stage);
-    const std::string ref = dir / (stage + "_ref"), run = dir / (stage + "_run");
-    int64_t last_step = 0;
-    const int kills = kill_until_done(
-        train_args(stage, yaml), ref, run, [&] { return file_size_of(run + "/metrics.csv"); }, 1.0 / 8,
-        [&] { expect_checkpoints_load(run, stage, &last_step); }, seed);
-    EXPECT_GE(kills, 2) << "too few kills landed inside the " << stage << " run";
-    EXPECT_EQ(Checkpoint::load(run + "/checkpoints/last.ckpt").get_int("step"), steps);
-    for (const auto& p : prefixes)
-      EXPECT_TRUE(testutil::same_checkpoint_tensors(ref + "/checkpoints/last.ckpt", run + "/checkpoints/last.ckpt", p))
-          << stage << " " << p;
-    return run + "/checkpoints/last.ckpt";
-  };
-
   LDMTrainConfig l;
   l.run.device = "cpu";
   l.run.threads = 1;
@@ -237,7 +243,7 @@ TEST(KillRecovery, LDMSpadeAndSamplingKilledAnywhereEndAsTheUninterruptedRun) {
   l.train.keep_checkpoints = 2;
   l.train.validate_every = 0;
   write_text_atomic(dir / "ldm.yaml", dump_config(l));
-  const std::string ldm = kill_training("ldm", dir / "ldm.yaml", {"unet.", "ema."}, 12, 21);
+  const std::string ldm = kill_training(dir.path(), "ldm", dir / "ldm.yaml", {"unet.", "ema."}, 12, 21);
 
   SPADETrainConfig s;
   s.run.device = "cpu";
@@ -267,7 +273,7 @@ TEST(KillRecovery, LDMSpadeAndSamplingKilledAnywhereEndAsTheUninterruptedRun) {
   s.train.val_fraction = 0.25;
   write_text_atomic(dir / "spade.yaml", dump_config(s));
   const std::string spade =
-      kill_training("spade", dir / "spade.yaml", {"generator.", "encoder.", "discriminator."}, 10, 22);
+      kill_training(dir.path(), "spade", dir / "spade.yaml", {"generator.", "encoder.", "discriminator."}, 10, 22);
 
   // Generation: 12 pairs, one per batch, so that kills land between and inside pairs.
   PairSampleJob j;
@@ -309,4 +315,47 @@ TEST(KillRecovery, LDMSpadeAndSamplingKilledAnywhereEndAsTheUninterruptedRun) {
     EXPECT_TRUE(a == b) << sub << ": the killed-and-resumed run differs from the uninterrupted one";
   }
   EXPECT_EQ(read_text(ref + "/manifest.csv"), read_text(run + "/manifest.csv"));
+}
+
+// The two remaining training stages: the modality/dataset classifier and the segmenter (on the phantom slices).
+TEST(KillRecovery, ClassifierAndSegmenterKilledAnywhereResumeToTheUninterruptedWeights) {
+  testutil::TempDir dir;
+  testutil::PhantomOptions po;
+  po.slices = 3;
+  const std::string dataset = testutil::write_phantom_dataset(dir / "data", po);
+
+  ClassifierTrainConfig c;
+  c.run.device = "cpu";
+  c.run.threads = 1;
+  c.data.dataset = dataset;
+  c.classifier.arch = "small";
+  c.classifier.n_modalities = 2;
+  c.classifier.n_datasets = 2;
+  c.classifier.small_widths = {8, 16};
+  c.train.steps = 24;
+  c.train.batch_size = 4;
+  c.train.log_every = 1;
+  c.train.checkpoint_every = 1;
+  c.train.keep_checkpoints = 2;
+  c.train.validate_every = 0;
+  c.train.val_fraction = 0.0;
+  write_text_atomic(dir / "classifier.yaml", dump_config(c));
+  kill_training(dir.path(), "classifier", dir / "classifier.yaml", {"classifier."}, 24, 31);
+
+  SegmenterTrainConfig s;
+  s.run.device = "cpu";
+  s.run.threads = 1;
+  s.data.sources = {dataset};
+  s.data.class_names = {"background", "csf", "gm", "wm", "deep_gm", "brainstem"};
+  s.model.num_classes = 6;
+  s.model.features = {8, 16, 32};
+  s.train.steps = 16;
+  s.train.batch_size = 4;
+  s.train.log_every = 1;
+  s.train.checkpoint_every = 1;
+  s.train.keep_checkpoints = 2;
+  s.train.validate_every = 0;
+  s.train.val_fraction = 0.2;
+  write_text_atomic(dir / "segmenter.yaml", dump_config(s));
+  kill_training(dir.path(), "segmenter", dir / "segmenter.yaml", {"segmenter."}, 16, 32);
 }
