@@ -304,6 +304,27 @@ TEST(SamplePairs, SameSeedSameBytesAndShardsUnionToTheSingleRun) {
   EXPECT_TRUE(torch::equal(pv.argmax(0).to(torch::kFloat), seg));
 }
 
+TEST(SamplePairs, MaskBackgroundZeroesExactlyTheBackgroundOfTheLabelMap) {
+  auto& t = trained();
+  testutil::TempDir dir;
+  auto plain = pair_job(t, dir / "plain", 3);
+  auto masked = pair_job(t, dir / "masked", 3);
+  masked.mask_background = true;
+  run_pair_sampling(plain);
+  run_pair_sampling(masked);
+  for (const char* id : {"pair_000000", "pair_000002"}) {
+    auto a = read_volume(dir / ("plain/images/" + std::string(id) + ".nii.gz")).data[0][0];
+    auto b = read_volume(dir / ("masked/images/" + std::string(id) + ".nii.gz")).data[0][0];
+    auto seg = read_volume(dir / ("masked/labels/" + std::string(id) + "_seg.nii.gz")).data[0][0];
+    auto bg = seg == 0;
+    ASSERT_GT(bg.sum().item<int64_t>(), 0) << id;
+    ASSERT_GT((~bg).sum().item<int64_t>(), 0) << id;
+    EXPECT_EQ(b.masked_select(bg).abs().max().item<float>(), 0.0f) << id << ": background not zero";
+    EXPECT_GT(a.masked_select(bg).abs().max().item<float>(), 0.0f) << id << ": SPADE's own background was already 0";
+    EXPECT_TRUE(torch::equal(a.masked_select(~bg), b.masked_select(~bg))) << id << ": the brain changed";
+  }
+}
+
 TEST(SamplePairs, RestartAfterAKillContinuesWithoutDuplicates) {
   auto& t = trained();
   testutil::TempDir dir;

@@ -32,6 +32,9 @@ void PairSampleJob::visit(ConfigVisitor& v) {
     Bounds::non_negative());
   v("styles", styles, "style images (PNG or NIfTI files, or folders of them) of the target contrast");
   v("sample_style", sample_style, "sample z from the style posterior instead of using its mean");
+  v("mask_background", mask_background,
+    "set SPADE image pixels to 0 where the label map's argmax is background, like skull-stripped real images "
+    "(authors: off); the randomized generator always does");
   v("num", num, "pairs to generate", Bounds::at_least(1));
   v.choice("format", format, {"native", "nnunet"}, "output layout: native, or nnU-Net v2 raw (imagesTr/labelsTr/dataset.json)");
   v("nnunet_name", nnunet_name, "nnU-Net dataset folder name (DatasetXXX_Name)");
@@ -284,6 +287,7 @@ PairSampleSummary run_pair_sampling(const PairSampleJob& job, const Shard& shard
         for (auto j : bad) img[j].copy_(redo[j]);
       }
     }
+    if (job.mask_background && !randomized) img = img.masked_fill(lab.pv.argmax(1, true) == 0, 0.0);
     for (int64_t j = 0; j < count; ++j) {
       const int64_t i = first + j;
       Paths p = paths(i);

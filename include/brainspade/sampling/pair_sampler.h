@@ -43,6 +43,9 @@ struct PairSampleJob {
   int64_t max_style_redraws = 20;  ///< authors: up to 20 attempts
   std::vector<std::string> styles; ///< files or folders of real images of the target contrast
   bool sample_style = false;       ///< z sampled from the style posterior instead of its mean
+  /// SPADE images are set to exactly 0 where the label map's argmax is background, as in skull-stripped training
+  /// images (authors: off; SPADE's learned background is near 0 but noisy).
+  bool mask_background = false;
   int64_t num = 16;
   std::string format = "native";   ///< native | nnunet (nnU-Net v2 raw layout)
   std::string nnunet_name = "Dataset500_brainspade";
