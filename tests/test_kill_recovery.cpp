@@ -124,6 +124,16 @@ int kill_until_done(const std::function<std::vector<std::string>(const std::stri
   return kills;
 }
 
+// A loop that logs and checkpoints at every step, so that many kills land inside a save.
+void save_every_step(TrainLoopOptions& t, int64_t steps, int64_t batch_size) {
+  t.steps = steps;
+  t.batch_size = batch_size;
+  t.log_every = 1;
+  t.checkpoint_every = 1;
+  t.keep_checkpoints = 2;
+  t.validate_every = 0;
+}
+
 // Kills `brainspade train STAGE --config YAML` until it finishes; the finished checkpoint must hold the uninterrupted
 // run's tensors under every prefix. Returns the path of the killed-and-resumed run's last checkpoint.
 std::string kill_training(const std::string& dir, const std::string& stage, const std::string& yaml,
@@ -169,12 +179,7 @@ TEST(KillRecovery, TrainVAEKilledAnywhereResumesToTheUninterruptedWeights) {
   c.discriminator.ndf = 8;
   c.discriminator.n_layers = 2;
   c.loss.adv_start_step = 3;
-  c.train.steps = 16;
-  c.train.batch_size = 2;
-  c.train.log_every = 1;
-  c.train.checkpoint_every = 1;  // a save at every step: many kills land inside one
-  c.train.keep_checkpoints = 2;
-  c.train.validate_every = 0;
+  save_every_step(c.train, 16, 2);
   c.train.val_fraction = 0.2;
   write_text_atomic(dir / "vae.yaml", dump_config(c));
   auto args = [&](const std::string& out) {
@@ -236,12 +241,7 @@ TEST(KillRecovery, LDMSpadeAndSamplingKilledAnywhereEndAsTheUninterruptedRun) {
   l.unet.conditioning = "hybrid";
   l.unet.cond_dim = 1;
   l.optim.ema_decay = 0.9;
-  l.train.steps = 12;
-  l.train.batch_size = 2;
-  l.train.log_every = 1;
-  l.train.checkpoint_every = 1;
-  l.train.keep_checkpoints = 2;
-  l.train.validate_every = 0;
+  save_every_step(l.train, 12, 2);
   write_text_atomic(dir / "ldm.yaml", dump_config(l));
   const std::string ldm = kill_training(dir.path(), "ldm", dir / "ldm.yaml", {"unet.", "ema."}, 12, 21);
 
@@ -264,12 +264,7 @@ TEST(KillRecovery, LDMSpadeAndSamplingKilledAnywhereEndAsTheUninterruptedRun) {
   s.encoder.width = 48;
   s.discriminator.ndf = 4;
   s.discriminator.n_layers = 2;
-  s.train.steps = 10;
-  s.train.batch_size = 2;
-  s.train.log_every = 1;
-  s.train.checkpoint_every = 1;
-  s.train.keep_checkpoints = 2;
-  s.train.validate_every = 0;
+  save_every_step(s.train, 10, 2);
   s.train.val_fraction = 0.25;
   write_text_atomic(dir / "spade.yaml", dump_config(s));
   const std::string spade =
@@ -332,12 +327,7 @@ TEST(KillRecovery, ClassifierAndSegmenterKilledAnywhereResumeToTheUninterruptedW
   c.classifier.n_modalities = 2;
   c.classifier.n_datasets = 2;
   c.classifier.small_widths = {8, 16};
-  c.train.steps = 24;
-  c.train.batch_size = 4;
-  c.train.log_every = 1;
-  c.train.checkpoint_every = 1;
-  c.train.keep_checkpoints = 2;
-  c.train.validate_every = 0;
+  save_every_step(c.train, 24, 4);
   c.train.val_fraction = 0.0;
   write_text_atomic(dir / "classifier.yaml", dump_config(c));
   kill_training(dir.path(), "classifier", dir / "classifier.yaml", {"classifier."}, 24, 31);
@@ -349,12 +339,7 @@ TEST(KillRecovery, ClassifierAndSegmenterKilledAnywhereResumeToTheUninterruptedW
   s.data.class_names = {"background", "csf", "gm", "wm", "deep_gm", "brainstem"};
   s.model.num_classes = 6;
   s.model.features = {8, 16, 32};
-  s.train.steps = 16;
-  s.train.batch_size = 4;
-  s.train.log_every = 1;
-  s.train.checkpoint_every = 1;
-  s.train.keep_checkpoints = 2;
-  s.train.validate_every = 0;
+  save_every_step(s.train, 16, 4);
   s.train.val_fraction = 0.2;
   write_text_atomic(dir / "segmenter.yaml", dump_config(s));
   kill_training(dir.path(), "segmenter", dir / "segmenter.yaml", {"segmenter."}, 16, 32);
