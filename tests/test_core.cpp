@@ -1,4 +1,7 @@
 // Runtime basics: seeds, atomic files, checkpoints, the CLI's exit codes.
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <filesystem>
 #include <fstream>
 
@@ -46,6 +49,29 @@ TEST(AtomicFile, LeavesNoTemporaryBehind) {
   files = 0;
   for (auto& e : std::filesystem::directory_iterator(dir / "sub")) files += e.is_regular_file();
   EXPECT_EQ(files, 1);
+}
+
+TEST(AtomicFile, RemovesOnlyTheTemporariesOfDeadProcessesOfThisHost) {
+  testutil::TempDir dir;
+  // A pid that is certainly dead: a child that has exited and been reaped.
+  pid_t child = fork();
+  if (child == 0) _exit(0);
+  int status = 0;
+  waitpid(child, &status, 0);
+  const std::string mine = temporary_prefix();  // ".tmp-<host>.<pid>-"
+  ASSERT_EQ(mine.rfind(".tmp-", 0), 0u);
+  const std::string host = mine.substr(0, mine.rfind('.', mine.size() - 2) + 1);  // ".tmp-<host>."
+  const std::string dead = host + std::to_string(child) + "-pair_000001.nii.gz";
+  const std::string alive = mine + "pair_000002.nii.gz";
+  const std::string other_host = ".tmp-elsewhere." + std::to_string(child) + "-pair_000003.nii.gz";
+  const std::string plain = "pair_000000.nii.gz";
+  for (const auto& f : {dead, alive, other_host, plain}) write_text_atomic(dir / f, "x");
+  EXPECT_EQ(remove_dead_temporaries(dir.path()), 1);
+  EXPECT_FALSE(std::filesystem::exists(dir / dead));
+  EXPECT_TRUE(std::filesystem::exists(dir / alive)) << "a running process's temporary was removed";
+  EXPECT_TRUE(std::filesystem::exists(dir / other_host)) << "another host's temporary was removed";
+  EXPECT_TRUE(std::filesystem::exists(dir / plain));
+  EXPECT_EQ(remove_dead_temporaries(dir / "missing"), 0);
 }
 
 TEST(Checkpoint, RoundTripsModulesOptimizersAndScalars) {

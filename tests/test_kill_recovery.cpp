@@ -120,8 +120,17 @@ int kill_until_done(const std::function<std::vector<std::string>(const std::stri
     std::printf("    attempt %d: kill %d ms after the first progress -> %s\n", attempt, ms,
                 rc == -SIGKILL ? "killed" : "exited");
   }
-  if (finished != 0) EXPECT_EQ(run_and_kill(args(run), nullptr, -1), 0);
+  if (finished != 0) {
+    EXPECT_EQ(run_and_kill(args(run), nullptr, -1), 0);
+  }
   return kills;
+}
+
+// The phantom slice dataset every kill test trains on (3 slices: a run takes seconds).
+std::string three_slice_phantom(const std::string& dir) {
+  testutil::PhantomOptions po;
+  po.slices = 3;
+  return testutil::write_phantom_dataset(dir + "/data", po);
 }
 
 // A loop that logs and checkpoints at every step, so that many kills land inside a save.
@@ -164,12 +173,10 @@ std::string kill_training(const std::string& dir, const std::string& stage, cons
 
 TEST(KillRecovery, TrainVAEKilledAnywhereResumesToTheUninterruptedWeights) {
   testutil::TempDir dir;
-  testutil::PhantomOptions po;
-  po.slices = 3;
   VAETrainConfig c;
   c.run.device = "cpu";
   c.run.threads = 1;
-  c.data.dataset = testutil::write_phantom_dataset(dir / "data", po);
+  c.data.dataset = three_slice_phantom(dir.path());
   c.vae.in_channels = 6;
   c.vae.channels = {8, 16};
   c.vae.num_res_blocks = 1;
@@ -210,9 +217,7 @@ TEST(KillRecovery, TrainVAEKilledAnywhereResumesToTheUninterruptedWeights) {
 // ends with the uninterrupted files, byte for byte, and never shows a half-written pair under its final name.
 TEST(KillRecovery, LDMSpadeAndSamplingKilledAnywhereEndAsTheUninterruptedRun) {
   testutil::TempDir dir;
-  testutil::PhantomOptions po;
-  po.slices = 3;
-  const std::string dataset = testutil::write_phantom_dataset(dir / "data", po);
+  const std::string dataset = three_slice_phantom(dir.path());
   VAETrainConfig v;
   v.run.device = "cpu";
   v.run.threads = 1;
@@ -289,7 +294,7 @@ TEST(KillRecovery, LDMSpadeAndSamplingKilledAnywhereEndAsTheUninterruptedRun) {
   };
   const std::string ref = dir / "pairs_ref", run = dir / "pairs_run";
   const int kills = kill_until_done(
-      sample_args, ref, run, [&] { return files_in(run + "/records"); }, 1.0 / 4,
+      sample_args, ref, run, [&] { return files_in(run + "/records"); }, 1.0 / 8,
       [&] {
         // Every pair under its final name is whole: its image reads.
         std::error_code ec;
@@ -310,14 +315,16 @@ TEST(KillRecovery, LDMSpadeAndSamplingKilledAnywhereEndAsTheUninterruptedRun) {
     EXPECT_TRUE(a == b) << sub << ": the killed-and-resumed run differs from the uninterrupted one";
   }
   EXPECT_EQ(read_text(ref + "/manifest.csv"), read_text(run + "/manifest.csv"));
+  // The killed attempts' half-written temporaries are gone once the run finishes.
+  for (const char* sub : {"", "/images", "/labels", "/labels_pv", "/records"})
+    for (const auto& e : fs::directory_iterator(run + sub))
+      EXPECT_NE(e.path().filename().string().rfind(".tmp-", 0), 0u) << "stale temporary " << e.path();
 }
 
 // The two remaining training stages: the modality/dataset classifier and the segmenter (on the phantom slices).
 TEST(KillRecovery, ClassifierAndSegmenterKilledAnywhereResumeToTheUninterruptedWeights) {
   testutil::TempDir dir;
-  testutil::PhantomOptions po;
-  po.slices = 3;
-  const std::string dataset = testutil::write_phantom_dataset(dir / "data", po);
+  const std::string dataset = three_slice_phantom(dir.path());
 
   ClassifierTrainConfig c;
   c.run.device = "cpu";

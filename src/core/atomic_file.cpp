@@ -1,7 +1,11 @@
 #include "brainspade/core/atomic_file.h"
 
+#include <signal.h>
 #include <unistd.h>
 
+#include <cctype>
+#include <cerrno>
+#include <cstdlib>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -18,11 +22,49 @@ void make_dirs(const std::string& path) {
   if (ec) throw input_error(path, ": cannot create folder: ", ec.message());
 }
 
+namespace {
+std::string host_name() {
+  char buf[256] = {0};
+  if (::gethostname(buf, sizeof buf - 1) != 0) return "host";
+  std::string h;
+  for (const char* c = buf; *c; ++c)
+    h += (std::isalnum(static_cast<unsigned char>(*c)) || *c == '_' || *c == '-') ? *c : '_';
+  return h.empty() ? "host" : h;
+}
+}  // namespace
+
+std::string temporary_prefix() {
+  static const std::string host = host_name();
+  return ".tmp-" + host + "." + std::to_string(::getpid()) + "-";
+}
+
+int remove_dead_temporaries(const std::string& dir) {
+  std::error_code ec;
+  if (!std::filesystem::is_directory(dir, ec)) return 0;
+  const std::string mine = temporary_prefix();
+  const std::string host_part = mine.substr(0, mine.find('.', 5) + 1);  // ".tmp-<host>."
+  int removed = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string f = e.path().filename().string();
+    if (f.rfind(host_part, 0) != 0) continue;  // not a temporary, or another host's
+    size_t i = host_part.size(), j = i;
+    while (j < f.size() && std::isdigit(static_cast<unsigned char>(f[j]))) ++j;
+    if (j == i || j >= f.size() || f[j] != '-') continue;
+    const long pid = std::strtol(f.substr(i, j - i).c_str(), nullptr, 10);
+    if (pid <= 0) continue;
+    const bool alive = ::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM;
+    if (alive) continue;
+    std::error_code rm;
+    if (std::filesystem::remove(e.path(), rm)) ++removed;
+  }
+  return removed;
+}
+
 void write_atomic(const std::string& path, const std::function<void(const std::string&)>& writer) {
   std::filesystem::path p(path);
   if (p.has_parent_path()) make_dirs(p.parent_path().string());
   // The temporary keeps the final extension so that writers that dispatch on it (ITK, PNG) still work.
-  std::string tmp = (p.parent_path() / (".tmp-" + std::to_string(::getpid()) + "-" + p.filename().string())).string();
+  std::string tmp = (p.parent_path() / (temporary_prefix() + p.filename().string())).string();
   try {
     writer(tmp);
   } catch (...) {

@@ -226,6 +226,13 @@ PairSampleSummary run_pair_sampling(const PairSampleJob& job, const Shard& shard
     p.record = out + "/records/" + id + ".csv";
     return p;
   };
+  // A killed earlier run may have left half-written temporaries beside the finished pairs: remove those of dead
+  // processes (other shards still writing keep theirs).
+  int stale = 0;
+  for (const std::string& d : {out, out + "/images", out + "/labels", out + "/labels_pv", out + "/records",
+                              nn_dir, nn_dir + "/imagesTr", nn_dir + "/labelsTr"})
+    stale += remove_dead_temporaries(d);
+  if (stale > 0) spdlog::info("removed {} half-written temporaries of an interrupted run", stale);
 
   const int64_t B = job.sampler.batch_size, n_batches = (job.num + B - 1) / B;
   int64_t mine = 0;

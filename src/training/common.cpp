@@ -170,13 +170,12 @@ void CheckpointFiles::save(const Checkpoint& ck, int64_t step) {
   std::snprintf(name, sizeof name, "/step_%08lld.ckpt", static_cast<long long>(step));
   ck.save(dir_ + name);
   ck.save(last());
+  // A killed run leaves its half-written temporary (write_atomic's name) behind: remove it.
+  remove_dead_temporaries(dir_);
   std::vector<std::string> steps;
-  const std::string own_tmp = ".tmp-" + std::to_string(::getpid()) + "-";
   for (const auto& e : std::filesystem::directory_iterator(dir_)) {
     auto f = e.path().filename().string();
     if (f.rfind("step_", 0) == 0 && e.path().extension() == ".ckpt") steps.push_back(e.path().string());
-    // A killed run leaves its half-written temporary (write_atomic's name) behind: remove it.
-    if (f.rfind(".tmp-", 0) == 0 && f.rfind(own_tmp, 0) != 0) std::filesystem::remove(e.path());
   }
   std::sort(steps.begin(), steps.end());
   for (size_t i = 0; i + keep_ < steps.size(); ++i) std::filesystem::remove(steps[i]);
