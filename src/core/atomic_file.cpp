@@ -23,26 +23,26 @@ void make_dirs(const std::string& path) {
 }
 
 namespace {
-std::string host_name() {
-  char buf[256] = {0};
-  if (::gethostname(buf, sizeof buf - 1) != 0) return "host";
-  std::string h;
-  for (const char* c = buf; *c; ++c)
-    h += (std::isalnum(static_cast<unsigned char>(*c)) || *c == '_' || *c == '-') ? *c : '_';
-  return h.empty() ? "host" : h;
+// ".tmp-<host>.": what every temporary written on this host starts with.
+const std::string& host_prefix() {
+  static const std::string prefix = [] {
+    char buf[256] = {0};
+    std::string h;
+    if (::gethostname(buf, sizeof buf - 1) == 0)
+      for (const char* c = buf; *c; ++c)
+        h += (std::isalnum(static_cast<unsigned char>(*c)) || *c == '_' || *c == '-') ? *c : '_';
+    return ".tmp-" + (h.empty() ? std::string("host") : h) + ".";
+  }();
+  return prefix;
 }
 }  // namespace
 
-std::string temporary_prefix() {
-  static const std::string host = host_name();
-  return ".tmp-" + host + "." + std::to_string(::getpid()) + "-";
-}
+std::string temporary_prefix() { return host_prefix() + std::to_string(::getpid()) + "-"; }
 
 int remove_dead_temporaries(const std::string& dir) {
   std::error_code ec;
   if (!std::filesystem::is_directory(dir, ec)) return 0;
-  const std::string mine = temporary_prefix();
-  const std::string host_part = mine.substr(0, mine.find('.', 5) + 1);  // ".tmp-<host>."
+  const std::string& host_part = host_prefix();
   int removed = 0;
   for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
     const std::string f = e.path().filename().string();
