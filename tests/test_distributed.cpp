@@ -208,13 +208,19 @@ TEST(Distributed, TwoRanksAverageGradientsAndShareRankZeroWeights) {
       auto check = [&](bool ok, const std::string& what) {
         if (!ok) failures[rank] += what + "; ";
       };
-      // Weights differ per rank before the broadcast.
-      torch::manual_seed(100 + rank);
+      // Weights differ per rank before the broadcast. They are set from a formula, not drawn: the two ranks are
+      // threads sharing LibTorch's one global generator, so seeding it per rank raced (a CI run failed "broadcast").
       torch::nn::Linear lin(5, 3);
+      auto weights_of = [](int r) {
+        return std::make_pair(torch::arange(15, torch::kFloat).view({3, 5}) * 0.1 + r, torch::arange(3, torch::kFloat) - r);
+      };
+      {
+        torch::NoGradGuard no_grad;
+        lin->weight.copy_(weights_of(rank).first);
+        lin->bias.copy_(weights_of(rank).second);
+      }
       d.broadcast_parameters(*lin);
-      torch::manual_seed(100);
-      torch::nn::Linear ref(5, 3);
-      check(torch::equal(lin->weight, ref->weight) && torch::equal(lin->bias, ref->bias), "broadcast");
+      check(torch::equal(lin->weight, weights_of(0).first) && torch::equal(lin->bias, weights_of(0).second), "broadcast");
       // Gradients rank-dependent: rank r has (r + 1) * base; the mean is 1.5 * base. A 16-byte bucket limit splits
       // the weight and bias into separate all-reduces.
       for (auto& p : lin->parameters()) p.mutable_grad() = torch::arange(p.numel(), torch::kFloat).view_as(p) * (rank + 1);
