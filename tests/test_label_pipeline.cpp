@@ -1,6 +1,10 @@
 // The label generator end to end on a phantom dataset: VAE and LDM training, resume, sampling, bad inputs.
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <iostream>
+#include <map>
+#include <sstream>
 
 #include <gtest/gtest.h>
 
@@ -197,6 +201,32 @@ TEST(TrainLDM, HeldOutLossFallsOnPhantomLatents) {
   c.train.checkpoint_every = 120;
   double trained_loss = train_ldm(c, false);
   EXPECT_LT(trained_loss, 0.6 * untrained) << "untrained " << untrained << " trained " << trained_loss;
+
+  // The last row of metrics.csv has the held-out loss per noise band next to the mean it returned.
+  std::istringstream csv(read_text(dir / "ldm/metrics.csv"));
+  std::string header, line, last;
+  std::getline(csv, header);
+  while (std::getline(csv, line))
+    if (!line.empty()) last = line;
+  auto split = [](const std::string& text) {
+    std::vector<std::string> out;
+    std::stringstream ss(text);
+    for (std::string f; std::getline(ss, f, ',');) out.push_back(f);
+    if (!text.empty() && text.back() == ',') out.emplace_back();
+    return out;
+  };
+  auto names = split(header), values = split(last);
+  ASSERT_EQ(names.size(), values.size()) << header << "\n" << last;
+  std::map<std::string, double> row;
+  for (size_t i = 0; i < names.size(); ++i) row[names[i]] = values[i].empty() ? NAN : std::stod(values[i]);
+  for (const char* band : {"val_loss_t0_249", "val_loss_t250_499", "val_loss_t500_749", "val_loss_t750_999"})
+    ASSERT_TRUE(row.count(band)) << "no column " << band << " in " << header;
+  EXPECT_NEAR(row["val_loss"], trained_loss, 1e-4 * trained_loss);
+  // With epsilon-prediction the noise is hardest to tell at low noise levels and easiest when z_t is mostly noise.
+  EXPECT_GT(row["val_loss_t0_249"], row["val_loss_t750_999"]) << last;
+  const double lo = std::min({row["val_loss_t0_249"], row["val_loss_t250_499"], row["val_loss_t500_749"], row["val_loss_t750_999"]});
+  const double hi = std::max({row["val_loss_t0_249"], row["val_loss_t250_499"], row["val_loss_t500_749"], row["val_loss_t750_999"]});
+  EXPECT_TRUE(row["val_loss"] >= lo && row["val_loss"] <= hi) << last;  // the mean of the bands' latents
 }
 
 TEST(TrainLDM, MismatchedVAEAndUNetAreRefused) {

@@ -162,26 +162,47 @@ double train_ldm(const LDMTrainConfig& cfg, bool resume) {
     files.save(ck, step);
   };
 
-  // Held-out loss on fixed noise and timesteps, so that its curve is comparable across steps.
+  // Held-out loss on fixed noise and fixed, stratified timesteps, so that its curve is comparable across steps and
+  // says where the model is learning: held-out latent i is noised at a timestep drawn from band (i mod 4) of [0, T).
+  // The mean over all bands alone hid the layout: at tiny scale it stayed flat while samples went from blobs to brains
+  // (docs/label-generator.md). Returns the mean and the per-band means (NaN for a band without latents).
+  constexpr int64_t kBands = 4;
+  const int64_t T = cfg.scheduler.num_train_timesteps;
+  auto band_lo = [&](int64_t b) { return b * T / kBands; };
   auto validate = [&]() {
     torch::NoGradGuard g;
     unet->eval();
     auto gen = at::detail::createCPUGenerator(derive_seed(seed, 0xFA11));
-    double total = 0;
-    int64_t n = 0;
+    std::vector<double> band_sum(kBands, 0.0);
+    std::vector<int64_t> band_n(kBands, 0);
     for (int64_t i = 0; i < mean_va.size(0); i += cfg.train.batch_size) {
       int64_t e = std::min(i + cfg.train.batch_size, mean_va.size(0));
       auto z0 = (mean_va.slice(0, i, e) * scale);
       auto noise = torch::randn(z0.sizes(), gen);
-      auto t = torch::randint(0, cfg.scheduler.num_train_timesteps, {e - i}, gen, torch::kLong);
+      auto band = torch::arange(i, e, torch::kLong).remainder(kBands);
+      auto lo = band * T / kBands, hi = (band + 1) * T / kBands;  // band b covers [bT/4, (b+1)T/4)
+      auto t = lo + (torch::rand({e - i}, gen, torch::kDouble) * (hi - lo).to(torch::kDouble)).to(torch::kLong);
       auto zt = sched.add_noise(z0, noise, t).to(device);
       auto c = K > 0 ? cond_va.slice(0, i, e).to(device) : torch::Tensor();
-      auto pred = unet->forward(zt, t.to(device), c);
-      total += loss_diffusion(pred, sched.training_target(z0, noise, t).to(device), cfg.optim.loss).item<double>() * (e - i);
-      n += e - i;
+      auto pred = unet->forward(zt, t.to(device), c).cpu();
+      auto target = sched.training_target(z0, noise, t);
+      for (int64_t k = 0; k < e - i; ++k) {
+        const int64_t b = band[k].item<int64_t>();
+        band_sum[b] += loss_diffusion(pred[k], target[k], cfg.optim.loss).item<double>();
+        ++band_n[b];
+      }
     }
     unet->train();
-    return total / std::max<int64_t>(n, 1);
+    std::map<std::string, double> out;
+    double total = 0;
+    int64_t n = 0;
+    for (int64_t b = 0; b < kBands; ++b) {
+      out[fmt::format("val_loss_t{}_{}", band_lo(b), band_lo(b + 1) - 1)] = band_n[b] ? band_sum[b] / band_n[b] : NAN;
+      total += band_sum[b];
+      n += band_n[b];
+    }
+    out["val_loss"] = total / std::max<int64_t>(n, 1);
+    return out;
   };
 
   MetricsCsv metrics(dist.is_main() ? cfg.run.out_dir + "/metrics.csv" : "", start);
@@ -235,8 +256,8 @@ double train_ldm(const LDMTrainConfig& cfg, bool resume) {
       dist.all_reduce_mean(row);  // the loss over the global batch
       if (dist.is_main() &&
           ((cfg.train.validate_every > 0 && step % cfg.train.validate_every == 0) || step == cfg.train.steps)) {
-        val_loss = validate();
-        row["val_loss"] = val_loss;
+        for (const auto& kv : validate()) row[kv.first] = kv.second;
+        val_loss = row["val_loss"];
       }
       metrics.write(step, row);
       progress.update(cfg.train.log_every, fmt::format("loss {:.4f}", row["loss"]));
