@@ -118,8 +118,27 @@ TEST(TrainVAE, LearnsToReconstructPhantomTissues) {
   auto val = train_vae(c, false);
   ASSERT_EQ(val.dice.size(), 6u);
   for (int ch : {0, 2, 3}) EXPECT_GT(val.dice[ch], 0.8) << "channel " << ch;  // background, GM, WM
+  ASSERT_EQ(val.volume_ratio.size(), 6u);
+  for (int ch : {0, 2, 3}) EXPECT_NEAR(val.volume_ratio[ch], 1.0, 0.2) << "channel " << ch;
   EXPECT_TRUE(std::filesystem::exists(dir / "vae/reconstructions.png"));
   EXPECT_TRUE(std::filesystem::exists(dir / "vae/loss.png"));
+}
+
+TEST(TrainVAE, ArgmaxDiceAndVolumeRatioByHand) {
+  // Two channels on a 1x4 strip; argmax of ref = [0 0 1 1], of pred = [0 1 1 1]; a third channel nobody has.
+  auto one_hot = [](std::vector<int64_t> cls) {
+    auto t = torch::zeros({1, 3, 1, static_cast<int64_t>(cls.size())});
+    for (size_t i = 0; i < cls.size(); ++i) t[0][cls[i]][0][static_cast<int64_t>(i)] = 1;
+    return t;
+  };
+  auto ref = one_hot({0, 0, 1, 1}), pred = one_hot({0, 1, 1, 1});
+  auto dice = argmax_dice(pred, ref), ratio = argmax_volume_ratio(pred, ref);
+  EXPECT_DOUBLE_EQ(dice[0], 2.0 * 1 / (1 + 2));
+  EXPECT_DOUBLE_EQ(dice[1], 2.0 * 2 / (3 + 2));
+  EXPECT_TRUE(std::isnan(dice[2]));
+  EXPECT_DOUBLE_EQ(ratio[0], 0.5);
+  EXPECT_DOUBLE_EQ(ratio[1], 1.5);
+  EXPECT_TRUE(std::isnan(ratio[2]));
 }
 
 // The acceptance check on real anatomy: the tiny VAE (one downsampling, as configs/tiny/vae.yaml) overfits a
@@ -299,6 +318,33 @@ TEST(SampleLabels, CommandWritesNiftiMapsAndRefusesWrongCheckpoints) {
   const auto one_row = read_png(dir / "r/montage.png"), two_rows = read_png(dir / "r/montage_vs_real.png");
   EXPECT_EQ(two_rows.size(1), one_row.size(1));
   EXPECT_NEAR(static_cast<double>(two_rows.size(0)), 2.0 * one_row.size(0), 4.0);
+  // tissue_fractions.csv: % of pixels per argmax class, counted here again from the written segmentations and the
+  // real dataset (the phantom has the generator's size, so no pooling).
+  std::vector<double> sampled(6, 0.0), real_n(6, 0.0);
+  double sampled_total = 0;
+  for (int i = 0; i < 8; ++i) {
+    auto seg = read_volume(dir / ("r/labels/label_00000" + std::to_string(i) + "_seg.nii.gz")).data;
+    for (int c = 0; c < 6; ++c) sampled[c] += (seg == c).sum().item<double>();
+    sampled_total += seg.numel();
+  }
+  auto ds = SliceDataset::load(t.dataset);
+  auto real_argmax = ds.labels.argmax(1);
+  for (int c = 0; c < 6; ++c) real_n[c] = (real_argmax == c).sum().item<double>();
+  std::istringstream fractions(read_text(dir / "r/tissue_fractions.csv"));
+  std::string row;
+  std::getline(fractions, row);
+  EXPECT_EQ(row, "class,sampled_percent,real_percent,ratio");
+  for (int c = 0; c < 6; ++c) {
+    ASSERT_TRUE(std::getline(fractions, row)) << "row " << c;
+    std::stringstream fields(row);
+    std::string cls, a, b;
+    std::getline(fields, cls, ',');
+    std::getline(fields, a, ',');
+    std::getline(fields, b, ',');
+    EXPECT_EQ(cls, ds.channel_names[c]);
+    EXPECT_NEAR(std::stod(a), 100.0 * sampled[c] / sampled_total, 1e-3) << row;
+    EXPECT_NEAR(std::stod(b), 100.0 * real_n[c] / real_argmax.numel(), 1e-3) << row;
+  }
   auto bad = testutil::run_cli("sample labels --ldm " + t.vae + " --num 1 --out " + (dir / "bad"));
   EXPECT_EQ(bad.exit_code, 2) << bad.output;
   EXPECT_NE(bad.output.find("'vae' checkpoint, but a 'ldm' checkpoint"), std::string::npos) << bad.output;

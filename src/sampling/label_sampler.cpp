@@ -179,7 +179,8 @@ void LabelSampleJob::visit(ConfigVisitor& v) {
   v("vae_checkpoint", vae_checkpoint, "its VAE; empty = the path stored in the LDM checkpoint");
   v("num", num, "number of label maps", Bounds::at_least(1));
   v("real_dataset", real_dataset,
-    "slice dataset (.pt) of real label maps for montage_vs_real.png (8 samples above 8 real maps); empty = none");
+    "slice dataset (.pt) of real label maps: montage_vs_real.png (8 samples above 8 real maps) and "
+    "tissue_fractions.csv (% of pixels per argmax tissue, all samples vs all real maps); empty = none");
   v.section("sampler", sampler);
 }
 
@@ -196,6 +197,7 @@ void run_label_sampling(const LabelSampleJob& job) {
   check_sampler_options(g, job.sampler);  // before any output exists
   // Real maps to compare with: 8 rows spread over the dataset, average-pooled to the generator's size.
   std::vector<torch::Tensor> real_tiles;
+  torch::Tensor real_counts;  // [C] pixels per argmax class over every real map, at the generator's size
   if (!job.real_dataset.empty()) {
     const SliceDataset ds = SliceDataset::load(job.real_dataset);
     BRAINSPADE_CHECK_INPUT(ds.channel_names == g.channel_names, "config key 'real_dataset': ", job.real_dataset,
@@ -207,6 +209,8 @@ void run_label_sampling(const LabelSampleJob& job) {
     BRAINSPADE_CHECK_INPUT(f >= 1 && ds.height() == f * h && ds.width() == f * w, "config key 'real_dataset': ",
                            job.real_dataset, " holds ", ds.height(), "x", ds.width(), " maps, not a multiple of the generated ",
                            h, "x", w);
+    auto pooled = f > 1 ? torch::avg_pool2d(ds.labels, f, f, 0, true) : ds.labels;
+    real_counts = torch::bincount(pooled.argmax(1).flatten(), {}, pooled.size(1)).to(torch::kDouble);
     for (int64_t k = 0; k < 8 && k < ds.size(); ++k) {
       auto pv = ds.labels[(2 * k + 1) * ds.size() / 16];
       if (f > 1) pv = torch::avg_pool2d(pv.unsqueeze(0), f, f, 0, true)[0];
@@ -250,6 +254,23 @@ void run_label_sampling(const LabelSampleJob& job) {
     both.insert(both.end(), real_tiles.begin(), real_tiles.end());
     write_montage_png(job.run.out_dir + "/montage_vs_real.png", both, 8);
     spdlog::info("sampled (top) vs real (bottom, {}): {}/montage_vs_real.png", job.real_dataset, job.run.out_dir);
+    // Tissue volumes, sampled vs real: the argmax segmentations of every sample of the run (read back, so resumed
+    // runs count all of them) against every real map.
+    auto counts = torch::zeros_like(real_counts);
+    for (int64_t i = 0; i < job.num; ++i) {
+      auto seg = read_volume(name(i, "seg")).data.round().to(torch::kLong).flatten().clamp(0, counts.size(0) - 1);
+      counts += torch::bincount(seg, {}, counts.size(0)).to(torch::kDouble);
+    }
+    auto pct = counts / counts.sum() * 100, real_pct = real_counts / real_counts.sum() * 100;
+    std::string csv = "class,sampled_percent,real_percent,ratio\n", line;
+    for (int64_t c = 0; c < counts.size(0); ++c) {
+      const std::string cname = c < static_cast<int64_t>(g.channel_names.size()) ? g.channel_names[c] : std::to_string(c);
+      const double a = pct[c].item<double>(), b = real_pct[c].item<double>();
+      csv += fmt::format("{},{:.4f},{:.4f},{}\n", cname, a, b, b > 0 ? fmt::format("{:.4f}", a / b) : "");
+      line += fmt::format(" {} {:.2f}/{:.2f}", cname, a, b);
+    }
+    write_text_atomic(job.run.out_dir + "/tissue_fractions.csv", csv);
+    spdlog::info("% of pixels per tissue, sampled/real:{} ({}/tissue_fractions.csv)", line, job.run.out_dir);
   }
 }
 

@@ -76,6 +76,17 @@ std::vector<double> argmax_dice(const torch::Tensor& pred, const torch::Tensor& 
   return out;
 }
 
+std::vector<double> argmax_volume_ratio(const torch::Tensor& pred, const torch::Tensor& ref) {
+  const int64_t C = ref.size(1);
+  auto p = pred.argmax(1), r = ref.argmax(1);
+  std::vector<double> out;
+  for (int64_t c = 0; c < C; ++c) {
+    const double n_ref = (r == c).sum().item<double>();
+    out.push_back(n_ref > 0 ? (p == c).sum().item<double>() / n_ref : NAN);
+  }
+  return out;
+}
+
 namespace {
 
 VAEValidation validate(AutoencoderKL& vae, const torch::Tensor& labels, torch::Device device, int64_t batch) {
@@ -90,6 +101,7 @@ VAEValidation validate(AutoencoderKL& vae, const torch::Tensor& labels, torch::D
   auto rec = torch::cat(recs);
   VAEValidation v;
   v.dice = argmax_dice(rec, labels);
+  v.volume_ratio = argmax_volume_ratio(rec, labels);
   v.l1 = (rec - labels).abs().mean().item<double>();
   return v;
 }
@@ -276,8 +288,11 @@ VAEValidation train_vae(const VAETrainConfig& cfg, bool resume) {
       if (do_val) {
         last_val = validate(vae, labels_val, device, cfg.train.batch_size);
         row["val_l1"] = last_val.l1;
-        for (size_t c = 0; c < last_val.dice.size(); ++c)
-          row["val_dice_" + (c < data.channel_names.size() ? data.channel_names[c] : std::to_string(c))] = last_val.dice[c];
+        for (size_t c = 0; c < last_val.dice.size(); ++c) {
+          const std::string name = c < data.channel_names.size() ? data.channel_names[c] : std::to_string(c);
+          row["val_dice_" + name] = last_val.dice[c];
+          row["val_volume_ratio_" + name] = last_val.volume_ratio[c];
+        }
       }
       metrics.write(step, row);
       char extra[96];
@@ -289,10 +304,14 @@ VAEValidation train_vae(const VAETrainConfig& cfg, bool resume) {
   if (!dist.is_main()) return last_val;  // validation, montage and plots are rank 0's
   progress.finish();
   if (last_val.dice.empty()) last_val = validate(vae, labels_val, device, cfg.train.batch_size);
-  std::string dice_line;
-  for (size_t c = 0; c < last_val.dice.size(); ++c)
-    dice_line += fmt::format(" {}={:.3f}", c < data.channel_names.size() ? data.channel_names[c] : std::to_string(c), last_val.dice[c]);
-  spdlog::info("VAE validation (posterior mean): L1 {:.4f}, argmax Dice{}", last_val.l1, dice_line);
+  std::string dice_line, ratio_line;
+  for (size_t c = 0; c < last_val.dice.size(); ++c) {
+    const std::string name = c < data.channel_names.size() ? data.channel_names[c] : std::to_string(c);
+    dice_line += fmt::format(" {}={:.3f}", name, last_val.dice[c]);
+    ratio_line += fmt::format(" {}={:.2f}", name, last_val.volume_ratio[c]);
+  }
+  spdlog::info("VAE validation (posterior mean): L1 {:.4f}, argmax Dice{}; volume reconstructed/real{}", last_val.l1,
+               dice_line, ratio_line);
   {
     torch::NoGradGuard g;
     vae->eval();

@@ -55,6 +55,9 @@ struct VAETrainConfig {
 /// Reconstruction quality on held-out slices: Dice of the argmax per channel, and L1.
 struct VAEValidation {
   std::vector<double> dice;  ///< per channel (NaN when a channel is absent from reference and reconstruction)
+  /// per channel: pixels whose argmax is the channel in the reconstruction / in the reference (NaN when the reference
+  /// has none). Below 1 = the VAE shrinks that tissue (thin sulcal CSF is the first to go).
+  std::vector<double> volume_ratio;
   double l1 = 0;
 };
 
@@ -67,5 +70,9 @@ AutoencoderKL load_vae(const std::string& path, torch::Device device, std::vecto
 
 /// Dice of argmax(pred) vs argmax(ref) per channel over a batch [B, C, H, W].
 std::vector<double> argmax_dice(const torch::Tensor& pred, const torch::Tensor& ref);
+
+/// Per channel, the count of pixels whose argmax is that channel in `pred` divided by the count in `ref`, over a
+/// batch [B, C, H, W] (NaN where `ref` has none).
+std::vector<double> argmax_volume_ratio(const torch::Tensor& pred, const torch::Tensor& ref);
 
 }  // namespace brainspade
