@@ -267,6 +267,8 @@ std::vector<Row> rows() {
       {"wrong type", [=](auto d) { return vae(d, "--set train.steps=many"); }, {"train.steps"}},
       {"out-of-range value", [=](auto d) { return vae(d, "--set train.batch_size=0"); }, {"train.batch_size"}},
       {"unknown choice", [=](auto d) { return vae(d, "--set loss.adversarial=wasserstein"); }, {"loss.adversarial"}},
+      {"loss weights that do not match the label channels",
+       [=](auto d) { return vae(d, "--set loss.channel_weights=[1,4]"); }, {"loss.channel_weights", "6 label channels"}},
       {"network options the VAE refuses", [=](auto d) { return vae(d, "--set vae.norm_groups=3"); },
        {"'vae'", "norm_groups"}},
       {"classifier deeper than the slices allow",

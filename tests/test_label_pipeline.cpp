@@ -108,6 +108,26 @@ TEST(TrainVAE, ResumeGivesTheSameWeightsAsAnUninterruptedRun) {
   EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 1 + 3) << csv;
 }
 
+// loss.channel_weights are rescaled to mean 1: equal weights of any size are the authors' unweighted loss, bit for
+// bit; unequal weights change the training.
+TEST(TrainVAE, ChannelWeightsAreRescaledToMeanOne) {
+  testutil::TempDir dir;
+  auto ds = testutil::write_phantom_dataset(dir.path(), {});
+  train_vae(tiny_vae(ds, dir / "plain", 3), false);
+  auto equal = tiny_vae(ds, dir / "equal", 3);
+  equal.loss.channel_weights = std::vector<double>(6, 2.5);
+  train_vae(equal, false);
+  auto csf = tiny_vae(ds, dir / "csf", 3);
+  csf.loss.channel_weights = {1, 4, 1, 1, 2, 1};
+  train_vae(csf, false);
+  EXPECT_TRUE(testutil::same_checkpoint_tensors(dir / "plain/checkpoints/last.ckpt", dir / "equal/checkpoints/last.ckpt", "vae."));
+  auto plain = Checkpoint::load(dir / "plain/checkpoints/last.ckpt"), weighted = Checkpoint::load(dir / "csf/checkpoints/last.ckpt");
+  int differing = 0;
+  for (const auto& k : plain.keys())
+    if (k.rfind("vae.", 0) == 0 && !torch::equal(plain.tensor(k), weighted.tensor(k))) ++differing;
+  EXPECT_GT(differing, 0);
+}
+
 TEST(TrainVAE, LearnsToReconstructPhantomTissues) {
   testutil::TempDir dir;
   auto ds = testutil::write_phantom_dataset(dir.path(), {});

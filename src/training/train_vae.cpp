@@ -1,6 +1,7 @@
 #include "brainspade/training/train_vae.h"
 
 #include <cmath>
+#include <numeric>
 
 #include <spdlog/spdlog.h>
 
@@ -35,6 +36,9 @@ SliceDataset load_training_data(const DataSource& source) {
 
 void VAELossOptions::visit(ConfigVisitor& v) {
   v("l1_weight", l1_weight, "weight of the L1 reconstruction loss", Bounds::non_negative());
+  v("channel_weights", channel_weights,
+    "per-label-channel weights of the L1 term, rescaled to mean 1; empty = uniform (authors). One per vae.in_channels",
+    Bounds::non_negative());
   v("kl_weight", kl_weight, "weight of the KL term (authors: 1e-6)", Bounds::non_negative());
   v("adv_weight", adv_weight, "weight of the patch-adversarial term for VAE and discriminator (authors: 0.005); 0 = off",
     Bounds::non_negative());
@@ -127,6 +131,12 @@ VAEValidation train_vae(const VAETrainConfig& cfg, bool resume) {
   auto data = load_training_data(cfg.data);
   BRAINSPADE_CHECK_INPUT(data.channels() == cfg.vae.in_channels, cfg.data.dataset, ": label maps have ",
                          data.channels(), " channels but vae.in_channels is ", cfg.vae.in_channels);
+  const auto& cw = cfg.loss.channel_weights;
+  BRAINSPADE_CHECK_INPUT(cw.empty() || static_cast<int64_t>(cw.size()) == cfg.vae.in_channels,
+                         "config key 'loss.channel_weights': ", cw.size(), " weights for ", cfg.vae.in_channels,
+                         " label channels (vae.in_channels)");
+  BRAINSPADE_CHECK_INPUT(cw.empty() || std::accumulate(cw.begin(), cw.end(), 0.0) > 0,
+                         "config key 'loss.channel_weights': every weight is 0");
   BRAINSPADE_CHECK_INPUT(cfg.discriminator.in_channels == cfg.vae.in_channels, "config key 'discriminator.in_channels' (",
                          cfg.discriminator.in_channels, ") must equal vae.in_channels (", cfg.vae.in_channels, ")");
   const int64_t factor = int64_t(1) << (cfg.vae.channels.size() - 1);
@@ -213,6 +223,11 @@ VAEValidation train_vae(const VAETrainConfig& cfg, bool resume) {
   vae->train();
   disc->train();
   const auto& L = cfg.loss;
+  torch::Tensor l1_channel_weights;  // [1, C, 1, 1], mean 1
+  if (!cw.empty()) {
+    l1_channel_weights = torch::tensor(cw, torch::kFloat).view({1, -1, 1, 1}).to(device);
+    l1_channel_weights = l1_channel_weights / l1_channel_weights.mean();
+  }
   VAEValidation last_val;
   int64_t step = start;
   while (step < cfg.train.steps) {
@@ -239,7 +254,8 @@ VAEValidation train_vae(const VAETrainConfig& cfg, bool resume) {
     eps_shape[0] = cfg.train.batch_size;
     auto eps = dist.local_rows(torch::randn(eps_shape, out.posterior.mean.options()));  // [B/world, Z, h, w]
     out.reconstruction = vae->decode(out.posterior.mean + out.posterior.std() * eps);
-    auto l1 = (out.reconstruction - x).abs().mean();
+    auto l1 = l1_channel_weights.defined() ? ((out.reconstruction - x).abs() * l1_channel_weights).mean()
+                                           : (out.reconstruction - x).abs().mean();
     auto kl = loss_kl(out.posterior);
     auto loss_g = L.l1_weight * l1 + L.kl_weight * kl;
     torch::Tensor perc = torch::zeros({}, x.options());

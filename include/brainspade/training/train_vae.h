@@ -23,6 +23,9 @@ SliceDataset load_training_data(const DataSource& source);
 /// Loss weights of the VAE (defaults: the authors' values).
 struct VAELossOptions {
   double l1_weight = 1.0;
+  /// per-channel weight of the L1 term, rescaled to mean 1 (empty = uniform, the authors' loss). Thin tissues that the
+  /// reconstruction shrinks (sulcal CSF) can be weighted up: docs/label-generator.md.
+  std::vector<double> channel_weights;
   double kl_weight = 1e-6;
   double adv_weight = 0.005;               ///< generator LSGAN weight; the discriminator loss uses the same weight
   std::string adversarial = "least_squares";  ///< least_squares | hinge | bce
