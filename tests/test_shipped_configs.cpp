@@ -12,6 +12,8 @@
 #include "brainspade/training/train_segmenter.h"
 #include "brainspade/training/train_spade.h"
 #include "brainspade/training/train_vae.h"
+#include "brainspade/core/atomic_file.h"
+#include "support/helpers.h"
 
 using namespace brainspade;
 namespace fs = std::filesystem;
@@ -75,4 +77,13 @@ TEST(ShippedConfigs, AMistypedKeyInACopiedConfigIsNamed) {
   } catch (const InputError& e) {
     EXPECT_NE(std::string(e.what()).find("lambda_fet"), std::string::npos) << e.what();
   }
+}
+
+// docs/config.md is generated from the same visitors the commands resolve with; a key added without regenerating it
+// fails here (fix: build/brainspade config-docs > docs/config.md).
+TEST(ShippedConfigs, DocsConfigPageIsTheGeneratedOne) {
+  auto generated = testutil::run_cli("config-docs");
+  ASSERT_EQ(generated.exit_code, 0) << generated.output;
+  const std::string page = read_text(std::string(BRAINSPADE_SOURCE_DIR) + "/docs/config.md");
+  EXPECT_TRUE(generated.output == page) << "docs/config.md is out of date: run build/brainspade config-docs > docs/config.md";
 }
