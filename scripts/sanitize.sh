@@ -19,7 +19,7 @@ nice -n 15 cmake --build build-asan -j2
 export ASAN_OPTIONS=detect_leaks=0:${ASAN_OPTIONS:-}
 export UBSAN_OPTIONS=print_stacktrace=1:${UBSAN_OPTIONS:-}
 status=0
-nice -n 15 build-asan/brainspade_tests --gtest_filter="$filter" > build-asan/sanitize.log 2>&1 || status=$?
+nice -n 15 build-asan/tests/brainspade_tests --gtest_filter="$filter" > build-asan/sanitize.log 2>&1 || status=$?
 tail -n 5 build-asan/sanitize.log
 if grep -E "runtime error:|ERROR: AddressSanitizer" build-asan/sanitize.log; then
   echo "sanitize.sh: sanitizer reports above (full log: build-asan/sanitize.log)"
