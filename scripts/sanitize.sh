@@ -8,7 +8,7 @@
 # checkpoint parsing, atomic files, image and dataset reading, slicing, metrics, schedulers, the fuzz corpora and the
 # bad-input catalogue (which runs the instrumented program). Network forward/backward suites are left out: they spend
 # their time inside uninstrumented LibTorch kernels, ~20x slower under ASan, and check nothing ASan can see.
-# See docs/reliability.md for the last result. Not part of CI (a cold build takes ~25 CPU-minutes).
+# See docs/reliability.md for the last result. Not part of CI (a cold build took 54 CPU-minutes, 2026-11-29).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 filter=${1:-'Config.*:Checkpoint.*:Runtime.*:ImageIO.*:SliceDataset.*:Slicing.*:MetricsCsv.*:SplitRows.*:EvalMetrics.*:Wilcoxon.*:NoiseSchedule.*:DDPMScheduler.*:DDIMScheduler.*:SchedulerOptions.*:FuzzRegressions.*:BadInputs.*'}
