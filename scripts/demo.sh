@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The main job on the example data, end to end on a CPU: train the tiny label generator (VAE + LDM), the
 # modality classifier and SPADE (reused when already trained), then generate a small labelled synthetic
-# dataset with a montage into out/demo/.  About 14 minutes on 2 quiet cores the first time (measured 13m50s:
-# VAE 4m31s, LDM 5m39s, classifier 6s, SPADE 3m03s, 32 pairs 18s).
+# dataset with a montage into out/demo/.  About 20 minutes on 2 quiet cores the first time (measured 23m00s with a
+# low-priority test run beside it: VAE 6m09s (4m31s quiet), LDM 2,400 steps 13m22s (~11m quiet), classifier 7s,
+# SPADE 3m01s, 32 pairs 17s).
 #   scripts/demo.sh                 # everything
 #   BRAINSPADE_DEMO_PAIRS=64 scripts/demo.sh
 set -euo pipefail
