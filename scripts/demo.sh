@@ -3,7 +3,7 @@
 # modality classifier and SPADE (reused when already trained), then generate a small labelled synthetic
 # dataset with a montage into out/demo/.  About 20 minutes on 2 quiet cores the first time (measured 23m00s with a
 # low-priority test run beside it: VAE 6m09s (4m31s quiet), LDM 2,400 steps 13m22s (~11m quiet), classifier 7s,
-# SPADE 3m01s, 32 pairs 17s).
+# SPADE 2m53s, 32 pairs 17s).
 #   scripts/demo.sh                 # everything
 #   BRAINSPADE_DEMO_PAIRS=64 scripts/demo.sh
 set -euo pipefail
