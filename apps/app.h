@@ -29,17 +29,24 @@ struct CommonFlags {
   int64_t seed = -1;                  ///< --seed (overrides run.seed)
   std::string device;                 ///< --device
   int64_t threads = -1;               ///< --threads
+  /// Values of a command's own flags (e.g. --spade, --num), applied after --set: typed, never re-parsed as YAML.
+  std::vector<std::pair<std::string, YAML::Node>> values;
+  template <class T>
+  void set(const std::string& key, const T& value) {
+    values.emplace_back(key, YAML::Node(value));
+  }
 };
 void add_common_flags(CLI::App* cmd, CommonFlags& flags, bool config_required = true);
 
 /// Loads Root (which has a `RunOptions run` member) from --config and --set, then applies --out/--seed/--device/--threads.
 template <class Root>
 Root resolve_config(const CommonFlags& f) {
-  ConfigSource src{f.config, f.overrides};
-  if (!f.out.empty()) src.overrides.push_back("run.out_dir=" + f.out);
-  if (f.seed >= 0) src.overrides.push_back("run.seed=" + std::to_string(f.seed));
-  if (!f.device.empty()) src.overrides.push_back("run.device=" + f.device);
-  if (f.threads >= 0) src.overrides.push_back("run.threads=" + std::to_string(f.threads));
+  CommonFlags g = f;
+  if (!f.out.empty()) g.set("run.out_dir", f.out);
+  if (f.seed >= 0) g.set("run.seed", f.seed);
+  if (!f.device.empty()) g.set("run.device", f.device);
+  if (f.threads >= 0) g.set("run.threads", f.threads);
+  ConfigSource src{f.config, f.overrides, g.values};
   return load_config<Root>(src);
 }
 

@@ -28,21 +28,17 @@ brainspade::app::Registrar reg("90-bench", [](CLI::App& root) {
   cmd->add_flag("--no-backward", no_backward, "forward only");
   cmd->add_option("--sampling-steps", sampling_steps, "reverse steps timed for the sampling estimate (0 = skip)");
   cmd->callback([] {
-    auto ov = overrides;
-    auto list = [](const std::vector<std::string>& v) {
-      std::string s = "[";
-      for (size_t i = 0; i < v.size(); ++i) s += (i ? "," : "") + v[i];
-      return s + "]";
-    };
-    if (!only.empty()) ov.push_back("only=" + list(only));
-    if (!scales.empty()) ov.push_back("scales=" + list(scales));
-    if (repeats > 0) ov.insert(ov.end(), {"tiny.repeats=" + std::to_string(repeats), "paper.repeats=" + std::to_string(repeats)});
-    if (threads >= 0) ov.push_back("threads=" + std::to_string(threads));
-    if (!dtype.empty()) ov.push_back("dtype=" + dtype);
-    if (channels_last) ov.push_back("channels_last=true");
-    if (no_backward) ov.push_back("backward=false");
-    if (sampling_steps >= 0) ov.push_back("sampling_steps=" + std::to_string(sampling_steps));
-    auto job = brainspade::load_config<brainspade::eval::BenchJob>({config, ov});
+    brainspade::ConfigSource src{config, overrides, {}};
+    auto set = [&](const std::string& key, const auto& value) { src.values.emplace_back(key, YAML::Node(value)); };
+    if (!only.empty()) set("only", only);
+    if (!scales.empty()) set("scales", scales);
+    if (repeats > 0) set("tiny.repeats", repeats), set("paper.repeats", repeats);
+    if (threads >= 0) set("threads", threads);
+    if (!dtype.empty()) set("dtype", dtype);
+    if (channels_last) set("channels_last", true);
+    if (no_backward) set("backward", false);
+    if (sampling_steps >= 0) set("sampling_steps", sampling_steps);
+    auto job = brainspade::load_config<brainspade::eval::BenchJob>(src);
     auto report = brainspade::eval::run_benchmark(job);
     std::cout << brainspade::eval::format_bench_report(report) << std::flush;
     if (!json.empty()) {

@@ -7,7 +7,7 @@
 
 namespace {
 brainspade::PredictionFigureJob job;
-brainspade::app::Registrar reg("43-figure", [](CLI::App& root) {
+brainspade::app::Registrar reg("42-figure", [](CLI::App& root) {
   auto* cmd = root.add_subcommand("figure", "PNG of input, ground truth and model predictions on a few axial slices");
   cmd->add_option("--image", job.image, "3D input image")->required();
   cmd->add_option("--ref", job.reference, "3D reference label volume")->required();

@@ -14,7 +14,7 @@ namespace {
 std::string dataset, slab, subject, train_out, volume, volume_out, labels, labels_out;
 std::vector<std::string> modalities;
 std::vector<int64_t> label_map;
-brainspade::app::Registrar reg("42-holdout", [](CLI::App& root) {
+brainspade::app::Registrar reg("16-holdout", [](CLI::App& root) {
   auto* cmd = root.add_subcommand("holdout", "hold out a slab of slices: training dataset without it, test volumes of it");
   cmd->add_option("--dataset", dataset, "slice dataset (.pt from `slice`)")->required();
   cmd->add_option("--slab", slab, "LO:HI relative slice positions held out, e.g. 0.25:0.4")->required();
@@ -39,7 +39,7 @@ brainspade::app::Registrar reg("42-holdout", [](CLI::App& root) {
     if (!labels.empty()) lab = keep_slab(hard_labels(read_volume(labels), label_map), split.z_lo, split.z_hi);
     split.train.save(train_out);
     if (!volume.empty()) write_volume(volume_out, img);
-    if (!labels.empty()) write_volume(labels_out, lab);
+    if (!labels.empty()) write_label_volume(labels_out, lab);
     spdlog::info("held out {} slices of {} (z {}..{}); {} training slices in {}", split.held_out, subject, split.z_lo,
                  split.z_hi, split.train.size(), train_out);
     std::printf("z_range %lld %lld\n", static_cast<long long>(split.z_lo), static_cast<long long>(split.z_hi));

@@ -62,7 +62,7 @@ void run_agreement(const AgreementFlags& f) {
   spdlog::info("agreement measured in {}", format_duration(timer.elapsed_s()));
 }
 
-Registrar reg_label("label", [](CLI::App& root) {
+Registrar reg_label("10-label", [](CLI::App& root) {
   auto flags = std::make_shared<LabelFlags>();
   auto* cmd = root.add_subcommand("label", "tissue PV maps [background, csf, gm, wm, deep_gm, brainstem] from a brain-extracted T1");
   cmd->add_option("--t1", flags->t1, "brain-extracted T1 (.nii/.nii.gz/.mha)")->required();
@@ -76,7 +76,7 @@ Registrar reg_label("label", [](CLI::App& root) {
   cmd->callback([flags] { run_label(*flags); });
 });
 
-Registrar reg_agreement("label-agreement", [](CLI::App& root) {
+Registrar reg_agreement("11-label-agreement", [](CLI::App& root) {
   auto flags = std::make_shared<AgreementFlags>();
   auto* cmd = root.add_subcommand("label-agreement", "Dice of `brainspade label` output against independent CSF/GM/WM maps");
   cmd->add_option("--pv", flags->pv, "output of brainspade label")->required();

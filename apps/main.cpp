@@ -1,6 +1,8 @@
 // The single `brainspade` program: CLI11 parses, each subcommand file does the rest.
 #include <algorithm>
 #include <cstdio>
+#include <string>
+#include <vector>
 
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
@@ -36,6 +38,66 @@ void add_common_flags(CLI::App* cmd, CommonFlags& f, bool config_required) {
   cmd->add_option("--threads", f.threads, "intra-op CPU threads, 0 = all cores (run.threads)");
 }
 
+namespace {
+
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diag = up;
+    }
+  }
+  return row[b.size()];
+}
+
+}  // namespace
+
+std::string unknown_command_message(CLI::App& root, int argc, char** argv) {
+  CLI::App* app = &root;
+  std::string path = "brainspade";
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--") break;
+    if (!a.empty() && a[0] == '-') {
+      // Skip an option's value so that it is not taken for a command; after an option of several values, CLI11
+      // alone knows where they end.
+      if (a.find('=') != std::string::npos) continue;
+      const CLI::Option* opt = app->get_option_no_throw(a);
+      if (!opt || opt->get_type_size() == 0) continue;  // unknown here (CLI11 reports it) or a flag
+      if (opt->get_expected_max() > 1) break;
+      ++i;
+      continue;
+    }
+    std::vector<std::string> names;
+    CLI::App* found = nullptr;
+    for (auto* sub : app->get_subcommands([](CLI::App*) { return true; })) {
+      names.push_back(sub->get_name());
+      if (sub->get_name() == a) found = sub;
+    }
+    if (!found) {
+      std::string list, nearest;
+      size_t best = 3;  // suggest only a close name
+      for (const auto& n : names) {
+        list += (list.empty() ? "" : ", ") + n;
+        const size_t d = edit_distance(a, n);
+        if (d < best) best = d, nearest = n;
+      }
+      return "unknown command '" + a + "' for '" + path + "'" +
+             (nearest.empty() ? std::string() : "; did you mean '" + nearest + "'?") + " (commands: " + list + ")";
+    }
+    // A command with subcommands of its own (train, sample) takes its word next; any other ends the check.
+    if (found->get_subcommands([](CLI::App*) { return true; }).empty()) break;
+    app = found;
+    path += " " + a;
+  }
+  return "";
+}
+
 }  // namespace brainspade::app
 
 int main(int argc, char** argv) {
@@ -52,6 +114,12 @@ int main(int argc, char** argv) {
   auto& reg = app::registry();
   std::sort(reg.begin(), reg.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
   for (auto& r : reg) r.second(root);
+  // A mistyped command is named before CLI11 parses: CLI11 alone says "A subcommand is required" for `train vea`,
+  // and prints the root help with exit 0 for `nosuch --help`.
+  if (const std::string bad = app::unknown_command_message(root, argc, argv); !bad.empty()) {
+    spdlog::error("{} (see brainspade --help)", bad);
+    return 2;
+  }
   try {
     root.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -124,7 +124,7 @@ void run_styles(const StyleFlags& f) {
   }
 }
 
-Registrar reg("register-slice", [](CLI::App& root) {
+Registrar reg("13-register-slice", [](CLI::App& root) {
   auto f = std::make_shared<RegisterFlags>();
   auto* cmd = root.add_subcommand(
       "register-slice", "place 2D slices (PNG) into a co-registered volume's grid by NCC slice matching");
@@ -142,7 +142,7 @@ Registrar reg("register-slice", [](CLI::App& root) {
   cmd->callback([f] { run_register(*f); });
 });
 
-Registrar reg_styles("style-slices", [](CLI::App& root) {
+Registrar reg_styles("14-style-slices", [](CLI::App& root) {
   auto f = std::make_shared<StyleFlags>();
   auto* cmd = root.add_subcommand("style-slices", "brain-masked axial slices as single-slice style images");
   cmd->add_option("--image", f->image, "image volume")->required();
@@ -183,7 +183,7 @@ void run_montage(const MontageFlags& f) {
   spdlog::info("wrote {} ({} tiles)", f.out, tiles.size());
 }
 
-Registrar reg_montage("style-montage", [](CLI::App& root) {
+Registrar reg_montage("15-style-montage", [](CLI::App& root) {
   auto f = std::make_shared<MontageFlags>();
   auto* cmd = root.add_subcommand("style-montage", "PNG of style images (as `sample` reads them) and dataset slices");
   cmd->add_option("--out,-o", f->out, "output PNG")->required();

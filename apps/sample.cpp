@@ -25,18 +25,13 @@ brainspade::app::Registrar reg("29-sample", [](CLI::App& root) {
   cmd->add_option("--shard", shard, "i/n: make only shard i of n (default: SLURM_ARRAY_TASK_ID/COUNT when set)");
   cmd->callback([cmd] {
     if (!cmd->get_subcommands().empty()) return;  // `sample labels|images` ran instead
-    auto& o = flags.overrides;
-    if (!ldm.empty()) o.push_back("ldm_checkpoint=" + ldm);
-    if (!vae.empty()) o.push_back("vae_checkpoint=" + vae);
-    if (!spade.empty()) o.push_back("spade_checkpoint=" + spade);
-    if (!classifier.empty()) o.push_back("classifier_checkpoint=" + classifier);
-    if (num != -1) o.push_back("num=" + std::to_string(num));
-    if (!format.empty()) o.push_back("format=" + format);
-    if (!styles.empty()) {
-      std::string list = "[";
-      for (size_t i = 0; i < styles.size(); ++i) list += (i ? ", \"" : "\"") + styles[i] + "\"";
-      o.push_back("styles=" + list + "]");
-    }
+    if (!ldm.empty()) flags.set("ldm_checkpoint", ldm);
+    if (!vae.empty()) flags.set("vae_checkpoint", vae);
+    if (!spade.empty()) flags.set("spade_checkpoint", spade);
+    if (!classifier.empty()) flags.set("classifier_checkpoint", classifier);
+    if (num != -1) flags.set("num", num);
+    if (!format.empty()) flags.set("format", format);
+    if (!styles.empty()) flags.set("styles", styles);
     auto job = brainspade::app::resolve_config<brainspade::PairSampleJob>(flags);
     auto sh = brainspade::parse_shard(shard);
     brainspade::start_run(job.run, brainspade::dump_config(job), "sample.log");

@@ -17,19 +17,10 @@ brainspade::app::Registrar reg("31-sample-images", [](CLI::App& root) {
   cmd->add_option("--rows", rows, "rows taken from each .pt in --labels (default: all)");
   cmd->add_option("--style", styles, "style images (PNG or NIfTI) or folders")->required();
   cmd->callback([] {
-    auto list = [](const std::vector<std::string>& v) {
-      std::string s = "[";
-      for (size_t i = 0; i < v.size(); ++i) s += (i ? ", \"" : "\"") + v[i] + "\"";
-      return s + "]";
-    };
-    flags.overrides.push_back("spade_checkpoint=" + spade);
-    flags.overrides.push_back("labels=" + list(labels));
-    flags.overrides.push_back("styles=" + list(styles));
-    if (!rows.empty()) {
-      std::string r = "label_rows=[";
-      for (size_t i = 0; i < rows.size(); ++i) r += (i ? "," : "") + std::to_string(rows[i]);
-      flags.overrides.push_back(r + "]");
-    }
+    flags.set("spade_checkpoint", spade);
+    flags.set("labels", labels);
+    flags.set("styles", styles);
+    if (!rows.empty()) flags.set("label_rows", rows);
     auto job = brainspade::app::resolve_config<brainspade::ImageSampleJob>(flags);
     brainspade::start_run(job.run, brainspade::dump_config(job), "sample_images.log");
     brainspade::run_image_sampling(job);

@@ -21,14 +21,14 @@ brainspade::app::Registrar reg("30-sample-labels", [](CLI::App& root) {
   cmd->add_option("--guidance", guidance, "classifier-free guidance scale");
   cmd->add_option("--real", real, "slice dataset (.pt) of real label maps for montage_vs_real.png");
   cmd->callback([] {
-    flags.overrides.push_back("ldm_checkpoint=" + ldm);
-    if (!vae.empty()) flags.overrides.push_back("vae_checkpoint=" + vae);
-    if (!real.empty()) flags.overrides.push_back("real_dataset=" + real);
-    if (num != -1) flags.overrides.push_back("num=" + std::to_string(num));
-    if (!sampler.empty()) flags.overrides.push_back("sampler.sampler=" + sampler);
-    if (steps != -1) flags.overrides.push_back("sampler.steps=" + std::to_string(steps));
-    if (eta >= 0) flags.overrides.push_back("sampler.eta=" + std::to_string(eta));
-    if (guidance >= 0) flags.overrides.push_back("sampler.guidance_scale=" + std::to_string(guidance));
+    flags.set("ldm_checkpoint", ldm);
+    if (!vae.empty()) flags.set("vae_checkpoint", vae);
+    if (!real.empty()) flags.set("real_dataset", real);
+    if (num != -1) flags.set("num", num);
+    if (!sampler.empty()) flags.set("sampler.sampler", sampler);
+    if (steps != -1) flags.set("sampler.steps", steps);
+    if (eta >= 0) flags.set("sampler.eta", eta);
+    if (guidance >= 0) flags.set("sampler.guidance_scale", guidance);
     auto job = brainspade::app::resolve_config<brainspade::LabelSampleJob>(flags);
     brainspade::start_run(job.run, brainspade::dump_config(job), "sample_labels.log");
     brainspade::run_label_sampling(job);

@@ -1,6 +1,6 @@
 // brainspade segment --model CKPT --in VOLUME --out SEG [--probabilities PV]: whole-volume prediction, slice by slice.
 #include "app.h"
-#include "brainspade/training/train_segmenter.h"
+#include "brainspade/inference/segment.h"
 
 namespace {
 std::string model, in, out, probs, device = "auto";

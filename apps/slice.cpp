@@ -31,7 +31,7 @@ void run_slice(const CommonFlags& flags) {
                ds.height(), ds.width(), ds.subject_names.size(), format_duration(timer.elapsed_s()));
 }
 
-Registrar reg("slice", [](CLI::App& root) {
+Registrar reg("12-slice", [](CLI::App& root) {
   auto flags = std::make_shared<CommonFlags>();
   auto* cmd = root.add_subcommand("slice", "slice label (and image) volumes into DIR/dataset.pt");
   add_common_flags(cmd, *flags);

@@ -40,8 +40,12 @@ $bin sample --config configs/tiny/sample.yaml --out out/demo/pairs --num "$pairs
   --ldm $runs/ldm/checkpoints/last.ckpt --spade $runs/spade/checkpoints/last.ckpt \
   --classifier $runs/classifier/checkpoints/last.ckpt
 cp out/demo/pairs/montage.png out/demo/montage.png
+echo "[demo] measuring the pairs against the real T1 slices (brainspade quality; docs/quality.md) ..."
+$bin quality --pairs out/demo/pairs --real data/example/slices/dataset.pt --modality T1 --out out/demo/quality
+sed -n '/^| check/,/^$/p' out/demo/quality/quality.md
 echo
 echo "[demo] finished in $(( $(date +%s) - start ))s. Look at:"
 echo "  out/demo/montage.png                 synthetic label maps and their images"
 echo "  out/demo/pairs/manifest.csv          one row per pair (seed, conditions, style, files)"
 echo "  out/demo/runs/*/loss.png             training curves; runs/vae/reconstructions.png, runs/spade/samples.png"
+echo "  out/demo/quality/quality.md          how close the pairs are to real slices (quality.png: spectra, areas)"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets (clang, AddressSanitizer) in build-fuzz/ and runs each for SECONDS (default 120).
-#   scripts/fuzz.sh [SECONDS] [TARGET...]      TARGET: config nifti png checkpoint (default: all four)
+#   scripts/fuzz.sh [SECONDS] [TARGET...]      TARGET: config nifti png checkpoint csv (default: all five)
 # Needs the ordinary build first (build/libbrainspade_core.a supplies the code that is not fuzzed) and clang with
 # libFuzzer — an optional dependency, not installed by setup.sh:  apt-get install -y clang libclang-rt-14-dev
 # Each run starts from tests/fuzz/corpus/<target>/ and keeps what it finds in build-fuzz/corpus/<target>/; a crashing
@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-120}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(config nifti png checkpoint)
+[ ${#targets[@]} -eq 0 ] && targets=(config nifti png checkpoint csv)
 command -v clang++ >/dev/null || { echo "fuzz.sh: clang++ not found (apt-get install -y clang libclang-rt-14-dev)"; exit 1; }
 [ -f build/libbrainspade_core.a ] || { echo "fuzz.sh: build/libbrainspade_core.a missing: run the ordinary build first"; exit 1; }
 export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$PWD/..}

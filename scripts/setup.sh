@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 
 packages=(build-essential cmake ninja-build ccache libtorch-dev libinsighttoolkit5-dev libyaml-cpp-dev libspdlog-dev
-          libcli11-dev libgtest-dev libopenblas0-pthread libgloo-dev)
+          libcli11-dev libgtest-dev libopenblas0-pthread libgloo-dev nlohmann-json3-dev zlib1g-dev
+          libcairo2-dev fonts-dejavu-core pkg-config)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -55,6 +55,10 @@ std::string head(const std::string& path, double fraction) {
   return s.substr(0, static_cast<size_t>(s.size() * fraction));
 }
 
+std::string crash_input(const std::string& rel) {
+  return std::string(BRAINSPADE_SOURCE_DIR) + "/tests/fuzz/corpus/" + rel;
+}
+
 // A valid image volume [1, Z, Y, X] and PV maps [6, Z, Y, X] (background with a WM block) on the same grid.
 Volume good_image() {
   Volume v;
@@ -208,6 +212,24 @@ std::vector<Row> rows() {
       {"not an image",
        [=](auto d) { write_bytes(d + "/text.nii.gz", "just some text\n"); return slice(d, d + "/text.nii.gz", F->labels); },
        {"text.nii.gz", "not a readable image"}},
+      {"NIfTI header with a non-finite orientation (fuzz finding: abort in vnl_svd)",
+       [=](auto d) {
+         fs::copy_file(crash_input("nifti/crash_nonfinite_orientation_vnl_abort"), d + "/orient.nii");
+         return slice(d, d + "/orient.nii", F->labels);
+       },
+       {"orient.nii", "NIfTI"}},
+      {"style PNG that is not one (fuzz finding: GDCM assert while ITK probed readers)",
+       [=](auto d) {
+         fs::copy_file(crash_input("png/crash_gdcm_probe_assert"), d + "/style.png");
+         return "register-slice --match " + d + "/style.png --reference " + F->image + " --labels " + F->labels;
+       },
+       {"style.png", "corrupt PNG"}},
+      {"image with an extension no reader is chosen for",
+       [=](auto d) {
+         write_bytes(d + "/scan.dcm", std::string(132, '\0') + "DICM");
+         return slice(d, d + "/scan.dcm", F->labels);
+       },
+       {"scan.dcm", "unsupported image format"}},
       {"2D image where a volume is needed", [=](auto d) { return slice(d, F->png, F->labels); }, {"slice.png", "2D"}},
       {"two-channel image",
        [=](auto d) {
@@ -257,6 +279,12 @@ std::vector<Row> rows() {
          return "train vae --config " + d + "/bad.yaml --out " + d + "/out";
        },
        {"bad.yaml", "invalid YAML"}},
+      {"config key that is a list, not a name (fuzz finding: yaml-cpp bad conversion)",
+       [=](auto d) {
+         fs::copy_file(crash_input("config/crash_complex_key_bad_conversion"), d + "/key.yaml");
+         return "train vae --config " + d + "/key.yaml --out " + d + "/out";
+       },
+       {"key.yaml", "line 4", "plain name"}},
       {"unknown key in the file",
        [=](auto d) {
          testutil::write_file(d + "/typo.yaml", read_text(F->vae_yaml) + "\noptim_typo:\n  lr: 1\n");

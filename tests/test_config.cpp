@@ -36,7 +36,7 @@ std::string error_of(const std::string& yaml, std::vector<std::string> overrides
   testutil::TempDir dir;
   testutil::write_file(dir / "c.yaml", yaml);
   try {
-    load_config<Root>({dir / "c.yaml", overrides});
+    load_config<Root>({dir / "c.yaml", overrides, {}});
   } catch (const InputError& e) {
     std::string msg = e.what();
     // The temp path differs per run; keep the message comparable.
@@ -51,7 +51,7 @@ std::string error_of(const std::string& yaml, std::vector<std::string> overrides
 TEST(Config, DefaultsThenFileThenOverrides) {
   testutil::TempDir dir;
   testutil::write_file(dir / "c.yaml", "model:\n  width: 32\nlr: 0.5\nnames: [a, b, c]\n");
-  auto r = load_config<Root>({dir / "c.yaml", {"model.width=16", "ema=true", "run.seed=7"}});
+  auto r = load_config<Root>({dir / "c.yaml", {"model.width=16", "ema=true", "run.seed=7"}, {}});
   EXPECT_EQ(r.model.width, 16);                        // --set wins over the file
   EXPECT_EQ(r.model.mult, (std::vector<int64_t>{1, 2, 4}));  // default kept
   EXPECT_DOUBLE_EQ(r.lr, 0.5);                         // file wins over the default
@@ -115,13 +115,13 @@ TEST(Config, OverrideErrorsNameTheOverride) {
   EXPECT_NE(msg.find("--set model.width"), std::string::npos) << msg;
   msg = error_of("", {"nokey=1"});
   EXPECT_NE(msg.find("--set nokey"), std::string::npos) << msg;
-  EXPECT_THROW(load_config<Root>({"", {"justakey"}}), InputError);
-  EXPECT_THROW(load_config<Root>({"", {"lr.x=1"}}), InputError);  // lr is a value, not a section
+  EXPECT_THROW(load_config<Root>({"", {"justakey"}, {}}), InputError);
+  EXPECT_THROW(load_config<Root>({"", {"lr.x=1"}, {}}), InputError);  // lr is a value, not a section
 }
 
 TEST(Config, MissingOrBrokenFile) {
   try {
-    load_config<Root>({"/nonexistent/c.yaml", {}});
+    load_config<Root>({"/nonexistent/c.yaml", {}, {}});
     FAIL() << "expected InputError";
   } catch (const InputError& e) {
     EXPECT_NE(std::string(e.what()).find("/nonexistent/c.yaml: cannot open"), std::string::npos);
@@ -134,4 +134,35 @@ TEST(Config, DocumentationListsEveryKey) {
   std::string doc = document_config<Root>("Root");
   for (const char* k : {"`run.seed`", "`model.width`", "`model.mult`", "`lr`", "`loss`", "`names`"})
     EXPECT_NE(doc.find(k), std::string::npos) << k;
+}
+
+// Values of command-line flags are typed: a path with ": ", a quote or a "#" and a double with 17 significant digits
+// arrive exactly (as "key=value" text they were re-parsed as YAML: a map, a comment, 6 digits); they win over --set.
+TEST(Config, TypedFlagValuesArriveExactlyAndWinOverSet) {
+  const std::string odd = "runs/a: b #1 \"q\"";
+  const double lr = 0.12345678901234567;
+  ConfigSource src{"", {"lr=0.5", "run.out_dir=elsewhere"}, {}};
+  src.values.emplace_back("run.out_dir", YAML::Node(odd));
+  src.values.emplace_back("lr", YAML::Node(lr));
+  src.values.emplace_back("names", YAML::Node(std::vector<std::string>{"a, b", "c: d"}));
+  auto r = load_config<Root>(src);
+  EXPECT_EQ(r.run.out_dir, odd);
+  EXPECT_EQ(r.lr, lr);
+  EXPECT_EQ(r.names, (std::vector<std::string>{"a, b", "c: d"}));
+  // A typed value of the wrong type is refused by the key's own check, naming the command line.
+  ConfigSource bad{"", {}, {}};
+  bad.values.emplace_back("model.width", YAML::Node("wide"));
+  try {
+    load_config<Root>(bad);
+    ADD_FAILURE() << "accepted";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("command line (model.width)"), std::string::npos) << e.what();
+  }
+}
+
+// A mapping key that is a list or a map (YAML `? [a]: 1`) is refused with its line, not a yaml-cpp conversion error.
+TEST(Config, NonScalarKeyIsRefusedWithItsLine) {
+  const std::string msg = error_of("lr: 0.1\nmodel:\n  ? [a, b]\n  : 3\n");
+  EXPECT_NE(msg.find("line 3"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("plain name, not a list"), std::string::npos) << msg;
 }

@@ -19,8 +19,11 @@ TEST(Runtime, DerivedSeedsAreStableAndDistinct) {
   EXPECT_EQ(derive_seed(1, 2, 3), derive_seed(1, 2, 3));
   EXPECT_NE(derive_seed(1, 2, 3), derive_seed(1, 3, 2));
   EXPECT_NE(derive_seed(1, 2), derive_seed(2, 2));
-  // A fixed value: changing the mixer would silently change every seeded output.
-  EXPECT_EQ(derive_seed(0, 0, 0), derive_seed(0, 0, 0));
+  // Fixed values, computed by an independent Python splitmix64 (whose mix(0) is the published first output
+  // 0xe220a8397b1dcdaf): changing the mixer would silently change every seeded output.
+  EXPECT_EQ(derive_seed(0, 0, 0), 2558736989570252433ULL);
+  EXPECT_EQ(derive_seed(1, 2, 3), 5797055558538453683ULL);
+  EXPECT_EQ(derive_seed(42, 7, 0), 6178525862795807727ULL);
 }
 
 TEST(Runtime, DeviceParsing) {

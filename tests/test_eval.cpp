@@ -6,6 +6,7 @@
 
 #include "brainspade/core/atomic_file.h"
 #include "brainspade/core/error.h"
+#include "brainspade/eval/dice.h"
 #include "brainspade/eval/metrics.h"
 #include "brainspade/io/image_io.h"
 #include "support/helpers.h"
@@ -84,9 +85,22 @@ TEST(Wilcoxon, NormalApproximationWithTiesMatchesTheHandComputation) {
   EXPECT_NEAR(r.p_value, 0.0707, 5e-4);
   auto plain = wilcoxon_signed_rank(d, zeros, false);
   EXPECT_NEAR(plain.z, (1.5 - 10.5) / std::sqrt(22.125), 1e-12);
-  // The same formula reproduces scipy's documented approximate p of the Darwin data (n = 15, T = 24, no ties).
-  const double z_doc = (24.0 - 60.0) / std::sqrt(15.0 * 16.0 * 31.0 / 24.0);
-  EXPECT_NEAR(std::erfc(std::abs(z_doc) / std::sqrt(2.0)), 0.04088813291185591, 1e-12);
+}
+
+// n = 30 > 25 distinct differences: the normal approximation without ties, through wilcoxon_signed_rank itself.
+// d = ±1..±30 with ranks 1..5 negative: T = W− = 15; z = (15 − 232.5) / sqrt(30·31·61/24) = −4.473613809689468 and
+// p = erfc(|z|/√2) = 7.69085930284854e-06 (Python's math.erfc, written out in the comment's formula).
+TEST(Wilcoxon, NormalApproximationWithoutTiesThroughTheFunction) {
+  std::vector<double> d, zeros(30, 0.0);
+  for (int i = 1; i <= 30; ++i) d.push_back(i <= 5 ? -i : i);
+  auto r = wilcoxon_signed_rank(d, zeros, false);
+  EXPECT_FALSE(r.exact);
+  EXPECT_EQ(r.n, 30);
+  EXPECT_DOUBLE_EQ(r.statistic, 15.0);
+  EXPECT_NEAR(r.z, -4.473613809689468, 1e-12);
+  EXPECT_NEAR(r.p_value, 7.69085930284854e-06, 1e-15);
+  // The continuity correction moves z half a rank towards the mean: a larger p.
+  EXPECT_GT(wilcoxon_signed_rank(d, zeros, true).p_value, r.p_value);
 }
 
 TEST(Wilcoxon, ExactDistributionMatchesBruteForceEnumeration) {
@@ -156,4 +170,21 @@ TEST(Evaluate, FoldersWithoutCommonNamesAreRefused) {
     EXPECT_NE(std::string(e.what()).find("no file name is in both"), std::string::npos) << e.what();
   }
   EXPECT_THROW(evaluate_folder(dir / "missing", dir / "r", "A"), InputError);
+}
+
+// One Dice, two rules for a class absent from both maps; counted by hand on a 2x3 map.
+TEST(Dice, HandCountedCaseAndBothEmptyRules) {
+  auto pred = torch::tensor({0, 1, 1, 2, 2, 2}, torch::kLong).view({2, 3});
+  auto ref = torch::tensor({0, 1, 2, 2, 2, 0}, torch::kLong).view({2, 3});
+  // class 1: P={1,2}, R={1} -> 2*1/(2+1); class 2: P={3,4,5}, R={2,3,4} -> 2*2/(3+3); class 0: P={0}, R={0,5} -> 2/3.
+  EXPECT_DOUBLE_EQ(dice_of_class(pred, ref, 1, EmptyDice::NaN), 2.0 / 3.0);
+  EXPECT_DOUBLE_EQ(dice_of_class(pred, ref, 2, EmptyDice::NaN), 4.0 / 6.0);
+  EXPECT_DOUBLE_EQ(dice_of_class(pred, ref, 0, EmptyDice::One), 2.0 / 3.0);
+  EXPECT_EQ(dice_of_class(pred, ref, 7, EmptyDice::One), 1.0);
+  EXPECT_TRUE(std::isnan(dice_of_class(pred, ref, 7, EmptyDice::NaN)));
+  const auto all = dice_per_class(pred, ref, 4, EmptyDice::NaN);
+  ASSERT_EQ(all.size(), 4u);
+  EXPECT_TRUE(std::isnan(all[3]));
+  EXPECT_DOUBLE_EQ(dice_from_counts(3, 1, 2, EmptyDice::One), 6.0 / 9.0);
+  EXPECT_THROW(dice_of_class(pred, ref.view({3, 2}), 1, EmptyDice::One), c10::Error);
 }

@@ -11,7 +11,7 @@
 
 #include "brainspade/core/checkpoint.h"
 #include "brainspade/core/error.h"
-#include "brainspade/fuzz/fuzz_targets.h"
+#include "fuzz/fuzz_targets.h"
 #include "brainspade/io/image_io.h"
 
 using namespace brainspade;
@@ -53,6 +53,7 @@ Replayed replay(const std::string& target, int (*fn)(const uint8_t*, size_t)) {
 TEST(FuzzRegressions, ConfigCorpusLoadsOrIsRefused) { EXPECT_GE(replay("config", fuzz_config).files, 10); }
 TEST(FuzzRegressions, NiftiCorpusReadsOrIsRefused) { EXPECT_GE(replay("nifti", fuzz_nifti).files, 6); }
 TEST(FuzzRegressions, PngCorpusReadsOrIsRefused) { EXPECT_GE(replay("png", fuzz_png).files, 4); }
+TEST(FuzzRegressions, CsvCorpusParsesOrIsRefused) { EXPECT_GE(replay("csv", fuzz_csv).files, 4); }
 TEST(FuzzRegressions, CheckpointCorpusLoadsOrIsRefused) { EXPECT_GE(replay("checkpoint", fuzz_checkpoint).files, 3); }
 
 // Python's torch.save output reads in C++; its truncated and bit-flipped copies are refused by name.

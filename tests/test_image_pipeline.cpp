@@ -3,16 +3,22 @@
 #include <algorithm>
 #include <filesystem>
 #include <cmath>
+#include <cstring>
 #include <fstream>
 
+#include <zlib.h>
+
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "brainspade/core/atomic_file.h"
 #include "brainspade/core/checkpoint.h"
 #include "brainspade/data/slice_dataset.h"
 #include "brainspade/io/image_io.h"
 #include "brainspade/losses/spade_losses.h"
+#include "brainspade/core/csv.h"
 #include "brainspade/sampling/pair_sampler.h"
+#include "brainspade/training/train_segmenter.h"
 #include "brainspade/training/train_ldm.h"
 #include "brainspade/training/train_spade.h"
 #include "support/helpers.h"
@@ -351,10 +357,12 @@ TEST(SamplePairs, NnUNetLayoutAndManifest) {
   run_pair_sampling(j);
   EXPECT_TRUE(fs::exists(dir / "nn/Dataset501_Test/imagesTr/pair_000000_0000.nii.gz"));
   EXPECT_TRUE(fs::exists(dir / "nn/Dataset501_Test/labelsTr/pair_000002.nii.gz"));
-  auto js = read_text(dir / "nn/Dataset501_Test/dataset.json");
-  EXPECT_NE(js.find("\"numTraining\": 3"), std::string::npos) << js;
-  EXPECT_NE(js.find("\"wm\": 3"), std::string::npos) << js;
-  EXPECT_NE(js.find("\"channel_names\": {\"0\": \"T1\"}"), std::string::npos) << js;
+  const auto js = nlohmann::json::parse(read_text(dir / "nn/Dataset501_Test/dataset.json"));
+  EXPECT_EQ(js.at("numTraining"), 3) << js;
+  EXPECT_EQ(js.at("labels").at("wm"), 3) << js;
+  EXPECT_EQ(js.at("labels").at("background"), 0) << js;
+  EXPECT_EQ(js.at("channel_names").at("0"), "T1") << js;
+  EXPECT_EQ(js.at("file_ending"), ".nii.gz") << js;
   auto manifest = read_text(dir / "nn/manifest.csv");
   EXPECT_EQ(std::count(manifest.begin(), manifest.end(), '\n'), 4) << manifest;
   EXPECT_EQ(manifest.rfind("id,seed,conditions[slice_position],style,style_redraws,image,label_pv,label_seg", 0), 0u);
@@ -418,4 +426,48 @@ TEST(SamplePairs, RandomizedGeneratorNeedsNoSPADEAndIsDeterministic) {
                                (dir / "cli"));
   EXPECT_EQ(cli.exit_code, 0) << cli.output;
   EXPECT_TRUE(fs::exists(dir / "cli/images/pair_000001.nii.gz")) << cli.output;
+}
+
+// A style path holding a comma, a quote and a space is one field of manifest.csv (RFC 4180 quoting), and
+// `train segmenter` reads the pairs back through it (it failed with "row with 10 fields, header has 8"). The hard
+// label maps are 8-bit unsigned NIfTI (datatype 2), as nnU-Net and viewers expect.
+TEST(SamplePairs, StylePathWithCommaAndQuoteSurvivesIntoTrainSegmenter) {
+  auto& t = trained();
+  testutil::TempDir dir;
+  const std::string odd = dir / "my, \"odd\" style.nii.gz";
+  fs::copy_file(t.style, odd);
+  auto j = pair_job(t, dir / "pairs", 4);
+  j.styles = {odd};
+  run_pair_sampling(j);
+  const CsvTable manifest = read_csv_table(dir / "pairs/manifest.csv");
+  ASSERT_EQ(manifest.rows.size(), 4u);
+  const int style = manifest.column("style"), seg = manifest.column("label_seg");
+  ASSERT_GE(style, 0);
+  ASSERT_GE(seg, 0);
+  for (const auto& row : manifest.rows) EXPECT_EQ(row[style], odd);
+  // NIfTI-1 datatype (int16 at byte 70 of the decompressed header): 2 = unsigned char.
+  gzFile f = gzopen((dir / "pairs/" + manifest.rows[0][seg]).c_str(), "rb");
+  ASSERT_NE(f, nullptr);
+  char header[348];
+  ASSERT_EQ(gzread(f, header, sizeof header), 348);
+  gzclose(f);
+  int16_t datatype = 0;
+  std::memcpy(&datatype, header + 70, 2);
+  EXPECT_EQ(datatype, 2) << "hard labels are not uint8";
+
+  SegmenterTrainConfig c;
+  c.run.out_dir = dir / "seg";
+  c.run.device = "cpu";
+  c.data.sources = {dir / "pairs"};
+  c.data.class_names = {"background", "csf", "gm", "wm", "deep_gm", "brainstem"};
+  c.model.num_classes = 6;
+  c.model.features = {8, 16, 32};
+  c.train.steps = 2;
+  c.train.batch_size = 2;
+  c.train.log_every = 1;
+  c.train.checkpoint_every = 2;
+  c.train.validate_every = 0;
+  c.train.val_fraction = 0.25;
+  EXPECT_NO_THROW(train_segmenter(c, false));
+  EXPECT_TRUE(fs::exists(dir / "seg/checkpoints/last.ckpt"));
 }

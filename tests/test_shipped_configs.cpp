@@ -21,7 +21,7 @@ namespace fs = std::filesystem;
 namespace {
 template <class Root>
 Root resolve(const std::string& path) {
-  return load_config<Root>(ConfigSource{path, {}});
+  return load_config<Root>(ConfigSource{path, {}, {}});
 }
 
 void check_file(const std::string& path) {
@@ -72,7 +72,7 @@ TEST(ShippedConfigs, EveryTinyAndPaperFileResolvesAgainstItsCommand) {
 
 TEST(ShippedConfigs, AMistypedKeyInACopiedConfigIsNamed) {
   try {
-    load_config<SPADETrainConfig>(ConfigSource{"configs/paper/spade.yaml", {"loss.lambda_fet=1"}});
+    load_config<SPADETrainConfig>(ConfigSource{"configs/paper/spade.yaml", {"loss.lambda_fet=1"}, {}});
     FAIL() << "expected an error";
   } catch (const InputError& e) {
     EXPECT_NE(std::string(e.what()).find("lambda_fet"), std::string::npos) << e.what();

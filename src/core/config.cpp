@@ -27,6 +27,8 @@ std::string join_path(const std::vector<std::string>& stack, const char* key) {
 
 std::string describe(const ConfigSource& src, const std::string& path,
                      const std::set<std::string>& overridden) {
+  for (const auto& v : src.values)
+    if (v.first == path) return "the command line (" + path + ")";
   if (overridden.count(path)) return "--set " + path;
   return src.file.empty() ? std::string("<defaults>") : src.file;
 }
@@ -321,6 +323,46 @@ class Documenter final : public ConfigVisitor {
 
 }  // namespace
 
+namespace {
+
+// Every mapping key of a config must be a plain scalar name. YAML also allows a sequence or a map as a key
+// (`? [a, b]: 1`), which yaml-cpp cannot convert to a string; found by fuzz_config, it escaped as
+// YAML::TypedBadConversion without the file's name. The key's line and column are named instead.
+void check_keys_are_names(const YAML::Node& node, const std::string& where) {
+  if (node.IsMap()) {
+    for (const auto& kv : node) {
+      if (!kv.first.IsScalar()) {
+        const YAML::Mark m = kv.first.Mark();
+        throw input_error(where, ": line ", m.line + 1, ", column ", m.column + 1,
+                          ": a config key must be a plain name, not a ",
+                          kv.first.IsSequence() ? "list" : kv.first.IsMap() ? "map" : "null value");
+      }
+      check_keys_are_names(kv.second, where);
+    }
+  } else if (node.IsSequence()) {
+    for (const auto& e : node) check_keys_are_names(e, where);
+  }
+}
+
+// Sets tree[parts[0]][parts[1]]... = value, creating sections on the way.
+void set_path(YAML::Node& tree, const std::vector<std::string>& parts, const YAML::Node& value, const std::string& what) {
+  // Walk down with explicit copies: yaml-cpp nodes are references, so reassigning would alias.
+  std::vector<YAML::Node> chain{tree};
+  for (size_t i = 0; i + 1 < parts.size(); ++i) {
+    YAML::Node child = chain.back()[parts[i]];
+    if (!child.IsDefined() || child.IsNull()) {
+      chain.back()[parts[i]] = YAML::Node(YAML::NodeType::Map);
+      child = chain.back()[parts[i]];
+    } else if (!child.IsMap()) {
+      throw input_error(what, ": '", parts[i], "' is a value, not a section");
+    }
+    chain.push_back(child);
+  }
+  chain.back()[parts.back()] = value;
+}
+
+}  // namespace
+
 YAML::Node read_config_tree(const ConfigSource& source) {
   YAML::Node tree(YAML::NodeType::Map);
   if (!source.file.empty()) {
@@ -333,6 +375,7 @@ YAML::Node read_config_tree(const ConfigSource& source) {
     }
     if (tree.IsNull()) tree = YAML::Node(YAML::NodeType::Map);
     if (!tree.IsMap()) throw input_error(source.file, ": the top level of a config must be a map of sections");
+    check_keys_are_names(tree, source.file);
   }
   for (const auto& o : source.overrides) {
     auto eq = o.find('=');
@@ -351,28 +394,29 @@ YAML::Node read_config_tree(const ConfigSource& source) {
     } catch (const YAML::Exception& e) {
       throw input_error("--set ", o, ": value is not valid YAML: ", e.what());
     }
-    // Walk down with explicit copies: yaml-cpp nodes are references, so reassigning would alias.
-    std::vector<YAML::Node> chain{tree};
-    for (size_t i = 0; i + 1 < parts.size(); ++i) {
-      YAML::Node child = chain.back()[parts[i]];
-      if (!child.IsDefined() || child.IsNull()) {
-        chain.back()[parts[i]] = YAML::Node(YAML::NodeType::Map);
-        child = chain.back()[parts[i]];
-      } else if (!child.IsMap()) {
-        throw input_error("--set ", o, ": '", parts[i], "' is a value, not a section");
-      }
-      chain.push_back(child);
-    }
-    chain.back()[parts.back()] = parsed;
+    check_keys_are_names(parsed, "--set " + o);
+    set_path(tree, parts, parsed, "--set " + o);
+  }
+  for (const auto& [path, value] : source.values) {
+    std::vector<std::string> parts;
+    std::stringstream ss(path);
+    for (std::string p; std::getline(ss, p, '.');) parts.push_back(p);
+    set_path(tree, parts, value, path);
   }
   return tree;
 }
 
 void load_config_tree(const YAML::Node& tree, const ConfigSource& source,
                       void (*visit)(void* root, ConfigVisitor& v), void* root) {
-  Loader loader(tree, source);
-  visit(root, loader);
-  loader.finish();
+  // Backstop: any other conversion yaml-cpp refuses becomes an input error naming the file.
+  try {
+    check_keys_are_names(tree, source.file.empty() ? std::string("config") : source.file);
+    Loader loader(tree, source);
+    visit(root, loader);
+    loader.finish();
+  } catch (const YAML::Exception& e) {
+    throw input_error(source.file.empty() ? std::string("config") : source.file, ": ", e.what());
+  }
 }
 
 std::string dump_config(void (*visit)(void* root, ConfigVisitor& v), void* root) {

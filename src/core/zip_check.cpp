@@ -1,5 +1,8 @@
 #include "brainspade/core/zip_check.h"
 
+#include <zlib.h>
+
+#include <algorithm>
 #include <array>
 #include <limits>
 
@@ -17,16 +20,6 @@ constexpr uint32_t kZip64Locator = 0x07064b50;
 constexpr size_t kEocdSize = 22, kLocatorSize = 20, kZip64EocdSize = 56, kCentralSize = 46, kLocalSize = 30;
 constexpr uint64_t kMax32 = 0xffffffffu;
 constexpr uint64_t kMax16 = 0xffffu;
-
-std::array<uint32_t, 256> make_crc_table() {
-  std::array<uint32_t, 256> table{};
-  for (uint32_t i = 0; i < 256; ++i) {
-    uint32_t c = i;
-    for (int k = 0; k < 8; ++k) c = (c & 1u) ? 0xedb88320u ^ (c >> 1) : c >> 1;
-    table[i] = c;
-  }
-  return table;
-}
 
 // Little-endian readers over a bounds-checked view: every read names the structure it belongs to when it would run
 // past the end, so no offset taken from the file is trusted before it is compared with the size.
@@ -110,10 +103,15 @@ Directory find_directory(const View& v) {
 }  // namespace
 
 uint32_t crc32_ieee(const unsigned char* data, size_t size, uint32_t crc) {
-  static const std::array<uint32_t, 256> table = make_crc_table();
-  crc = ~crc;
-  for (size_t i = 0; i < size; ++i) crc = table[(crc ^ data[i]) & 0xffu] ^ (crc >> 8);
-  return ~crc;
+  // zlib's crc32 is the IEEE 802.3 CRC-32 of ZIP; it takes at most 4 GiB per call.
+  uLong c = crc;
+  while (size > 0) {
+    const uInt n = static_cast<uInt>(std::min<size_t>(size, 1u << 30));
+    c = ::crc32(c, data, n);
+    data += n;
+    size -= n;
+  }
+  return static_cast<uint32_t>(c);
 }
 
 size_t check_zip_container(const unsigned char* data, size_t size, const std::string& path, const std::string& what) {

@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include "brainspade/core/error.h"
+#include "brainspade/eval/dice.h"
 
 namespace brainspade {
 
@@ -168,13 +169,7 @@ LabellingResult label_t1(const Volume& t1, const Volume* atlas, const LabellingO
 
 torch::Tensor argmax_labels(const torch::Tensor& pv) { return pv.argmax(0); }
 
-double dice(const torch::Tensor& a, const torch::Tensor& b, int64_t k) {
-  TORCH_CHECK(a.sizes() == b.sizes(), "dice: shapes differ ", a.sizes(), " vs ", b.sizes());
-  auto ia = a == k, ib = b == k;
-  double inter = (ia & ib).sum().item<double>();
-  double total = ia.sum().item<double>() + ib.sum().item<double>();
-  return total == 0 ? 1.0 : 2.0 * inter / total;
-}
+double dice(const torch::Tensor& a, const torch::Tensor& b, int64_t k) { return dice_of_class(a, b, k, EmptyDice::One); }
 
 namespace {
 // Places `ref`'s grid with its box centre on `target`'s box centre + shift, with axis flips applied.

@@ -11,6 +11,7 @@
 #include <sstream>
 #include <thread>
 
+#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include "brainspade/core/runtime.h"
@@ -351,21 +352,6 @@ std::string fmt(double v, int prec = 2) {
   return o.str();
 }
 
-std::string json_str(const std::string& s) {
-  std::string r = "\"";
-  for (char ch : s) {
-    if (ch == '"' || ch == '\\') r += '\\';
-    r += ch;
-  }
-  return r + "\"";
-}
-std::string json_num(double v) {
-  if (!std::isfinite(v)) return "null";
-  std::ostringstream o;
-  o << std::setprecision(8) << v;
-  return o.str();
-}
-
 }  // namespace
 
 double count_flops(const std::function<void()>& fn) {
@@ -534,43 +520,59 @@ std::string format_bench_report(const BenchReport& r) {
 }
 
 std::string bench_report_json(const BenchReport& r) {
-  std::ostringstream o;
+  // A non-finite measurement (a network not timed) is null.
+  auto num = [](double v) { return std::isfinite(v) ? nlohmann::ordered_json(v) : nlohmann::ordered_json(nullptr); };
   const auto& c = r.ceiling;
-  o << "{\n  \"date\": " << json_str(r.date) << ",\n  \"cpu\": " << json_str(r.cpu) << ",\n  \"cores\": " << r.cores
-    << ",\n  \"threads\": " << r.threads << ",\n  \"dtype\": " << json_str(r.dtype)
-    << ",\n  \"channels_last\": " << (r.channels_last ? "true" : "false") << ",\n  \"load_before\": "
-    << json_str(r.load_before) << ",\n  \"load_after\": " << json_str(r.load_after) << ",\n  \"ceiling\": {\"matmul_gflops\": "
-    << json_num(c.matmul_gflops) << ", \"conv_gflops\": " << json_num(c.conv_gflops)
-    << ", \"matmul_bf16_gflops\": " << json_num(c.matmul_bf16_gflops) << ", \"conv_bf16_gflops\": "
-    << json_num(c.conv_bf16_gflops) << "},\n  \"networks\": [";
-  for (size_t i = 0; i < r.networks.size(); ++i) {
-    const auto& n = r.networks[i];
-    o << (i ? "," : "") << "\n    {\"scale\": " << json_str(n.scale) << ", \"network\": " << json_str(n.network)
-      << ", \"input\": " << json_str(n.input) << ", \"batch\": " << n.batch << ", \"params\": " << n.params
-      << ", \"flops_per_sample\": " << json_num(n.flops) << ", \"forward_s\": " << json_num(n.forward_s)
-      << ", \"forward_gflops\": " << json_num(n.forward_gflops)
-      << ", \"forward_fraction_of_matmul\": " << json_num(n.forward_gflops / c.matmul_gflops)
-      << ", \"forward_fraction_of_conv\": " << json_num(n.forward_gflops / c.conv_gflops)
-      << ", \"forward_backward_s\": " << (n.forward_backward_s > 0 ? json_num(n.forward_backward_s) : "null")
-      << ", \"forward_backward_gflops\": " << (n.forward_backward_s > 0 ? json_num(n.forward_backward_gflops) : "null")
-      << ", \"forward_peak_mb\": " << json_num(n.forward_peak_mb)
-      << ", \"forward_backward_peak_mb\": " << json_num(n.forward_backward_peak_mb) << "}";
+  nlohmann::ordered_json o;
+  o["date"] = r.date;
+  o["cpu"] = r.cpu;
+  o["cores"] = r.cores;
+  o["threads"] = r.threads;
+  o["dtype"] = r.dtype;
+  o["channels_last"] = r.channels_last;
+  o["load_before"] = r.load_before;
+  o["load_after"] = r.load_after;
+  o["ceiling"] = {{"matmul_gflops", num(c.matmul_gflops)},
+                  {"conv_gflops", num(c.conv_gflops)},
+                  {"matmul_bf16_gflops", num(c.matmul_bf16_gflops)},
+                  {"conv_bf16_gflops", num(c.conv_bf16_gflops)}};
+  o["networks"] = nlohmann::ordered_json::array();
+  for (const auto& n : r.networks) {
+    nlohmann::ordered_json e;
+    e["scale"] = n.scale;
+    e["network"] = n.network;
+    e["input"] = n.input;
+    e["batch"] = n.batch;
+    e["params"] = n.params;
+    e["flops_per_sample"] = num(n.flops);
+    e["forward_s"] = num(n.forward_s);
+    e["forward_gflops"] = num(n.forward_gflops);
+    e["forward_fraction_of_matmul"] = num(n.forward_gflops / c.matmul_gflops);
+    e["forward_fraction_of_conv"] = num(n.forward_gflops / c.conv_gflops);
+    e["forward_backward_s"] = n.forward_backward_s > 0 ? num(n.forward_backward_s) : nlohmann::ordered_json(nullptr);
+    e["forward_backward_gflops"] = n.forward_backward_s > 0 ? num(n.forward_backward_gflops) : nlohmann::ordered_json(nullptr);
+    e["forward_peak_mb"] = num(n.forward_peak_mb);
+    e["forward_backward_peak_mb"] = num(n.forward_backward_peak_mb);
+    o["networks"].push_back(e);
   }
-  o << "\n  ],\n  \"sampling\": [";
-  for (size_t i = 0; i < r.sampling.size(); ++i) {
-    const auto& s = r.sampling[i];
-    o << (i ? "," : "") << "\n    {\"scale\": " << json_str(s.scale) << ", \"batch\": " << s.batch
-      << ", \"ddpm_step_s\": " << json_num(s.ddpm_step_s) << ", \"ddim_step_s\": " << json_num(s.ddim_step_s)
-      << ", \"decode_s\": " << json_num(s.decode_s) << ", \"image_s\": " << json_num(s.image_s)
-      << ", \"ddpm1000_labels_per_s\": " << json_num(s.ddpm1000_labels_per_s)
-      << ", \"ddim50_labels_per_s\": " << json_num(s.ddim50_labels_per_s)
-      << ", \"ddpm1000_pairs_per_s\": " << json_num(s.ddpm1000_pairs_per_s)
-      << ", \"ddim50_pairs_per_s\": " << json_num(s.ddim50_pairs_per_s)
-      << ", \"ddpm1000_flops_per_pair\": " << json_num(s.ddpm1000_flops_per_pair)
-      << ", \"ddim50_flops_per_pair\": " << json_num(s.ddim50_flops_per_pair) << "}";
+  o["sampling"] = nlohmann::ordered_json::array();
+  for (const auto& x : r.sampling) {
+    nlohmann::ordered_json e;
+    e["scale"] = x.scale;
+    e["batch"] = x.batch;
+    e["ddpm_step_s"] = num(x.ddpm_step_s);
+    e["ddim_step_s"] = num(x.ddim_step_s);
+    e["decode_s"] = num(x.decode_s);
+    e["image_s"] = num(x.image_s);
+    e["ddpm1000_labels_per_s"] = num(x.ddpm1000_labels_per_s);
+    e["ddim50_labels_per_s"] = num(x.ddim50_labels_per_s);
+    e["ddpm1000_pairs_per_s"] = num(x.ddpm1000_pairs_per_s);
+    e["ddim50_pairs_per_s"] = num(x.ddim50_pairs_per_s);
+    e["ddpm1000_flops_per_pair"] = num(x.ddpm1000_flops_per_pair);
+    e["ddim50_flops_per_pair"] = num(x.ddim50_flops_per_pair);
+    o["sampling"].push_back(e);
   }
-  o << "\n  ]\n}\n";
-  return o.str();
+  return o.dump(2) + "\n";
 }
 
 }  // namespace brainspade::eval

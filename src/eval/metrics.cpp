@@ -11,6 +11,8 @@
 #include <spdlog/spdlog.h>
 
 #include "brainspade/core/atomic_file.h"
+#include "brainspade/core/csv.h"
+#include "brainspade/eval/dice.h"
 #include "brainspade/core/error.h"
 #include "brainspade/io/image_io.h"
 
@@ -28,7 +30,7 @@ ClassMetrics class_metrics(const torch::Tensor& pred, const torch::Tensor& ref, 
   m.fn = (~p & r).sum().item<int64_t>();
   m.tn = pred.numel() - m.tp - m.fp - m.fn;
   const bool p_empty = m.tp + m.fp == 0, r_empty = m.tp + m.fn == 0;
-  m.dice = (p_empty && r_empty) ? 1.0 : 2.0 * m.tp / static_cast<double>(2 * m.tp + m.fp + m.fn);
+  m.dice = dice_from_counts(static_cast<double>(m.tp), static_cast<double>(m.fp), static_cast<double>(m.fn), EmptyDice::One);
   m.precision = p_empty ? (r_empty ? 1.0 : 0.0) : m.tp / static_cast<double>(m.tp + m.fp);
   m.recall = r_empty ? (p_empty ? 1.0 : 0.0) : m.tp / static_cast<double>(m.tp + m.fn);
   m.accuracy = pred.numel() ? (m.tp + m.tn) / static_cast<double>(pred.numel()) : 1.0;
@@ -181,7 +183,7 @@ std::string run_evaluation(const EvaluateJob& job) {
     csv << "volume,class,dice,accuracy,precision,recall\n";
     for (size_t v = 0; v < m.volumes.size(); ++v)
       for (size_t c = 0; c < m.class_names.size(); ++c)
-        csv << m.volumes[v] << "," << m.class_names[c] << "," << m.dice[c][v] << "," << m.accuracy[c][v] << ","
+        csv << csv_field(m.volumes[v]) << "," << csv_field(m.class_names[c]) << "," << m.dice[c][v] << "," << m.accuracy[c][v] << ","
             << m.precision[c][v] << "," << m.recall[c][v] << "\n";
     write_text_atomic(job.out + "/per_volume_" + m.name + ".csv", csv.str());
   }
@@ -204,9 +206,9 @@ std::string run_evaluation(const EvaluateJob& job) {
         }
         auto w = wilcoxon_signed_rank(a, b);
         if (w.n > 0 && w.p_value < 0.05) better[k][c] = w.mean_difference > 0 ? 0 : 1;
-        wcsv << metric_names[k] << "," << classes[c] << "," << w.n << "," << w.statistic << "," << w.p_value << ","
+        wcsv << metric_names[k] << "," << csv_field(classes[c]) << "," << w.n << "," << w.statistic << "," << w.p_value << ","
              << (w.exact ? "exact" : "normal") << "," << w.mean_difference << ","
-             << (better[k][c] < 0 ? "none" : models[better[k][c]].name) << "\n";
+             << csv_field(better[k][c] < 0 ? "none" : models[better[k][c]].name) << "\n";
       }
     }
     write_text_atomic(job.out + "/wilcoxon.csv", wcsv.str());

@@ -32,7 +32,10 @@
 #include <itkImageFileReader.h>
 #include <itkImageFileWriter.h>
 #include <itkImageIOBase.h>
-#include <itkImageIOFactory.h>
+#include <itkMetaImageIO.h>
+#include <itkNiftiImageIO.h>
+#include <itkNrrdImageIO.h>
+#include <itkPNGImageIO.h>
 #include <itkRGBPixel.h>
 #include <zlib.h>
 
@@ -59,6 +62,62 @@ bool ends_with(const std::string& s, const std::string& suffix) {
 // stream without complaint, and niftilib replaces NaN/Inf floats by 0 while reading, so both are checked here:
 // a complete gzip stream must decompress to its end with a matching CRC, and a NIfTI float payload is scanned
 // for non-finite values. Also returns the decompressed size, which caps what the header may claim.
+// Checks a NIfTI-1 header before ITK sees it. niftilib and ITK trust the header's numbers: a NaN or infinite entry in
+// the qform/sform or the voxel spacing reaches vnl_svd inside NiftiImageIO::SetImageIOOrientationFromNIfTI, which
+// abort()s the process (found by fuzz_nifti). So every number ITK turns into geometry must be finite here, and the
+// header must be a NIfTI-1 single-file header (sizeof_hdr 348, magic "n+1"); the field at fault is named.
+void check_nifti_header(const std::string& path, const std::vector<char>& h) {
+  if (h.size() < 348)
+    throw input_error(path, ": not a readable image: truncated NIfTI header (", h.size(), " of 348 bytes)");
+  int32_t sizeof_hdr;
+  std::memcpy(&sizeof_hdr, h.data(), 4);
+  const int32_t swapped = static_cast<int32_t>(__builtin_bswap32(static_cast<uint32_t>(sizeof_hdr)));
+  if (sizeof_hdr == 540 || swapped == 540)
+    throw input_error(path, ": NIfTI-2 headers are not supported (this ITK reads NIfTI-1); save the file as NIfTI-1");
+  if (sizeof_hdr != 348 && swapped != 348)
+    throw input_error(path, ": not a readable image: not a NIfTI-1 header (sizeof_hdr is ", sizeof_hdr,
+                      ", expected 348)");
+  const bool swap = sizeof_hdr != 348;
+  auto f32 = [&](int off) {
+    uint32_t bits;
+    std::memcpy(&bits, h.data() + off, 4);
+    if (swap) bits = __builtin_bswap32(bits);
+    float x;
+    std::memcpy(&x, &bits, 4);
+    return x;
+  };
+  auto i16 = [&](int off) {
+    uint16_t x;
+    std::memcpy(&x, h.data() + off, 2);
+    if (swap) x = static_cast<uint16_t>((x >> 8) | (x << 8));
+    return static_cast<int16_t>(x);
+  };
+  auto finite = [&](const char* field, int off, int count) {
+    for (int k = 0; k < count; ++k) {
+      const float x = f32(off + 4 * k);
+      if (!std::isfinite(x))
+        throw input_error(path, ": corrupt NIfTI header: ", field, count > 1 ? "[" + std::to_string(k) + "]" : "",
+                          " is ", x, " (the image geometry must be finite)");
+    }
+  };
+  const int ndim = std::clamp<int>(i16(40), 1, 7);
+  finite("pixdim", 76, ndim + 1);  // pixdim[0] is qfac, pixdim[1..ndim] the voxel spacing
+  finite("scl_slope", 112, 1);
+  finite("scl_inter", 116, 1);
+  if (i16(252) != 0) {  // qform_code: the quaternion and offset are used
+    finite("quatern_b/c/d", 256, 3);
+    finite("qoffset_x/y/z", 268, 3);
+  }
+  if (i16(254) != 0) {  // sform_code: the affine rows are used
+    finite("srow_x", 280, 4);
+    finite("srow_y", 296, 4);
+    finite("srow_z", 312, 4);
+  }
+  if (std::memcmp(h.data() + 344, "n+1", 4) != 0)
+    throw input_error(path, ": not a readable image: the NIfTI-1 magic at byte 344 is not \"n+1\" (a .nii file must be ",
+                      "a single-file NIfTI-1 image)");
+}
+
 struct StreamCheck {
   int64_t non_finite = 0;  // NaN/Inf values in a NIfTI float payload (0 for other formats)
   int64_t bytes = -1;      // decompressed bytes of a NIfTI or .gz file; -1 when not scanned
@@ -122,6 +181,7 @@ StreamCheck check_stream_and_count_non_finite(const std::string& path) {
   gzclose(f);
   if (n < 0 || (err != Z_OK && err != Z_STREAM_END))
     throw input_error(path, ": truncated or corrupt gzip data (", what, ")");
+  if (nifti) check_nifti_header(path, header);
   return {non_finite, pos};
 }
 
@@ -225,6 +285,44 @@ void check_png_structure(const std::string& path) {
   }
 }
 
+std::string lower(std::string s) {
+  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+}  // namespace
+
+ImageFormat image_format(const std::string& path) {
+  const std::string p = lower(path);
+  if (ends_with(p, ".nii") || ends_with(p, ".nii.gz")) return ImageFormat::NIfTI;
+  if (ends_with(p, ".mha") || ends_with(p, ".mhd")) return ImageFormat::MetaImage;
+  if (ends_with(p, ".nrrd") || ends_with(p, ".nhdr")) return ImageFormat::NRRD;
+  if (ends_with(p, ".png")) return ImageFormat::PNG;
+  throw input_error(path, ": unsupported image format (accepted: ", kAcceptedImageExtensions, ")");
+}
+
+namespace {
+
+const char* format_name(ImageFormat f) {
+  switch (f) {
+    case ImageFormat::NIfTI: return "NIfTI-1";
+    case ImageFormat::MetaImage: return "MetaImage";
+    case ImageFormat::NRRD: return "NRRD";
+    case ImageFormat::PNG: return "PNG";
+  }
+  return "?";
+}
+
+itk::ImageIOBase::Pointer make_image_io(ImageFormat f) {
+  switch (f) {
+    case ImageFormat::NIfTI: return itk::NiftiImageIO::New().GetPointer();
+    case ImageFormat::MetaImage: return itk::MetaImageIO::New().GetPointer();
+    case ImageFormat::NRRD: return itk::NrrdImageIO::New().GetPointer();
+    case ImageFormat::PNG: return itk::PNGImageIO::New().GetPointer();
+  }
+  return nullptr;
+}
+
 // Checks that `path` names a non-empty regular file and returns an ITK reader for it. `payload_cap` receives an
 // upper bound on the voxel bytes the file can hold (its decompressed size; -1 when unknown, e.g. a detached .raw).
 itk::ImageIOBase::Pointer open_image_io(const std::string& path, int64_t* payload_cap = nullptr) {
@@ -243,12 +341,15 @@ itk::ImageIOBase::Pointer open_image_io(const std::string& path, int64_t* payloa
     else if (ends_with(path, ".png") || ends_with(path, ".mha")) *payload_cap = size * 1040;
     else *payload_cap = -1;
   }
-  itk::ImageIOBase::Pointer io =
-      itk::ImageIOFactory::CreateImageIO(path.c_str(), itk::ImageIOFactory::IOFileModeEnum::ReadMode);
-  if (!io) throw input_error(path, ": not a readable image (unknown format, or a corrupt header)");
-  io->SetFileName(path);
-  if (std::string(io->GetNameOfClass()) == "PNGImageIO") check_png_structure(path);
+  // The reader is chosen here from the name and checked against the bytes; ITK's factory is never asked, because it
+  // probes every registered reader with the file and one of them (GDCM's) abort()s on a file it cannot parse.
+  const ImageFormat format = image_format(path);
+  itk::ImageIOBase::Pointer io = make_image_io(format);
+  if (format == ImageFormat::PNG) check_png_structure(path);
   try {
+    if (!io->CanReadFile(path.c_str()))
+      throw input_error(path, ": not a readable image (not a ", format_name(format), " file, or a corrupt header)");
+    io->SetFileName(path);
     io->ReadImageInformation();
   } catch (const itk::ExceptionObject& e) {
     throw input_error(path, ": cannot read the image header (corrupt or truncated file): ", itk_message(e));
@@ -457,6 +558,7 @@ void write_volume(const std::string& path, const Volume& v) {
               v.data.defined() ? v.data.sizes() : at::IntArrayRef{});
   torch::Tensor d = v.data.detach().to(torch::kCPU, torch::kFloat32).contiguous();  // [C, Z, Y, X]
   const int64_t C = d.size(0), Z = d.size(1), Y = d.size(2), X = d.size(3);
+  const ImageFormat format = image_format(path);
   write_atomic(path, [&](const std::string& tmp) {
     try {
       if (C == 1) {
@@ -478,6 +580,7 @@ void write_volume(const std::string& path, const Volume& v) {
         img->Allocate();
         std::memcpy(img->GetBufferPointer(), d.data_ptr<float>(), sizeof(float) * d.numel());
         auto writer = itk::ImageFileWriter<Image3>::New();
+        writer->SetImageIO(make_image_io(format));
         writer->SetFileName(tmp);
         writer->SetInput(img);
         writer->UseCompressionOn();
@@ -504,6 +607,7 @@ void write_volume(const std::string& path, const Volume& v) {
         img->Allocate();
         std::memcpy(img->GetBufferPointer(), d.data_ptr<float>(), sizeof(float) * d.numel());
         auto writer = itk::ImageFileWriter<Image4>::New();
+        writer->SetImageIO(make_image_io(format));
         writer->SetFileName(tmp);
         writer->SetInput(img);
         writer->UseCompressionOn();
@@ -511,6 +615,48 @@ void write_volume(const std::string& path, const Volume& v) {
       }
     } catch (const itk::ExceptionObject& e) {
       throw input_error(path, ": cannot write image: ", itk_message(e));
+    }
+  });
+}
+
+void write_label_volume(const std::string& path, const Volume& v) {
+  TORCH_CHECK(v.data.defined() && v.data.dim() == 4 && v.data.size(0) == 1,
+              "write_label_volume expects one channel [1, Z, Y, X], got ",
+              v.data.defined() ? v.data.sizes() : at::IntArrayRef{});
+  torch::Tensor d = v.data.detach().to(torch::kCPU, torch::kFloat64);
+  TORCH_CHECK(d.numel() == 0 || (d.min().item<double>() >= 0 && d.max().item<double>() <= 255 &&
+                                 torch::equal(d, d.round())),
+              "write_label_volume: ", path, ": labels must be integers in [0, 255]");
+  torch::Tensor u8 = d.to(torch::kUInt8).contiguous();  // [1, Z, Y, X]
+  using ImageL = itk::Image<unsigned char, 3>;
+  const ImageFormat format = image_format(path);
+  write_atomic(path, [&](const std::string& tmp) {
+    try {
+      auto img = ImageL::New();
+      ImageL::SizeType size{{static_cast<itk::SizeValueType>(u8.size(3)), static_cast<itk::SizeValueType>(u8.size(2)),
+                             static_cast<itk::SizeValueType>(u8.size(1))}};
+      img->SetRegions(ImageL::RegionType(size));
+      ImageL::SpacingType sp;
+      ImageL::PointType org;
+      ImageL::DirectionType dir;
+      for (int i = 0; i < 3; ++i) {
+        sp[i] = v.spacing[i];
+        org[i] = v.origin[i];
+        for (int j = 0; j < 3; ++j) dir[i][j] = v.direction[i * 3 + j];
+      }
+      img->SetSpacing(sp);
+      img->SetOrigin(org);
+      img->SetDirection(dir);
+      img->Allocate();
+      std::memcpy(img->GetBufferPointer(), u8.data_ptr<uint8_t>(), static_cast<size_t>(u8.numel()));
+      auto writer = itk::ImageFileWriter<ImageL>::New();
+      writer->SetImageIO(make_image_io(format));
+      writer->SetFileName(tmp);
+      writer->SetInput(img);
+      writer->UseCompressionOn();
+      writer->Update();
+    } catch (const itk::ExceptionObject& e) {
+      throw input_error(path, ": cannot write label image: ", itk_message(e));
     }
   });
 }
@@ -592,6 +738,7 @@ void write_png(const std::string& path, const torch::Tensor& image_u8) {
         img->Allocate();
         std::memcpy(img->GetBufferPointer(), d.data_ptr<uint8_t>(), d.numel());
         auto writer = itk::ImageFileWriter<ImageG>::New();
+        writer->SetImageIO(itk::PNGImageIO::New());
         writer->SetFileName(tmp);
         writer->SetInput(img);
         writer->Update();
@@ -602,6 +749,7 @@ void write_png(const std::string& path, const torch::Tensor& image_u8) {
         img->Allocate();
         std::memcpy(static_cast<void*>(img->GetBufferPointer()), d.data_ptr<uint8_t>(), d.numel());
         auto writer = itk::ImageFileWriter<ImageC>::New();
+        writer->SetImageIO(itk::PNGImageIO::New());
         writer->SetFileName(tmp);
         writer->SetInput(img);
         writer->Update();

@@ -167,6 +167,7 @@ LabelBatch sample_label_batch(LabelGenerator& g, const LabelSamplerOptions& o, i
 #include <spdlog/spdlog.h>
 
 #include "brainspade/core/atomic_file.h"
+#include "brainspade/core/csv.h"
 #include "brainspade/core/progress.h"
 #include "brainspade/core/runtime.h"
 #include "brainspade/io/image_io.h"
@@ -188,6 +189,12 @@ void write_slice_nifti(const std::string& path, const torch::Tensor& chw) {
   Volume v;
   v.data = chw.to(torch::kFloat).unsqueeze(1).contiguous();  // [C, 1, H, W]
   write_volume(path, v);
+}
+
+void write_label_slice_nifti(const std::string& path, const torch::Tensor& hw) {
+  Volume v;
+  v.data = hw.to(torch::kFloat).reshape({1, 1, hw.size(-2), hw.size(-1)});  // [1, 1, H, W]
+  write_label_volume(path, v);
 }
 
 void run_label_sampling(const LabelSampleJob& job) {
@@ -240,7 +247,7 @@ void run_label_sampling(const LabelSampleJob& job) {
       auto pv = batch.pv[j];  // [C, H, W]
       // The segmentation is written last: its presence marks a finished sample.
       write_slice_nifti(name(first + j, "pv"), pv);
-      write_slice_nifti(name(first + j, "seg"), pv.argmax(0, true).to(torch::kFloat));
+      write_label_slice_nifti(name(first + j, "seg"), pv.argmax(0, true));
       if (montage.size() < 16) montage.push_back(label_to_rgb(pv));
     }
     progress.update(count);
@@ -266,7 +273,7 @@ void run_label_sampling(const LabelSampleJob& job) {
     for (int64_t c = 0; c < counts.size(0); ++c) {
       const std::string cname = c < static_cast<int64_t>(g.channel_names.size()) ? g.channel_names[c] : std::to_string(c);
       const double a = pct[c].item<double>(), b = real_pct[c].item<double>();
-      csv += fmt::format("{},{:.4f},{:.4f},{}\n", cname, a, b, b > 0 ? fmt::format("{:.4f}", a / b) : "");
+      csv += fmt::format("{},{:.4f},{:.4f},{}\n", csv_field(cname), a, b, b > 0 ? fmt::format("{:.4f}", a / b) : "");
       line += fmt::format(" {} {:.2f}/{:.2f}", cname, a, b);
     }
     write_text_atomic(job.run.out_dir + "/tissue_fractions.csv", csv);

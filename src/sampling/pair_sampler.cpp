@@ -7,11 +7,14 @@
 #include <fstream>
 #include <sstream>
 
+#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include "brainspade/core/atomic_file.h"
+#include "brainspade/core/csv.h"
 #include "brainspade/core/progress.h"
 #include "brainspade/core/runtime.h"
+#include "brainspade/core/stop_signal.h"
 #include "brainspade/io/image_io.h"
 #include "brainspade/data/slice_dataset.h"
 
@@ -301,14 +304,14 @@ PairSampleSummary run_pair_sampling(const PairSampleJob& job, const Shard& shard
       auto pv = lab.pv[j];  // [C, H, W]
       write_slice_nifti(p.image, img[j]);
       write_slice_nifti(p.pv, pv);
-      write_slice_nifti(p.seg, pv.argmax(0, true).to(torch::kFloat));
-      std::ostringstream rec;
-      rec << pair_id(i) << "," << batch_seed << ",";
-      for (int64_t c = 0; c < lab.cond.size(1); ++c) rec << (c ? ";" : "") << lab.cond[j][c].item<double>();
-      rec << "," << (randomized ? std::string("randomized") : style_paths[style_idx[j]]) << "," << tries[j] << ","
-          << fs::relative(p.image, out).string() << ","
-          << fs::relative(p.pv, out).string() << "," << fs::relative(p.seg, out).string() << "\n";
-      write_text_atomic(p.record, rec.str());  // last: a record marks a finished pair
+      write_label_slice_nifti(p.seg, pv.argmax(0, true));
+      std::ostringstream cond;
+      for (int64_t c = 0; c < lab.cond.size(1); ++c) cond << (c ? ";" : "") << lab.cond[j][c].item<double>();
+      const std::string record = csv_row({pair_id(i), std::to_string(batch_seed), cond.str(),
+                                          randomized ? std::string("randomized") : style_paths[style_idx[j]],
+                                          std::to_string(tries[j]), fs::relative(p.image, out).string(),
+                                          fs::relative(p.pv, out).string(), fs::relative(p.seg, out).string()});
+      write_text_atomic(p.record, record);  // last: a record marks a finished pair
       summary.rejections += tries[j];
       ++summary.written;
     }
@@ -327,18 +330,21 @@ PairSampleSummary run_pair_sampling(const PairSampleJob& job, const Shard& shard
   std::string cond_names;
   for (const auto& l : labels.conditioning.lesions) cond_names += (cond_names.empty() ? "" : ";") + l;
   if (labels.conditioning.slice_position) cond_names += std::string(cond_names.empty() ? "" : ";") + "slice_position";
-  std::string manifest = "id,seed,conditions[" + cond_names + "],style,style_redraws,image,label_pv,label_seg\n";
+  std::string manifest = csv_row({"id", "seed", "conditions[" + cond_names + "]", "style", "style_redraws", "image",
+                                   "label_pv", "label_seg"});
   for (const auto& r : records) manifest += read_text(r);
   write_text_atomic(out + "/manifest.csv", manifest);
   if (nnunet) {
-    std::ostringstream js;
-    js << "{\n  \"channel_names\": {\"0\": \"" << (job.target_modality.empty() ? "MRI" : job.target_modality) << "\"},\n"
-       << "  \"labels\": {";
-    for (size_t c = 0; c < labels.channel_names.size(); ++c)
-      js << (c ? ", " : "") << "\"" << labels.channel_names[c] << "\": " << c;
-    js << "},\n  \"numTraining\": " << records.size() << ",\n  \"file_ending\": \".nii.gz\",\n"
-       << "  \"name\": \"" << job.nnunet_name << "\",\n  \"description\": \"brainspade synthetic pairs\"\n}\n";
-    write_text_atomic(nn_dir + "/dataset.json", js.str());
+    // nnU-Net v2's dataset.json: channel_names, labels (name -> index), numTraining, file_ending.
+    nlohmann::ordered_json js;
+    js["channel_names"] = {{"0", job.target_modality.empty() ? std::string("MRI") : job.target_modality}};
+    js["labels"] = nlohmann::ordered_json::object();
+    for (size_t c = 0; c < labels.channel_names.size(); ++c) js["labels"][labels.channel_names[c]] = c;
+    js["numTraining"] = records.size();
+    js["file_ending"] = ".nii.gz";
+    js["name"] = job.nnunet_name;
+    js["description"] = "brainspade synthetic pairs";
+    write_text_atomic(nn_dir + "/dataset.json", js.dump(2) + "\n");
   }
   // Montage of the first pairs present: label | image.
   std::vector<torch::Tensor> tiles;
@@ -455,7 +461,7 @@ void run_image_sampling(const ImageSampleJob& job) {
     write_slice_nifti(job.run.out_dir + "/images/" + in.name + "_image.nii.gz", img[0]);
     if (gm >= 0 && wm >= 0) {
       const TissueContrast c = tissue_contrast(img[0][0].cpu(), seg[0], gm, wm, style_scale.second, style_scale.first);
-      csv << in.name << "," << sp << "," << style_scale.first << "," << style_scale.second << "," << c.gm << "," << c.wm
+      csv << csv_field(in.name) << "," << csv_field(sp) << "," << style_scale.first << "," << style_scale.second << "," << c.gm << "," << c.wm
           << "," << c.ratio() << "\n";
       spdlog::debug("{} with style {}: GM {:.3f}, WM {:.3f}, GM/WM {:.3f}", in.name, sp, c.gm, c.wm, c.ratio());
       if (std::isfinite(c.ratio()) && c.ratio() > 0) {

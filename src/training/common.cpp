@@ -14,6 +14,7 @@
 #include <spdlog/spdlog.h>
 
 #include "brainspade/core/atomic_file.h"
+#include "brainspade/core/csv.h"
 #include "brainspade/core/error.h"
 #include "brainspade/core/runtime.h"
 
@@ -30,21 +31,6 @@ void TrainLoopOptions::visit(ConfigVisitor& v) {
   v("val_fraction", val_fraction, "share of subjects (or slices of a single subject) held out", Bounds::range(0.0, 0.9));
   v("grad_clip", grad_clip, "max global gradient norm; 0 = off", Bounds::non_negative());
 }
-
-namespace {
-std::atomic<int> g_stop{0};
-void on_signal(int) {
-  if (g_stop.fetch_add(1) >= 1) std::_Exit(130);  // second Ctrl-C: leave at once
-}
-}  // namespace
-
-void StopSignal::install() {
-  std::signal(SIGINT, on_signal);
-  std::signal(SIGTERM, on_signal);
-}
-bool StopSignal::requested() { return g_stop.load() > 0; }
-void StopSignal::reset() { g_stop.store(0); }
-void StopSignal::request() { g_stop.store(1); }
 
 std::vector<int64_t> batch_rows(uint64_t seed, int64_t step, int64_t n_rows, int64_t batch_size) {
   TORCH_CHECK(n_rows > 0, "batch_rows needs at least one row");
@@ -111,17 +97,13 @@ MetricsCsv::MetricsCsv(const std::string& path, int64_t resume_step) : path_(pat
     return;
   }
   // Keep the header and the rows up to the resumed step.
-  std::ifstream in(path);
-  std::string header, line, kept;
-  std::getline(in, header);
-  std::stringstream hs(header);
-  for (std::string c; std::getline(hs, c, ',');) columns_.push_back(c);
-  while (std::getline(in, line)) {
-    if (line.empty()) continue;
-    int64_t step = std::atoll(line.substr(0, line.find(',')).c_str());
-    if (step <= resume_step) kept += line + "\n";
-  }
-  write_text_atomic(path, header + "\n" + kept);
+  auto records = parse_csv(read_text(path), path);
+  if (records.empty()) return;
+  columns_ = records[0];
+  std::string text = csv_row(columns_);
+  for (size_t r = 1; r < records.size(); ++r)
+    if (!records[r].empty() && std::atoll(records[r][0].c_str()) <= resume_step) text += csv_row(records[r]);
+  write_text_atomic(path, text);
 }
 
 void MetricsCsv::write(int64_t step, const std::map<std::string, double>& values) {
@@ -133,33 +115,29 @@ void MetricsCsv::write(int64_t step, const std::map<std::string, double>& values
     if (std::find(columns_.begin(), columns_.end(), kv.first) == columns_.end()) added.push_back(kv.first);
   if (!new_file && !added.empty() && file_exists(path_)) {
     // A column appears later (e.g. validation metrics): widen the header and pad the earlier rows.
-    std::ifstream in(path_);
-    std::string line, text;
-    std::getline(in, line);
-    text = line;
-    for (const auto& a : added) text += "," + a;
-    text += "\n";
-    while (std::getline(in, line))
-      if (!line.empty()) text += line + std::string(added.size(), ',') + "\n";
+    auto records = parse_csv(read_text(path_), path_);
+    std::string text;
+    for (size_t r = 0; r < records.size(); ++r) {
+      auto row = records[r];
+      if (r == 0) row.insert(row.end(), added.begin(), added.end());
+      else row.resize(row.size() + added.size());
+      text += csv_row(row);
+    }
     write_text_atomic(path_, text);
     columns_.insert(columns_.end(), added.begin(), added.end());
     added.clear();
   }
   columns_.insert(columns_.end(), added.begin(), added.end());
-  std::ofstream out(path_, std::ios::app);
-  if (new_file) {
-    for (size_t i = 0; i < columns_.size(); ++i) out << (i ? "," : "") << columns_[i];
-    out << "\n";
-  }
-  out << step;
+  std::vector<std::string> row{std::to_string(step)};
   for (size_t i = 1; i < columns_.size(); ++i) {
     auto it = values.find(columns_[i]);
-    out << ",";
-    if (it != values.end()) out << it->second;
+    std::ostringstream v;  // default stream precision, as the rows have always been written
+    if (it != values.end()) v << it->second;
+    row.push_back(v.str());
   }
-  out << "\n";
-  out.flush();
-  if (!out) throw input_error(path_, ": cannot append metrics (folder removed or disk full?)");
+  std::ofstream out(path_, std::ios::app);
+  if (new_file) out << csv_row(columns_);
+  out << csv_row(row);
 }
 
 CheckpointFiles::CheckpointFiles(std::string out_dir, int64_t keep) : dir_(std::move(out_dir) + "/checkpoints"), keep_(keep) {}
@@ -278,6 +256,16 @@ void check_networks_fit(const std::string& sections, const std::string& input, c
     throw input_error("config ", sections, " does not describe a network that works on ", input, ": ",
                       e.msg());
   }
+}
+
+std::string join_names(const std::vector<std::string>& names) {
+  std::string s;
+  for (const auto& x : names) s += (s.empty() ? "" : ",") + x;
+  return s;
+}
+
+std::string slice_shape_string(const torch::Tensor& images) {
+  return fmt::format("{}x{}x{} slices", images.size(1), images.size(2), images.size(3));
 }
 
 }  // namespace brainspade

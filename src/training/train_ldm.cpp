@@ -9,15 +9,10 @@
 #include "brainspade/core/runtime.h"
 #include "brainspade/data/slice_dataset.h"
 #include "brainspade/losses/losses.h"
+#include "brainspade/training/run.h"
 
 namespace brainspade {
 
-void ConditioningOptions::visit(ConfigVisitor& v) {
-  v("lesions", lesions, "lesion flags in the condition vector, names from the dataset's lesion_names");
-  v("slice_position", slice_position, "append the relative slice position (paper: slice_no = index/256)");
-  v("cfg_dropout", cfg_dropout, "probability of training a row with the null condition (classifier-free guidance)",
-    Bounds::unit());
-}
 void LatentOptions::visit(ConfigVisitor& v) {
   v("scale_factor", scale_factor, "latents are multiplied by this before diffusion (paper: 1.0)", Bounds::positive());
   v("estimate_scale", estimate_scale, "replace scale_factor by 1/std of the training latents");
@@ -72,16 +67,8 @@ std::pair<torch::Tensor, torch::Tensor> encode_all(AutoencoderKL& vae, const tor
   progress.finish();
   return {torch::cat(means), torch::cat(logvars)};
 }
-}  // namespace
-
-double train_ldm(const LDMTrainConfig& cfg, bool resume) {
-  Distributed& dist = distributed();
-  torch::Device device = dist.local_device(parse_device(cfg.run.device));
-  dist.check_global_batch(cfg.train.batch_size, "train.batch_size");
-  auto data = load_training_data(cfg.data);
-  std::vector<std::string> vae_channels;
-  AutoencoderKL vae = load_vae(cfg.vae_checkpoint, device, &vae_channels);
-  set_requires_grad(*vae, false);
+// Config, data and VAE that cannot train together: exit 2 before anything is written.
+void check_ldm_config(const LDMTrainConfig& cfg, const SliceDataset& data, AutoencoderKL& vae) {
   BRAINSPADE_CHECK_INPUT(data.channels() == vae->options.in_channels, cfg.data.dataset, ": label maps have ",
                          data.channels(), " channels but the VAE ", cfg.vae_checkpoint, " was trained on ",
                          vae->options.in_channels);
@@ -97,6 +84,67 @@ double train_ldm(const LDMTrainConfig& cfg, bool resume) {
     BRAINSPADE_CHECK_INPUT(cfg.unet.cond_dim == K, "config key 'unet.cond_dim' is ", cfg.unet.cond_dim,
                            " but the conditioning section gives ", K, " values (", cfg.conditioning.lesions.size(),
                            " lesion flags", cfg.conditioning.slice_position ? " + slice position" : "", ")");
+}
+
+// Held-out loss on fixed noise and fixed, stratified timesteps, so that its curve is comparable across steps and
+// says where the model is learning: held-out latent i is noised at a timestep drawn from band (i mod 4) of [0, T).
+// The mean over all bands alone hid the layout: at tiny scale it stayed flat while samples went from blobs to brains
+// (docs/label-generator.md). Returns the mean and the per-band means (NaN for a band without latents).
+std::map<std::string, double> ldm_validation(DiffusionUNet& unet, const DDPMScheduler& sched, const torch::Tensor& z_va,
+                                           const torch::Tensor& cond_va, const LDMTrainConfig& cfg, uint64_t seed,
+                                           torch::Device device) {
+  constexpr int64_t kBands = 4;
+  const int64_t T = cfg.scheduler.num_train_timesteps;
+  const int64_t K = cfg.conditioning.dim();
+  auto band_lo = [&](int64_t b) { return b * T / kBands; };
+  torch::NoGradGuard g;
+  unet->eval();
+  auto gen = at::detail::createCPUGenerator(derive_seed(seed, 0xFA11));
+  std::vector<double> band_sum(kBands, 0.0);
+  std::vector<int64_t> band_n(kBands, 0);
+  for (int64_t i = 0; i < z_va.size(0); i += cfg.train.batch_size) {
+    int64_t e = std::min(i + cfg.train.batch_size, z_va.size(0));
+    auto z0 = z_va.slice(0, i, e);
+    auto noise = torch::randn(z0.sizes(), gen);
+    auto band = torch::arange(i, e, torch::kLong).remainder(kBands);
+    auto lo = band * T / kBands, hi = (band + 1) * T / kBands;  // band b covers [bT/4, (b+1)T/4)
+    auto t = lo + (torch::rand({e - i}, gen, torch::kDouble) * (hi - lo).to(torch::kDouble)).to(torch::kLong);
+    auto zt = sched.add_noise(z0, noise, t).to(device);
+    auto c = K > 0 ? cond_va.slice(0, i, e).to(device) : torch::Tensor();
+    auto pred = unet->forward(zt, t.to(device), c).cpu();
+    auto target = sched.training_target(z0, noise, t);
+    for (int64_t k = 0; k < e - i; ++k) {
+      const int64_t b = band[k].item<int64_t>();
+      band_sum[b] += loss_diffusion(pred[k], target[k], cfg.optim.loss).item<double>();
+      ++band_n[b];
+    }
+  }
+  unet->train();
+  std::map<std::string, double> out;
+  double total = 0;
+  int64_t n = 0;
+  for (int64_t b = 0; b < kBands; ++b) {
+    out[fmt::format("val_loss_t{}_{}", band_lo(b), band_lo(b + 1) - 1)] = band_n[b] ? band_sum[b] / band_n[b] : NAN;
+    total += band_sum[b];
+    n += band_n[b];
+  }
+  out["val_loss"] = total / std::max<int64_t>(n, 1);
+  return out;
+}
+
+}  // namespace
+
+double train_ldm(const LDMTrainConfig& cfg, bool resume) {
+  Distributed& dist = distributed();
+  torch::Device device = dist.local_device(parse_device(cfg.run.device));
+  dist.check_global_batch(cfg.train.batch_size, "train.batch_size");
+  auto data = load_training_data(cfg.data);
+  std::vector<std::string> vae_channels;
+  AutoencoderKL vae = load_vae(cfg.vae_checkpoint, device, &vae_channels);
+  set_requires_grad(*vae, false);
+  check_ldm_config(cfg, data, vae);
+  const int64_t Z = vae->options.latent_channels;
+  const int64_t K = cfg.conditioning.dim();
 
   const uint64_t seed = static_cast<uint64_t>(cfg.run.seed);
   Split split = split_rows(data.subject, data.slice_index, cfg.train.val_fraction, seed);
@@ -130,93 +178,31 @@ double train_ldm(const LDMTrainConfig& cfg, bool resume) {
   std::unique_ptr<EMA> ema;
   if (cfg.optim.ema_decay > 0) ema = std::make_unique<EMA>(*unet, cfg.optim.ema_decay);
 
-  CheckpointFiles files(cfg.run.out_dir, cfg.train.keep_checkpoints);
-  const std::string full_yaml = dump_config(cfg), unet_yaml = dump_section("unet", cfg.unet);
   const std::string vae_model_config = Checkpoint::load(cfg.vae_checkpoint).get_string("model_config");
-  int64_t start = 0;
-  if (auto ck = resume_checkpoint(files, resume, "ldm", unet_yaml)) {
-    ck->load_module("unet", *unet, files.last());
-    ck->load_optimizer("optim", opt);
-    if (ema) ema->load(*ck, "ema");
-    start = ck->get_int("step");
-  }
-  dist.check_same(start, "the step to resume from");
-  dist.broadcast_parameters(*unet);
-  if (ema && start == 0) ema = std::make_unique<EMA>(*unet, cfg.optim.ema_decay);  // of rank 0's initial weights
-  auto save = [&](int64_t step) {
-    if (!dist.is_main()) return;  // one checkpoint writer
-    Checkpoint ck;
-    ck.set_string("stage", "ldm");
-    ck.set_int("step", step);
-    ck.set_string("config", full_yaml);
-    ck.set_string("model_config", unet_yaml);
+  StageRun run("ldm", "train ldm", cfg.run, cfg.train, dump_config(cfg), dump_section("unet", cfg.unet));
+  run.track("unet", *unet);
+  run.track("optim", opt);
+  run.on_resume([&](const Checkpoint& ck) {
+    if (ema) ema->load(ck, "ema");
+  });
+  run.on_save([&](Checkpoint& ck) {
     ck.set_string("scheduler_config", dump_section("scheduler", cfg.scheduler));
     ck.set_string("conditioning_config", dump_section("conditioning", cfg.conditioning));
     ck.set_string("vae_checkpoint", cfg.vae_checkpoint);
     ck.set_string("vae_model_config", vae_model_config);
     ck.set_double("latent_scale", scale);
     ck.set("latent_shape", torch::tensor({Z, mean_all.size(2), mean_all.size(3)}));
-    ck.add_module("unet", *unet);
-    ck.add_optimizer("optim", opt);
     if (ema) ema->save(ck, "ema");
-    files.save(ck, step);
-  };
+  });
+  const int64_t start = run.begin(resume);
+  if (ema && start == 0) ema = std::make_unique<EMA>(*unet, cfg.optim.ema_decay);  // of rank 0's initial weights
 
-  // Held-out loss on fixed noise and fixed, stratified timesteps, so that its curve is comparable across steps and
-  // says where the model is learning: held-out latent i is noised at a timestep drawn from band (i mod 4) of [0, T).
-  // The mean over all bands alone hid the layout: at tiny scale it stayed flat while samples went from blobs to brains
-  // (docs/label-generator.md). Returns the mean and the per-band means (NaN for a band without latents).
-  constexpr int64_t kBands = 4;
-  const int64_t T = cfg.scheduler.num_train_timesteps;
-  auto band_lo = [&](int64_t b) { return b * T / kBands; };
-  auto validate = [&]() {
-    torch::NoGradGuard g;
-    unet->eval();
-    auto gen = at::detail::createCPUGenerator(derive_seed(seed, 0xFA11));
-    std::vector<double> band_sum(kBands, 0.0);
-    std::vector<int64_t> band_n(kBands, 0);
-    for (int64_t i = 0; i < mean_va.size(0); i += cfg.train.batch_size) {
-      int64_t e = std::min(i + cfg.train.batch_size, mean_va.size(0));
-      auto z0 = (mean_va.slice(0, i, e) * scale);
-      auto noise = torch::randn(z0.sizes(), gen);
-      auto band = torch::arange(i, e, torch::kLong).remainder(kBands);
-      auto lo = band * T / kBands, hi = (band + 1) * T / kBands;  // band b covers [bT/4, (b+1)T/4)
-      auto t = lo + (torch::rand({e - i}, gen, torch::kDouble) * (hi - lo).to(torch::kDouble)).to(torch::kLong);
-      auto zt = sched.add_noise(z0, noise, t).to(device);
-      auto c = K > 0 ? cond_va.slice(0, i, e).to(device) : torch::Tensor();
-      auto pred = unet->forward(zt, t.to(device), c).cpu();
-      auto target = sched.training_target(z0, noise, t);
-      for (int64_t k = 0; k < e - i; ++k) {
-        const int64_t b = band[k].item<int64_t>();
-        band_sum[b] += loss_diffusion(pred[k], target[k], cfg.optim.loss).item<double>();
-        ++band_n[b];
-      }
-    }
-    unet->train();
-    std::map<std::string, double> out;
-    double total = 0;
-    int64_t n = 0;
-    for (int64_t b = 0; b < kBands; ++b) {
-      out[fmt::format("val_loss_t{}_{}", band_lo(b), band_lo(b + 1) - 1)] = band_n[b] ? band_sum[b] / band_n[b] : NAN;
-      total += band_sum[b];
-      n += band_n[b];
-    }
-    out["val_loss"] = total / std::max<int64_t>(n, 1);
-    return out;
-  };
+  auto validate = [&] { return ldm_validation(unet, sched, mean_va * scale, cond_va, cfg, seed, device); };
 
-  MetricsCsv metrics(dist.is_main() ? cfg.run.out_dir + "/metrics.csv" : "", start);
-  StopSignal::install();
-  Progress progress("train ldm", cfg.train.steps, start);
   unet->train();
   double val_loss = NAN;
-  int64_t step = start;
-  while (step < cfg.train.steps) {
-    if (dist.any(StopSignal::requested())) {
-      spdlog::warn("interrupted: saving a checkpoint at step {} (continue with --resume)", step);
-      save(step);
-      return val_loss;
-    }
+  for (int64_t step = start; step < cfg.train.steps;) {
+    if (run.interrupted(step)) return val_loss;
     torch::manual_seed(derive_seed(seed, 2, static_cast<uint64_t>(step)));
     auto rows = torch::tensor(batch_rows(seed, step, mean_tr.size(0), cfg.train.batch_size));
     // Every random number of the step is drawn for the whole global batch [B, ...] (latent-sized, cheap); each rank
@@ -248,51 +234,20 @@ double train_ldm(const LDMTrainConfig& cfg, bool resume) {
     opt.step();
     if (ema) ema->update(*unet);
     ++step;
-    double lv_ = loss.item<double>();
-    if (!std::isfinite(lv_))
-      throw std::runtime_error("LDM loss is not finite at step " + std::to_string(step) + "; last good checkpoint: " + files.last());
-    if (step % cfg.train.log_every == 0 || step == cfg.train.steps) {
-      std::map<std::string, double> row{{"loss", lv_}, {"grad_norm", gnorm}};
-      dist.all_reduce_mean(row);  // the loss over the global batch
-      if (dist.is_main() &&
-          ((cfg.train.validate_every > 0 && step % cfg.train.validate_every == 0) || step == cfg.train.steps)) {
+    const double loss_value = loss.item<double>();
+    run.check_finite(loss_value, step, "LDM loss");
+    if (run.log_due(step)) {
+      auto row = run.reduce({{"loss", loss_value}, {"grad_norm", gnorm}});  // the loss over the global batch
+      if (run.validate_due(step)) {
         for (const auto& kv : validate()) row[kv.first] = kv.second;
         val_loss = row["val_loss"];
       }
-      metrics.write(step, row);
-      progress.update(cfg.train.log_every, fmt::format("loss {:.4f}", row["loss"]));
+      run.log(step, row, fmt::format("loss {:.4f}", row["loss"]));
     }
-    if (step % cfg.train.checkpoint_every == 0 || step == cfg.train.steps) save(step);
+    run.checkpoint_if_due(step);
   }
-  progress.finish(fmt::format("held-out loss {:.4f}", val_loss));
+  run.finish(fmt::format("held-out loss {:.4f}", val_loss));
   return val_loss;
-}
-
-LabelGenerator load_label_generator(const std::string& ldm_path, const std::string& vae_path, torch::Device device) {
-  auto ck = Checkpoint::load(ldm_path);
-  check_checkpoint_stage(ck, "ldm");
-  LabelGenerator g;
-  std::string vpath = vae_path.empty() ? ck.get_string("vae_checkpoint") : vae_path;
-  auto vck = Checkpoint::load(vpath);
-  check_checkpoint_stage(vck, "vae");
-  BRAINSPADE_CHECK_INPUT(vck.get_string("model_config") == ck.get_string("vae_model_config"), "VAE ", vpath,
-                         " is not the VAE that LDM ", ldm_path, " was trained on (their vae configs differ)");
-  g.vae = load_vae(vpath, device, &g.channel_names);
-  auto unet_opts = load_section<DiffusionUNetOptions>("unet", ck.get_string("model_config"), ldm_path);
-  g.unet = DiffusionUNet(unet_opts);
-  ck.load_module("unet", *g.unet, "LDM checkpoint " + ldm_path);
-  if (ck.has("ema." + g.unet->named_parameters().keys().front())) {  // sample with the averaged weights
-    torch::NoGradGuard no_grad;
-    for (auto& p : g.unet->named_parameters()) p.value().copy_(ck.tensor("ema." + p.key()));
-  }
-  g.unet->to(device);
-  g.unet->eval();
-  g.scheduler = load_section<DDPMSchedulerOptions>("scheduler", ck.get_string("scheduler_config"), ldm_path);
-  g.conditioning = load_section<ConditioningOptions>("conditioning", ck.get_string("conditioning_config"), ldm_path);
-  g.latent_scale = ck.get_double("latent_scale");
-  auto shape = ck.tensor("latent_shape");
-  g.latent_shape = {shape[0].item<int64_t>(), shape[1].item<int64_t>(), shape[2].item<int64_t>()};
-  return g;
 }
 
 }  // namespace brainspade

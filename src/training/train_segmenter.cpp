@@ -9,11 +9,14 @@
 #include <spdlog/spdlog.h>
 
 #include "brainspade/core/atomic_file.h"
+#include "brainspade/core/csv.h"
 #include "brainspade/core/distributed.h"
 #include "brainspade/core/progress.h"
 #include "brainspade/core/runtime.h"
 #include "brainspade/data/slice_dataset.h"
+#include "brainspade/eval/dice.h"
 #include "brainspade/training/montage.h"
+#include "brainspade/training/run.h"
 
 namespace brainspade {
 
@@ -76,29 +79,11 @@ std::vector<std::pair<std::string, std::string>> pair_files(const std::string& d
   std::vector<std::pair<std::string, std::string>> out;
   const std::string manifest = dir + "/manifest.csv";
   if (fs::exists(manifest)) {
-    std::istringstream in(read_text(manifest));
-    std::string line;
-    std::getline(in, line);
-    std::vector<std::string> head;
-    auto split = [](const std::string& l) {
-      std::vector<std::string> f;
-      std::stringstream ss(l);
-      for (std::string x; std::getline(ss, x, ',');) f.push_back(x);
-      return f;
-    };
-    head = split(line);
-    auto col = [&](const std::string& n) {
-      auto it = std::find(head.begin(), head.end(), n);
-      BRAINSPADE_CHECK_INPUT(it != head.end(), manifest, ": no '", n, "' column");
-      return static_cast<size_t>(it - head.begin());
-    };
-    const size_t ci = col("image"), cs = col("label_seg");
-    while (std::getline(in, line)) {
-      if (line.empty()) continue;
-      auto f = split(line);
-      BRAINSPADE_CHECK_INPUT(f.size() == head.size(), manifest, ": row with ", f.size(), " fields, header has ", head.size());
-      out.emplace_back(dir + "/" + f[ci], dir + "/" + f[cs]);
-    }
+    const CsvTable t = read_csv_table(manifest);
+    const int ci = t.column("image"), cs = t.column("label_seg");
+    BRAINSPADE_CHECK_INPUT(ci >= 0, manifest, ": no 'image' column");
+    BRAINSPADE_CHECK_INPUT(cs >= 0, manifest, ": no 'label_seg' column");
+    for (const auto& row : t.rows) out.emplace_back(dir + "/" + row[ci], dir + "/" + row[cs]);
     return out;
   }
   BRAINSPADE_CHECK_INPUT(fs::is_directory(dir + "/images"), "data source ", dir,
@@ -179,13 +164,7 @@ Part load_source(const std::string& src, int64_t f) {
 
 // Hard Dice per class over all slices: pred, ref [N, H, W] int64.
 std::vector<double> pooled_dice(const torch::Tensor& pred, const torch::Tensor& ref, int64_t K) {
-  std::vector<double> d;
-  for (int64_t c = 0; c < K; ++c) {
-    auto p = pred == c, r = ref == c;
-    double inter = (p & r).sum().item<double>(), denom = p.sum().item<double>() + r.sum().item<double>();
-    d.push_back(denom > 0 ? 2 * inter / denom : NAN);
-  }
-  return d;
+  return dice_per_class(pred, ref, K, EmptyDice::NaN);
 }
 
 torch::Tensor predict_batched(Segmenter& model, const torch::Tensor& images, torch::Device device, int64_t batch) {
@@ -241,6 +220,56 @@ void augment_batch(torch::Tensor& images, torch::Tensor& labels, int64_t K, cons
     }
   }
   images = data::intensity_augment(images, o.intensity, gen);
+}
+
+// How batches are drawn: per-slice weights (a source's weight shared by its slices) and, for foreground oversampling,
+// the slices that hold the rarest foreground class present, which fill n_foreground rows of each batch.
+struct BatchWeights {
+  torch::Tensor row, foreground;  // [N] float64; foreground undefined when there is none
+  int64_t rare_class = -1, n_foreground = 0;
+};
+BatchWeights batch_weights(const SegmenterTrainConfig& cfg, const torch::Tensor& source_train,
+                           const torch::Tensor& labels_train, int64_t K) {
+  // Per-slice sampling weights: a source's weight shared by its slices.
+  std::vector<double> sw = cfg.data.weights.empty() ? std::vector<double>(cfg.data.sources.size(), 1.0) : cfg.data.weights;
+  auto counts = torch::bincount(source_train, {}, static_cast<int64_t>(sw.size())).to(torch::kDouble);
+  auto row_w = torch::tensor(sw, torch::kDouble).index({source_train}) / counts.index({source_train}).clamp_min(1);
+  BRAINSPADE_CHECK_INPUT(row_w.sum().item<double>() > 0, "config key 'data.weights': every training slice has weight 0");
+  // Foreground oversampling: slices that contain the rarest foreground class present.
+  auto pixels = torch::bincount(labels_train.flatten().to(torch::kLong), {}, K);
+  int64_t rare = -1;
+  for (int64_t c = 1; c < K; ++c)
+    if (pixels[c].item<int64_t>() > 0 && (rare < 0 || pixels[c].item<int64_t>() < pixels[rare].item<int64_t>())) rare = c;
+  torch::Tensor fg_w;
+  if (rare > 0) {
+    auto has = (labels_train == rare).flatten(1).any(1).to(torch::kDouble);
+    fg_w = row_w * has;
+    if (fg_w.sum().item<double>() <= 0) fg_w = torch::Tensor();
+  }
+  const int64_t B = cfg.train.batch_size;
+  const int64_t n_fg = fg_w.defined() ? B - static_cast<int64_t>(std::llround(B * (1.0 - cfg.optim.oversample_foreground))) : 0;
+  return {row_w, fg_w, rare, n_fg};
+}
+
+// The final validation line and the predictions montage (rank 0): image | reference | prediction.
+void report_segmenter(const SegValidation& val, const std::vector<std::string>& class_names, Segmenter& model,
+                      const torch::Tensor& images_val, const torch::Tensor& labels_val, torch::Device device, int64_t B,
+                      const std::string& montage_path) {
+  const int64_t K = static_cast<int64_t>(class_names.size());
+  std::string line;
+  for (int64_t c = 0; c < K; ++c) line += fmt::format(" {}={:.3f}", class_names[c], val.dice[c]);
+  spdlog::info("segmenter validation Dice:{}", line);
+  {
+    const int64_t n = std::min<int64_t>(4, images_val.size(0));
+    auto pred = predict_batched(model, images_val.slice(0, 0, n), device, B).argmax(1);
+    std::vector<torch::Tensor> tiles;
+    for (int64_t i = 0; i < n; ++i) {
+      tiles.push_back(images_val[i][0]);
+      tiles.push_back(label_to_rgb(F::one_hot(labels_val[i].to(torch::kLong), K).permute({2, 0, 1}).to(torch::kFloat32)));
+      tiles.push_back(label_to_rgb(F::one_hot(pred[i], K).permute({2, 0, 1}).to(torch::kFloat32)));
+    }
+    if (!tiles.empty()) write_montage_png(montage_path, tiles, 3);
+  }
 }
 
 }  // namespace
@@ -306,23 +335,6 @@ SegSlices load_segmentation_data(const SegDataOptions& o) {
   return s;
 }
 
-LoadedSegmenter load_segmenter(const std::string& path, torch::Device device) {
-  auto ck = Checkpoint::load(path);
-  check_checkpoint_stage(ck, "segmenter");
-  auto opts = load_section<SegmenterOptions>("model", ck.get_string("model_config"), path);
-  LoadedSegmenter s;
-  s.model = Segmenter(opts);
-  ck.load_module("segmenter", *s.model, "segmenter checkpoint " + path);
-  s.model->to(device);
-  s.model->eval();
-  s.class_names = ck.get_strings("class_names");
-  s.height = ck.get_int("slice_height");
-  s.width = ck.get_int("slice_width");
-  s.downsample = ck.get_int("downsample");
-  s.layout = ck.get_string("layout");
-  return s;
-}
-
 SegValidation train_segmenter(const SegmenterTrainConfig& cfg, bool resume) {
   Distributed& dist = distributed();
   torch::Device device = dist.local_device(parse_device(cfg.run.device));
@@ -354,24 +366,11 @@ SegValidation train_segmenter(const SegmenterTrainConfig& cfg, bool resume) {
   auto labels_val = data.labels.index_select(0, val_rows);
   const int64_t N = images_train.size(0);
 
-  // Per-slice sampling weights: a source's weight shared by its slices.
-  std::vector<double> sw = cfg.data.weights.empty() ? std::vector<double>(cfg.data.sources.size(), 1.0) : cfg.data.weights;
-  auto counts = torch::bincount(source_train, {}, static_cast<int64_t>(sw.size())).to(torch::kDouble);
-  auto row_w = torch::tensor(sw, torch::kDouble).index({source_train}) / counts.index({source_train}).clamp_min(1);
-  BRAINSPADE_CHECK_INPUT(row_w.sum().item<double>() > 0, "config key 'data.weights': every training slice has weight 0");
-  // Foreground oversampling: slices that contain the rarest foreground class present.
-  auto pixels = torch::bincount(labels_train.flatten().to(torch::kLong), {}, K);
-  int64_t rare = -1;
-  for (int64_t c = 1; c < K; ++c)
-    if (pixels[c].item<int64_t>() > 0 && (rare < 0 || pixels[c].item<int64_t>() < pixels[rare].item<int64_t>())) rare = c;
-  torch::Tensor fg_w;
-  if (rare > 0) {
-    auto has = (labels_train == rare).flatten(1).any(1).to(torch::kDouble);
-    fg_w = row_w * has;
-    if (fg_w.sum().item<double>() <= 0) fg_w = torch::Tensor();
-  }
   const int64_t B = cfg.train.batch_size;
-  const int64_t n_fg = fg_w.defined() ? B - static_cast<int64_t>(std::llround(B * (1.0 - cfg.optim.oversample_foreground))) : 0;
+  const BatchWeights bw = batch_weights(cfg, source_train, labels_train, K);
+  const auto& row_w = bw.row;
+  const auto& fg_w = bw.foreground;
+  const int64_t rare = bw.rare_class, n_fg = bw.n_foreground;
   spdlog::info("segmenter: {} training / {} validation slices of {}x{}, {} classes; rarest class '{}', {} of {} per batch "
                "from its slices", N, images_val.size(0), H, W, K, rare > 0 ? cfg.data.class_names[rare] : "-", n_fg, B);
 
@@ -389,45 +388,22 @@ SegValidation train_segmenter(const SegmenterTrainConfig& cfg, bool resume) {
                                                  .nesterov(true)
                                                  .weight_decay(cfg.optim.weight_decay));
 
-  CheckpointFiles files(cfg.run.out_dir, cfg.train.keep_checkpoints);
-  const std::string full_yaml = dump_config(cfg), seg_yaml = dump_section("model", cfg.model);
-  int64_t start = 0;
-  if (auto ck = resume_checkpoint(files, resume, "segmenter", seg_yaml)) {
-    ck->load_module("segmenter", *model, files.last());
-    ck->load_optimizer("optim", opt);
-    start = ck->get_int("step");
-  }
-  dist.check_same(start, "the step to resume from");
-  dist.broadcast_parameters(*model);
-  auto save = [&](int64_t step) {
-    if (!dist.is_main()) return;  // one checkpoint writer
-    Checkpoint ck;
-    ck.set_string("stage", "segmenter");
-    ck.set_int("step", step);
-    ck.set_string("config", full_yaml);
-    ck.set_string("model_config", seg_yaml);
+  StageRun run("segmenter", "train segmenter", cfg.run, cfg.train, dump_config(cfg), dump_section("model", cfg.model));
+  run.track("segmenter", *model);
+  run.track("optim", opt);
+  run.on_save([&](Checkpoint& ck) {
     ck.set_strings("class_names", cfg.data.class_names);
     ck.set_int("slice_height", H * cfg.data.downsample);
     ck.set_int("slice_width", W * cfg.data.downsample);
     ck.set_int("downsample", cfg.data.downsample);
     ck.set_string("layout", cfg.data.layout);
-    ck.add_module("segmenter", *model);
-    ck.add_optimizer("optim", opt);
-    files.save(ck, step);
-  };
+  });
+  const int64_t start = run.begin(resume);
 
-  MetricsCsv metrics(dist.is_main() ? cfg.run.out_dir + "/metrics.csv" : "", start);
-  StopSignal::install();
-  Progress progress("train segmenter", cfg.train.steps, start);
   model->train();
   SegValidation last_val;
-  int64_t step = start;
-  while (step < cfg.train.steps) {
-    if (dist.any(StopSignal::requested())) {
-      spdlog::warn("interrupted: saving a checkpoint at step {} (continue with --resume)", step);
-      save(step);
-      return last_val;
-    }
+  for (int64_t step = start; step < cfg.train.steps;) {
+    if (run.interrupted(step)) return last_val;
     const uint64_t step_seed = derive_seed(seed, 8, static_cast<uint64_t>(step));
     torch::manual_seed(step_seed);
     auto gen = data::make_generator(step_seed);
@@ -465,114 +441,24 @@ SegValidation train_segmenter(const SegmenterTrainConfig& cfg, bool resume) {
     ++step;
 
     const double lv = loss.item<double>();
-    if (!std::isfinite(lv))
-      throw std::runtime_error("segmenter loss is not finite at step " + std::to_string(step) +
-                               " (lower optim.lr or check the data); last good checkpoint: " + files.last());
-    if (step % cfg.train.log_every == 0 || step == cfg.train.steps) {
-      std::map<std::string, double> row{{"loss", lv}, {"grad_norm", gnorm}, {"lr", lr}};
-      dist.all_reduce_mean(row);
-      bool do_val = dist.is_main() &&
-                    ((cfg.train.validate_every > 0 && step % cfg.train.validate_every == 0) || step == cfg.train.steps);
-      if (do_val) {
+    run.check_finite(lv, step, "segmenter loss", " (lower optim.lr or check the data)");
+    if (run.log_due(step)) {
+      auto row = run.reduce({{"loss", lv}, {"grad_norm", gnorm}, {"lr", lr}});
+      if (run.validate_due(step)) {
         last_val = validate(model, images_val, labels_val, device, B, K);
         row["val_mean_fg_dice"] = last_val.mean_foreground_dice;
         for (int64_t c = 0; c < K; ++c) row["val_dice_" + cfg.data.class_names[c]] = last_val.dice[c];
       }
-      metrics.write(step, row);
-      progress.update(cfg.train.log_every, fmt::format("loss {:.4f}", lv));
+      run.log(step, row, fmt::format("loss {:.4f}", lv));
     }
-    if (step % cfg.train.checkpoint_every == 0 || step == cfg.train.steps) save(step);
+    run.checkpoint_if_due(step);
   }
   if (!dist.is_main()) return last_val;
-  progress.finish();
+  run.finish();
   if (last_val.dice.empty()) last_val = validate(model, images_val, labels_val, device, B, K);
-  std::string line;
-  for (int64_t c = 0; c < K; ++c) line += fmt::format(" {}={:.3f}", cfg.data.class_names[c], last_val.dice[c]);
-  spdlog::info("segmenter validation Dice:{}", line);
-  {
-    const int64_t n = std::min<int64_t>(4, images_val.size(0));
-    auto pred = predict_batched(model, images_val.slice(0, 0, n), device, B).argmax(1);
-    std::vector<torch::Tensor> tiles;
-    for (int64_t i = 0; i < n; ++i) {
-      tiles.push_back(images_val[i][0]);
-      tiles.push_back(label_to_rgb(F::one_hot(labels_val[i].to(torch::kLong), K).permute({2, 0, 1}).to(torch::kFloat32)));
-      tiles.push_back(label_to_rgb(F::one_hot(pred[i], K).permute({2, 0, 1}).to(torch::kFloat32)));
-    }
-    if (!tiles.empty()) write_montage_png(cfg.run.out_dir + "/predictions.png", tiles, 3);
-  }
-  plot_metrics(cfg.run.out_dir + "/metrics.csv", {"loss", "val_mean_fg_dice"}, cfg.run.out_dir + "/loss.png");
+  report_segmenter(last_val, cfg.data.class_names, model, images_val, labels_val, device, B, run.path("predictions.png"));
+  plot_metrics(run.metrics_path(), {"loss", "val_mean_fg_dice"}, run.path("loss.png"));
   return last_val;
-}
-
-Volume segment_volume(const LoadedSegmenter& seg, const Volume& image, torch::Device device, int64_t batch_size) {
-  const auto& mo = seg.model->options();
-  BRAINSPADE_CHECK_INPUT(image.data.defined() && image.data.dim() == 4, "segment: expected a volume [C, Z, Y, X]");
-  BRAINSPADE_CHECK_INPUT(image.channels() == mo.in_channels, "segment: the volume has ", image.channels(),
-                         " channels but the model takes ", mo.in_channels, " (give one 3D image)");
-  auto x = image.data.to(torch::kFloat32);  // [1, Z, Y, X]
-  auto nonzero = x != 0;
-  auto vals = x.masked_select(nonzero).to(torch::kFloat64);
-  if (vals.numel() >= 2) {
-    double mean = vals.mean().item<double>(), sd = std::max(vals.std().item<double>(), 1e-6);
-    x = (x - mean) / sd * nonzero.to(torch::kFloat32);  // like `slice` (normalisation: volume), zeros stay zero
-  } else {
-    spdlog::warn("segment: the volume has fewer than 2 non-zero voxels; not normalised");
-  }
-  auto s = x.permute({1, 0, 2, 3});             // [Z, 1, Y, X]
-  if (seg.layout == "x_rows") s = s.transpose(2, 3);  // [Z, 1, X, Y]
-  const int64_t Z = s.size(0), R = s.size(2), Cc = s.size(3), H = seg.height, W = seg.width;
-  // Centre crop/pad (as slicing does): where a dim is larger, the window starts at (n − target)/2 of the input;
-  // where smaller, the input starts at (target − n)/2 of the window.
-  auto window = [](int64_t n, int64_t target) {
-    struct Win { int64_t in0, out0, len; };
-    if (n >= target) return Win{(n - target) / 2, 0, target};
-    return Win{0, (target - n) / 2, n};
-  };
-  auto wr = window(R, H), wc = window(Cc, W);
-  auto canvas = torch::zeros({Z, 1, H, W});
-  canvas.narrow(2, wr.out0, wr.len).narrow(3, wc.out0, wc.len).copy_(s.narrow(2, wr.in0, wr.len).narrow(3, wc.in0, wc.len));
-  auto inp = seg.downsample > 1 ? torch::avg_pool2d(canvas, seg.downsample) : canvas;  // [Z, 1, H/ds, W/ds]
-  const int64_t K = mo.num_classes;
-  // Slices without a single non-zero voxel (beyond a skull-stripped brain, outside a cropped slab) are background, as
-  // nnU-Net treats everything outside the non-zero crop; only the others go through the network.
-  auto probs = torch::zeros({Z, K, H, W});
-  probs.select(1, 0).fill_(1.0);
-  const auto occupied = canvas.flatten(1).ne(0).any(1);  // [Z]
-  const auto rows = occupied.nonzero().flatten();       // int64 slice indices
-  {
-    torch::NoGradGuard g;
-    Segmenter model = seg.model;  // a handle to the same network (the holder's operator-> is const)
-    model->eval();
-    for (int64_t i = 0; i < rows.numel(); i += batch_size) {
-      const auto idx = rows.slice(0, i, std::min(i + batch_size, rows.numel()));
-      auto p = model->predict_logits(inp.index_select(0, idx).to(device)).softmax(1);
-      if (seg.downsample > 1)
-        p = F::interpolate(p, F::InterpolateFuncOptions().size(std::vector<int64_t>{H, W}).mode(torch::kBilinear).align_corners(false));
-      probs.index_copy_(0, idx, p.cpu());
-    }
-  }
-  auto out = torch::zeros({Z, K, R, Cc});
-  out.select(1, 0).fill_(1.0);  // outside the model's window: background
-  out.narrow(2, wr.in0, wr.len).narrow(3, wc.in0, wc.len).copy_(probs.narrow(2, wr.out0, wr.len).narrow(3, wc.out0, wc.len));
-  if (seg.layout == "x_rows") out = out.transpose(2, 3);  // [Z, K, Y, X]
-  return image.with_data(out.permute({1, 0, 2, 3}).contiguous());  // [K, Z, Y, X]
-}
-
-void run_segment(const std::string& model, const std::string& in, const std::string& out,
-                 const std::string& probabilities_out, const std::string& device_spec) {
-  BRAINSPADE_CHECK_INPUT(!model.empty() && file_exists(model), "--model: segmenter checkpoint '", model, "' does not exist");
-  torch::Device device = parse_device(device_spec);
-  auto seg = load_segmenter(model, device);
-  auto image = read_volume(in);
-  auto probs = segment_volume(seg, image, device);
-  auto labels = probs.data.argmax(0, true).to(torch::kFloat32);  // [1, Z, Y, X]
-  write_volume(out, image.with_data(labels));
-  if (!probabilities_out.empty()) write_volume(probabilities_out, probs);
-  std::string counts;
-  for (int64_t c = 1; c < probs.channels(); ++c)
-    counts += fmt::format(" {}={}", c < static_cast<int64_t>(seg.class_names.size()) ? seg.class_names[c] : std::to_string(c),
-                          (labels == c).sum().item<int64_t>());
-  spdlog::info("segmented {} ({}) → {}; voxels per class:{}", in, image.grid_string(), out, counts);
 }
 
 }  // namespace brainspade

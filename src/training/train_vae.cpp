@@ -10,29 +10,13 @@
 #include "brainspade/core/progress.h"
 #include "brainspade/core/runtime.h"
 #include "brainspade/data/slice_dataset.h"
+#include "brainspade/eval/dice.h"
 #include "brainspade/losses/losses.h"
 #include "brainspade/losses/perceptual.h"
 #include "brainspade/training/montage.h"
+#include "brainspade/training/run.h"
 
 namespace brainspade {
-
-void DataSource::visit(ConfigVisitor& v) {
-  v("dataset", dataset, "slice dataset (dataset.pt written by `brainspade slice`)");
-  v("downsample", downsample, "average-pool slices by this factor at load time (1 = as sliced)", Bounds::range(1, 8));
-}
-
-SliceDataset load_training_data(const DataSource& source) {
-  auto data = SliceDataset::load(source.dataset);
-  if (source.downsample > 1) {
-    const int64_t f = source.downsample;
-    BRAINSPADE_CHECK_INPUT(data.height() % f == 0 && data.width() % f == 0, source.dataset, ": slices of ", data.height(),
-                           "x", data.width(), " cannot be downsampled by ", f);
-    // Area averaging keeps partial-volume maps summing to 1.
-    data.labels = torch::avg_pool2d(data.labels, f);
-    if (data.images.defined() && data.images.numel() > 0) data.images = torch::avg_pool2d(data.images, f);
-  }
-  return data;
-}
 
 void VAELossOptions::visit(ConfigVisitor& v) {
   v("l1_weight", l1_weight, "weight of the L1 reconstruction loss", Bounds::non_negative());
@@ -68,16 +52,7 @@ void VAETrainConfig::visit(ConfigVisitor& v) {
 }
 
 std::vector<double> argmax_dice(const torch::Tensor& pred, const torch::Tensor& ref) {
-  const int64_t C = ref.size(1);
-  auto p = pred.argmax(1), r = ref.argmax(1);
-  std::vector<double> out;
-  for (int64_t c = 0; c < C; ++c) {
-    auto pc = (p == c), rc = (r == c);
-    double inter = (pc & rc).sum().item<double>();
-    double denom = pc.sum().item<double>() + rc.sum().item<double>();
-    out.push_back(denom > 0 ? 2.0 * inter / denom : NAN);
-  }
-  return out;
+  return dice_per_class(pred.argmax(1), ref.argmax(1), ref.size(1), EmptyDice::NaN);
 }
 
 std::vector<double> argmax_volume_ratio(const torch::Tensor& pred, const torch::Tensor& ref) {
@@ -110,25 +85,9 @@ VAEValidation validate(AutoencoderKL& vae, const torch::Tensor& labels, torch::D
   return v;
 }
 
-}  // namespace
 
-AutoencoderKL load_vae(const std::string& path, torch::Device device, std::vector<std::string>* channel_names) {
-  auto ck = Checkpoint::load(path);
-  check_checkpoint_stage(ck, "vae");
-  auto opts = load_section<AutoencoderKLOptions>("vae", ck.get_string("model_config"), path);
-  AutoencoderKL vae(opts);
-  ck.load_module("vae", *vae, "VAE checkpoint " + path);
-  vae->to(device);
-  vae->eval();
-  if (channel_names) *channel_names = ck.get_strings("channel_names");
-  return vae;
-}
-
-VAEValidation train_vae(const VAETrainConfig& cfg, bool resume) {
-  Distributed& dist = distributed();
-  torch::Device device = dist.local_device(parse_device(cfg.run.device));
-  dist.check_global_batch(cfg.train.batch_size, "train.batch_size");
-  auto data = load_training_data(cfg.data);
+// Config and data that cannot train together: exit 2 before anything is written.
+void check_vae_config(const VAETrainConfig& cfg, const SliceDataset& data) {
   BRAINSPADE_CHECK_INPUT(data.channels() == cfg.vae.in_channels, cfg.data.dataset, ": label maps have ",
                          data.channels(), " channels but vae.in_channels is ", cfg.vae.in_channels);
   const auto& cw = cfg.loss.channel_weights;
@@ -143,8 +102,11 @@ VAEValidation train_vae(const VAETrainConfig& cfg, bool resume) {
   BRAINSPADE_CHECK_INPUT(data.height() % factor == 0 && data.width() % factor == 0, cfg.data.dataset, ": slices of ",
                          data.height(), "x", data.width(), " are not divisible by ", factor, " (", cfg.vae.channels.size() - 1,
                          " downsamplings)");
-  // The perceptual network (authors: LPIPS-squeeze per label channel, weight 0.002) loads its weights file now:
-  // a configured file that is missing stops the run before anything is written.
+}
+
+// The perceptual network (authors: LPIPS-squeeze per label channel, weight 0.002), or none; its weights file is loaded
+// now, so a configured file that is missing stops the run before anything is written.
+PerceptualLoss make_vae_perceptual(const VAETrainConfig& cfg, torch::Device device) {
   PerceptualLoss perceptual(nullptr);
   if (cfg.loss.perceptual_network != "none" && cfg.loss.perceptual_weight > 0) {
     BRAINSPADE_CHECK_INPUT(!cfg.loss.perceptual_weights.empty(), "config key 'loss.perceptual_weights': the ",
@@ -159,6 +121,39 @@ VAEValidation train_vae(const VAETrainConfig& cfg, bool resume) {
     perceptual->eval();
     set_requires_grad(*perceptual, false);
   }
+  return perceptual;
+}
+
+// The final validation line and the reconstruction montage (rank 0).
+void report_vae(const VAEValidation& val, const std::vector<std::string>& channel_names, AutoencoderKL& vae,
+                const torch::Tensor& labels_val, torch::Device device, const std::string& montage_path) {
+  std::string dice_line, ratio_line;
+  for (size_t c = 0; c < val.dice.size(); ++c) {
+    const std::string name = c < channel_names.size() ? channel_names[c] : std::to_string(c);
+    dice_line += fmt::format(" {}={:.3f}", name, val.dice[c]);
+    ratio_line += fmt::format(" {}={:.2f}", name, val.volume_ratio[c]);
+  }
+  spdlog::info("VAE validation (posterior mean): L1 {:.4f}, argmax Dice{}; volume reconstructed/real{}", val.l1,
+               dice_line, ratio_line);
+  {
+    torch::NoGradGuard g;
+    vae->eval();
+    auto x = labels_val.slice(0, 0, std::min<int64_t>(4, labels_val.size(0))).to(device);
+    auto rec = vae->decode(vae->encode(x).mean).cpu();
+    write_label_pairs_montage(montage_path, x.cpu(), rec, "input", "reconstruction");
+  }
+}
+
+}  // namespace
+
+VAEValidation train_vae(const VAETrainConfig& cfg, bool resume) {
+  Distributed& dist = distributed();
+  torch::Device device = dist.local_device(parse_device(cfg.run.device));
+  dist.check_global_batch(cfg.train.batch_size, "train.batch_size");
+  auto data = load_training_data(cfg.data);
+  check_vae_config(cfg, data);
+  const auto& cw = cfg.loss.channel_weights;
+  PerceptualLoss perceptual = make_vae_perceptual(cfg, device);
 
   const uint64_t seed = static_cast<uint64_t>(cfg.run.seed);
   Split split = split_rows(data.subject, data.slice_index, cfg.train.val_fraction, seed);
@@ -187,39 +182,14 @@ VAEValidation train_vae(const VAETrainConfig& cfg, bool resume) {
   torch::optim::Adam opt_g(vae->parameters(), torch::optim::AdamOptions(cfg.optim.lr));
   torch::optim::Adam opt_d(disc->parameters(), torch::optim::AdamOptions(cfg.optim.lr_d));
 
-  CheckpointFiles files(cfg.run.out_dir, cfg.train.keep_checkpoints);
-  const std::string full_yaml = dump_config(cfg);
-  const std::string vae_yaml = dump_section("vae", cfg.vae);
-  int64_t start = 0;
-  if (auto ck = resume_checkpoint(files, resume, "vae", vae_yaml)) {
-    ck->load_module("vae", *vae, files.last());
-    ck->load_module("discriminator", *disc, files.last());
-    ck->load_optimizer("optim_g", opt_g);
-    ck->load_optimizer("optim_d", opt_d);
-    start = ck->get_int("step");
-  }
-  dist.check_same(start, "the step to resume from");
-  dist.broadcast_parameters(*vae);
-  dist.broadcast_parameters(*disc);
+  StageRun run("vae", "train vae", cfg.run, cfg.train, dump_config(cfg), dump_section("vae", cfg.vae));
+  run.track("vae", *vae);
+  run.track("discriminator", *disc);
+  run.track("optim_g", opt_g);
+  run.track("optim_d", opt_d);
+  run.on_save([&](Checkpoint& ck) { ck.set_strings("channel_names", data.channel_names); });
+  const int64_t start = run.begin(resume);
 
-  auto save = [&](int64_t step) {
-    if (!dist.is_main()) return;  // one checkpoint writer
-    Checkpoint ck;
-    ck.set_string("stage", "vae");
-    ck.set_int("step", step);
-    ck.set_string("config", full_yaml);
-    ck.set_string("model_config", vae_yaml);
-    ck.set_strings("channel_names", data.channel_names);
-    ck.add_module("vae", *vae);
-    ck.add_module("discriminator", *disc);
-    ck.add_optimizer("optim_g", opt_g);
-    ck.add_optimizer("optim_d", opt_d);
-    files.save(ck, step);
-  };
-
-  MetricsCsv metrics(dist.is_main() ? cfg.run.out_dir + "/metrics.csv" : "", start);
-  StopSignal::install();
-  Progress progress("train vae", cfg.train.steps, start);
   vae->train();
   disc->train();
   const auto& L = cfg.loss;
@@ -229,13 +199,8 @@ VAEValidation train_vae(const VAETrainConfig& cfg, bool resume) {
     l1_channel_weights = l1_channel_weights / l1_channel_weights.mean();
   }
   VAEValidation last_val;
-  int64_t step = start;
-  while (step < cfg.train.steps) {
-    if (dist.any(StopSignal::requested())) {
-      spdlog::warn("interrupted: saving a checkpoint at step {} (continue with --resume)", step);
-      save(step);
-      return last_val;
-    }
+  for (int64_t step = start; step < cfg.train.steps;) {
+    if (run.interrupted(step)) return last_val;
     torch::manual_seed(derive_seed(seed, 1, static_cast<uint64_t>(step)));
     // This rank's contiguous share of the global batch (all of it in a single process).
     auto rows = dist.local_rows(batch_rows(seed, step, labels_train.size(0), cfg.train.batch_size));
@@ -290,18 +255,12 @@ VAEValidation train_vae(const VAETrainConfig& cfg, bool resume) {
     }
     ++step;
 
-    if (!std::isfinite(loss_g.item<double>()))
-      throw std::runtime_error("VAE loss is not finite at step " + std::to_string(step) +
-                               " (lower optim.lr or check the data); last good checkpoint: " + files.last());
-    if (step % cfg.train.log_every == 0 || step == cfg.train.steps) {
-      std::map<std::string, double> row{{"loss", loss_g.item<double>()}, {"l1", l1.item<double>()},
-                                        {"kl", kl.item<double>()},       {"g_adv", g_adv.item<double>()},
-                                        {"d_loss", d_loss.item<double>()}, {"grad_norm", gnorm},
-                                        {"lr", cfg.optim.lr * lr_scale}, {"perceptual", perc.item<double>()}};
-      dist.all_reduce_mean(row);  // losses over the global batch
-      bool do_val = dist.is_main() &&
-                    ((cfg.train.validate_every > 0 && step % cfg.train.validate_every == 0) || step == cfg.train.steps);
-      if (do_val) {
+    run.check_finite(loss_g.item<double>(), step, "VAE loss", " (lower optim.lr or check the data)");
+    if (run.log_due(step)) {
+      auto row = run.reduce({{"loss", loss_g.item<double>()}, {"l1", l1.item<double>()}, {"kl", kl.item<double>()},
+                             {"g_adv", g_adv.item<double>()}, {"d_loss", d_loss.item<double>()}, {"grad_norm", gnorm},
+                             {"lr", cfg.optim.lr * lr_scale}, {"perceptual", perc.item<double>()}});
+      if (run.validate_due(step)) {
         last_val = validate(vae, labels_val, device, cfg.train.batch_size);
         row["val_l1"] = last_val.l1;
         for (size_t c = 0; c < last_val.dice.size(); ++c) {
@@ -310,32 +269,15 @@ VAEValidation train_vae(const VAETrainConfig& cfg, bool resume) {
           row["val_volume_ratio_" + name] = last_val.volume_ratio[c];
         }
       }
-      metrics.write(step, row);
-      char extra[96];
-      std::snprintf(extra, sizeof extra, "l1 %.4f kl %.1f", row["l1"], row["kl"]);
-      progress.update(cfg.train.log_every, extra);
+      run.log(step, row, fmt::format("l1 {:.4f} kl {:.1f}", row["l1"], row["kl"]));
     }
-    if (step % cfg.train.checkpoint_every == 0 || step == cfg.train.steps) save(step);
+    run.checkpoint_if_due(step);
   }
   if (!dist.is_main()) return last_val;  // validation, montage and plots are rank 0's
-  progress.finish();
+  run.finish();
   if (last_val.dice.empty()) last_val = validate(vae, labels_val, device, cfg.train.batch_size);
-  std::string dice_line, ratio_line;
-  for (size_t c = 0; c < last_val.dice.size(); ++c) {
-    const std::string name = c < data.channel_names.size() ? data.channel_names[c] : std::to_string(c);
-    dice_line += fmt::format(" {}={:.3f}", name, last_val.dice[c]);
-    ratio_line += fmt::format(" {}={:.2f}", name, last_val.volume_ratio[c]);
-  }
-  spdlog::info("VAE validation (posterior mean): L1 {:.4f}, argmax Dice{}; volume reconstructed/real{}", last_val.l1,
-               dice_line, ratio_line);
-  {
-    torch::NoGradGuard g;
-    vae->eval();
-    auto x = labels_val.slice(0, 0, std::min<int64_t>(4, labels_val.size(0))).to(device);
-    auto rec = vae->decode(vae->encode(x).mean).cpu();
-    write_label_pairs_montage(cfg.run.out_dir + "/reconstructions.png", x.cpu(), rec, "input", "reconstruction");
-  }
-  plot_metrics(cfg.run.out_dir + "/metrics.csv", {"l1", "val_l1"}, cfg.run.out_dir + "/loss.png");
+  report_vae(last_val, data.channel_names, vae, labels_val, device, run.path("reconstructions.png"));
+  plot_metrics(run.metrics_path(), {"l1", "val_l1"}, run.path("loss.png"));
   return last_val;
 }
 

@@ -6,7 +6,7 @@
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
-#include "brainspade/fuzz/fuzz_targets.h"
+#include "fuzz/fuzz_targets.h"
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
   spdlog::set_level(spdlog::level::off);  // a refused input is not news

@@ -66,7 +66,10 @@ class ConfigVisitor {
 /// Where a config came from, for error messages and the saved copy.
 struct ConfigSource {
   std::string file;                    ///< YAML path ("" when only defaults and overrides)
-  std::vector<std::string> overrides;  ///< "a.b=value" strings, applied in order after the file
+  std::vector<std::string> overrides;  ///< "a.b=value" strings (--set; the value is YAML), applied in order after the file
+  /// Typed values from command-line flags, applied last: a path or a number is stored as it is, never re-parsed as
+  /// YAML text (a path holding ": " or a quote, or a double beyond 6 digits, survives exactly).
+  std::vector<std::pair<std::string, YAML::Node>> values;
 };
 
 /// Parses the YAML file (if any) and applies the overrides; throws InputError naming the file or the override.
@@ -96,7 +99,7 @@ Root load_config_text(const std::string& yaml_text, const std::string& name = "<
   } catch (const YAML::Exception& e) {
     throw input_error(name, ": invalid YAML: ", e.what());
   }
-  ConfigSource source{name, {}};
+  ConfigSource source{name, {}, {}};
   load_config_tree(tree, source, [](void* r, ConfigVisitor& v) { static_cast<Root*>(r)->visit(v); }, &root);
   return root;
 }
@@ -140,7 +143,7 @@ T load_section(const char* key, const std::string& yaml, const std::string& what
   if (!tree.IsMap()) throw input_error(what, ": stored config is not a map");
   YAML::Node only(YAML::NodeType::Map);
   only[key] = tree[key];  // other sections stored alongside are ignored
-  load_config_tree(only, ConfigSource{what, {}}, [](void* r, ConfigVisitor& vis) { static_cast<Wrap*>(r)->visit(vis); }, &w);
+  load_config_tree(only, ConfigSource{what, {}, {}}, [](void* r, ConfigVisitor& vis) { static_cast<Wrap*>(r)->visit(vis); }, &w);
   return w.v;
 }
 

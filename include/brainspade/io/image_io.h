@@ -41,13 +41,26 @@ struct Volume {
 constexpr int64_t kMaxVolumeDim = 4096;
 constexpr int64_t kMaxVolumeVoxels = int64_t(1) << 31;
 
-/// Reads a 3D or 4D image (.nii, .nii.gz, .mha, .mhd, .nrrd...) as float32 in LPS index order.
+/// The image formats brainspade reads and writes, chosen from the file name (never by probing ITK's readers).
+enum class ImageFormat { NIfTI, MetaImage, NRRD, PNG };
+constexpr const char* kAcceptedImageExtensions = ".nii, .nii.gz, .mha, .mhd, .nrrd, .nhdr, .png";
+/// The format of `path` by its extension (case-insensitive); InputError naming the file for any other extension.
+ImageFormat image_format(const std::string& path);
+
+/// Reads a 3D or 4D image (.nii, .nii.gz, .mha, .mhd, .nrrd, .nhdr) as float32 in LPS index order.
+/// The reader is the one of the extension and must accept the file's bytes; a NIfTI header must be NIfTI-1 with
+/// finite pixdim, qform and sform (checked before ITK reads it).
 /// InputError naming the file when it is missing, empty, truncated or corrupt, not 3D/4D, absurdly large
 /// (any dim > 4096 or more than 2^31 values) or holds NaN/Inf.
 Volume read_volume(const std::string& path);
 
 /// Writes `volume` atomically (a 4D file when C > 1); the format follows the extension (.nii.gz, .mha, ...).
 void write_volume(const std::string& path, const Volume& volume);
+
+/// Writes a hard label volume (one channel of integer class indices 0..255) as an 8-bit unsigned image (NIfTI
+/// datatype 2, uint8), as nnU-Net, ITK-SNAP and other viewers expect of a segmentation; TORCH_CHECK fails on
+/// more channels or values that are not integers in [0, 255].
+void write_label_volume(const std::string& path, const Volume& labels);
 
 /// Permutes and flips axes so that X, Y, Z point as closely as possible to +L, +P, +S; geometry follows so that
 /// every voxel keeps its physical position. read_volume() calls this; public for tests.

@@ -8,7 +8,7 @@
 #include <torch/torch.h>
 
 #include "brainspade/core/config.h"
-#include "brainspade/training/train_ldm.h"
+#include "brainspade/inference/label_generator.h"
 
 namespace brainspade {
 
@@ -73,5 +73,7 @@ void run_label_sampling(const LabelSampleJob& job);
 
 /// Writes a 2D map [C, H, W] as a NIfTI volume of one axial slice (1 mm spacing) atomically.
 void write_slice_nifti(const std::string& path, const torch::Tensor& chw);
+/// Writes a hard label map [1, H, W] or [H, W] (class indices) as a one-slice uint8 NIfTI (write_label_volume).
+void write_label_slice_nifti(const std::string& path, const torch::Tensor& hw);
 
 }  // namespace brainspade

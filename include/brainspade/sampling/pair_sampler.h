@@ -10,7 +10,7 @@
 #include "brainspade/core/config.h"
 #include "brainspade/sampling/label_sampler.h"
 #include "brainspade/sampling/randomized_images.h"
-#include "brainspade/training/train_spade.h"
+#include "brainspade/inference/image_generator.h"
 
 namespace brainspade {
 

@@ -14,6 +14,7 @@
 
 #include "brainspade/core/checkpoint.h"
 #include "brainspade/core/config.h"
+#include "brainspade/core/stop_signal.h"
 
 namespace brainspade {
 
@@ -30,15 +31,6 @@ struct TrainLoopOptions {
   void visit(ConfigVisitor& v);
 };
 
-/// Set by SIGINT/SIGTERM; loops check it between steps, save a checkpoint and return.
-class StopSignal {
- public:
-  /// Installs the handlers (idempotent). A second Ctrl-C kills the process at once.
-  static void install();
-  static bool requested();
-  static void reset();  ///< for tests
-  static void request();
-};
 
 /// Row indices of the batch used at `step`: epoch-wise permutations derived from (seed, epoch), so any step's
 /// batch is known without replaying earlier ones (exact resume) and every row is seen once per epoch.
@@ -113,5 +105,10 @@ double clip_gradients(const std::vector<torch::Tensor>& params, double max_norm)
 /// passes of zeros change no weight, buffer or random state.
 void check_networks_fit(const std::string& sections, const std::string& input, const std::function<void()>& dry_run);
 void set_requires_grad(torch::nn::Module& m, bool on);
+
+/// "a,b,c" (class names in messages).
+std::string join_names(const std::vector<std::string>& names);
+/// "1x96x128 slices" for images [N, C, H, W] (check_networks_fit's input description).
+std::string slice_shape_string(const torch::Tensor& images);
 
 }  // namespace brainspade

@@ -11,12 +11,9 @@ namespace brainspade {
 void write_label_pairs_montage(const std::string& path, const torch::Tensor& a, const torch::Tensor& b,
                                const std::string& a_name, const std::string& b_name);
 
-/// Line plot of the named columns of a metrics.csv (x = step, y on a log scale when all values are > 0),
-/// drawn without a plotting library. Columns absent from the file are skipped; nothing is written when none is present.
+/// Line plot of the named columns of a metrics.csv (x = step, y on a log scale when all values are > 0; held-out
+/// columns dashed), drawn with cairo (draw/plot.h) with axes, ticks and a legend. Columns absent from the file are
+/// skipped; nothing is written when none is present.
 void plot_metrics(const std::string& csv_path, const std::vector<std::string>& columns, const std::string& png_path);
-
-/// The plot as an RGB image [H, W, 3] uint8 (exposed for tests).
-torch::Tensor render_plot(const std::vector<std::vector<std::pair<double, double>>>& series, int64_t height = 300,
-                          int64_t width = 600);
 
 }  // namespace brainspade

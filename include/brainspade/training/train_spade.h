@@ -12,41 +12,11 @@
 #include "brainspade/models/spade_encoder.h"
 #include "brainspade/models/spade_generator.h"
 #include "brainspade/training/common.h"
+#include "brainspade/training/train_classifier.h"
+#include "brainspade/inference/image_generator.h"
 #include "brainspade/training/train_vae.h"
 
 namespace brainspade {
-
-struct ClassifierOptimOptions {
-  double lr = 1e-3;
-  double lr_final = 1e-4;  ///< exponential decay from lr to lr_final over the run (authors: 0.01 → 1e-4)
-  bool augment = true;     ///< random affine + intensity augmentation of the inputs
-  void visit(ConfigVisitor& v);
-};
-
-/// Root of `brainspade train classifier --config`.
-struct ClassifierTrainConfig {
-  RunOptions run;
-  DataSource data;
-  models::ModalityClassifierOptions classifier;
-  ClassifierOptimOptions optim;
-  data::RandomAffineOptions affine;
-  data::IntensityAugmentOptions intensity_augment;
-  TrainLoopOptions train;
-  void visit(ConfigVisitor& v);
-};
-
-struct ClassifierValidation {
-  double modality_accuracy = 0, dataset_accuracy = 0;
-};
-ClassifierValidation train_classifier(const ClassifierTrainConfig& cfg, bool resume);
-
-/// A frozen classifier with the names of its classes.
-struct ModalityClassifierBundle {
-  models::ModalityClassifier net{nullptr};
-  std::vector<std::string> modality_names, dataset_names;
-};
-/// Loads a classifier checkpoint (stage classifier); eval mode, parameters frozen.
-ModalityClassifierBundle load_classifier(const std::string& path, torch::Device device);
 
 struct SPADELossOptions {
   double lambda_feat = 10.0;      ///< feature matching (SPADE)
@@ -96,14 +66,5 @@ struct SPADEValidation {
   double l1 = 0;  ///< mean |G(seg, E(style)) − real| on held-out slices (style from another slice of the volume)
 };
 SPADEValidation train_spade(const SPADETrainConfig& cfg, bool resume);
-
-/// A trained image generator for synthesis.
-struct ImageGenerator {
-  models::SPADEGenerator generator{nullptr};
-  models::ConvEncoder encoder{nullptr};
-  std::vector<std::string> channel_names, modality_names;
-  int64_t downsample = 1;  ///< data.downsample of the training run: style images are pooled by it
-};
-ImageGenerator load_image_generator(const std::string& path, torch::Device device);
 
 }  // namespace brainspade

@@ -4,21 +4,14 @@
 #include <string>
 
 #include "brainspade/core/config.h"
+#include "brainspade/data/data_source.h"
+#include "brainspade/inference/label_generator.h"
 #include "brainspade/data/slice_dataset.h"
 #include "brainspade/models/autoencoder_kl.h"
 #include "brainspade/models/patch_discriminator.h"
 #include "brainspade/training/common.h"
 
 namespace brainspade {
-
-/// Which slice dataset a stage trains on.
-struct DataSource {
-  std::string dataset = "data/example/slices/dataset.pt";  ///< written by `brainspade slice`
-  int64_t downsample = 1;  ///< average-pool slices by this factor at load time (tiny CPU configs use 2: 96x128)
-  void visit(ConfigVisitor& v);
-};
-/// Loads the dataset named by `source` and applies its downsampling (labels stay partial-volume maps).
-SliceDataset load_training_data(const DataSource& source);
 
 /// Loss weights of the VAE (defaults: the authors' values).
 struct VAELossOptions {
@@ -68,8 +61,6 @@ struct VAEValidation {
 /// Returns the final validation. Ctrl-C saves a checkpoint and returns early.
 VAEValidation train_vae(const VAETrainConfig& cfg, bool resume);
 
-/// Loads a VAE checkpoint (stage "vae") with the model options it was trained with; eval mode, on `device`.
-AutoencoderKL load_vae(const std::string& path, torch::Device device, std::vector<std::string>* channel_names = nullptr);
 
 /// Dice of argmax(pred) vs argmax(ref) per channel over a batch [B, C, H, W].
 std::vector<double> argmax_dice(const torch::Tensor& pred, const torch::Tensor& ref);

@@ -1,5 +1,6 @@
-// Fuzz target bodies (see fuzz_targets.h). Kept in the library so that the ordinary gcc build replays the corpora.
-#include "brainspade/fuzz/fuzz_targets.h"
+// Fuzz target bodies (see fuzz_targets.h). Built into the test binaries (which replay the corpora) and the libFuzzer
+// executables, never into the production library.
+#include "fuzz/fuzz_targets.h"
 
 #include <unistd.h>
 
@@ -10,6 +11,7 @@
 #include <string>
 
 #include "brainspade/core/checkpoint.h"
+#include "brainspade/core/csv.h"
 #include "brainspade/core/config.h"
 #include "brainspade/core/error.h"
 #include "brainspade/io/image_io.h"
@@ -106,6 +108,19 @@ int fuzz_checkpoint(const uint8_t* data, size_t size) {
   try {
     Checkpoint ck = Checkpoint::load(in.path());
     for (const auto& key : ck.keys()) (void)ck.has(key);
+  } catch (const InputError&) {
+  }
+  return 0;
+}
+
+int fuzz_csv(const uint8_t* data, size_t size) {
+  const std::string text(reinterpret_cast<const char*>(data), size);
+  try {
+    const CsvTable t = parse_csv_table(text, "fuzz.csv");
+    std::string again = csv_row(t.header);
+    for (const auto& r : t.rows) again += csv_row(r);
+    const CsvTable u = parse_csv_table(again, "fuzz.csv");
+    if (u.header != t.header || u.rows != t.rows) std::abort();
   } catch (const InputError&) {
   }
   return 0;

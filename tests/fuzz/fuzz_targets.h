@@ -17,5 +17,8 @@ int fuzz_nifti(const uint8_t* data, size_t size);
 int fuzz_png(const uint8_t* data, size_t size);
 /// Bytes → a temporary .ckpt → Checkpoint::load (the ZIP container check, then LibTorch's unpickler).
 int fuzz_checkpoint(const uint8_t* data, size_t size);
+/// Bytes → parse_csv_table, the reader of manifest.csv and metrics.csv; a table that parses must write back (csv_row)
+/// to text that parses to the same table (aborts otherwise).
+int fuzz_csv(const uint8_t* data, size_t size);
 
 }  // namespace brainspade

@@ -1,0 +1,519 @@
+#include "brainspade/eval/quality.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <map>
+#include <numeric>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "brainspade/core/atomic_file.h"
+#include "brainspade/core/csv.h"
+#include "brainspade/core/error.h"
+#include "brainspade/core/runtime.h"
+#include "brainspade/data/slice_dataset.h"
+#include "brainspade/draw/plot.h"
+#include "brainspade/eval/dice.h"
+#include "brainspade/inference/segment.h"
+#include "brainspade/io/image_io.h"
+
+namespace brainspade {
+
+namespace fs = std::filesystem;
+
+// ---------------------------------------------------------------------------------------------------------------
+// Metrics
+
+std::vector<double> class_fractions(const torch::Tensor& labels, int64_t num_classes) {
+  auto counts = torch::bincount(labels.flatten().to(torch::kLong), {}, num_classes).to(torch::kDouble);
+  const double n = std::max<double>(1.0, static_cast<double>(labels.numel()));
+  std::vector<double> out;
+  for (int64_t c = 0; c < num_classes; ++c) out.push_back(counts[c].item<double>() / n);
+  return out;
+}
+
+double boundary_density(const torch::Tensor& labels) {
+  auto l = labels.dim() == 2 ? labels.unsqueeze(0) : labels;  // [N, H, W]
+  auto brain = l > 0;
+  auto differ_h = (l.slice(2, 1) != l.slice(2, 0, -1)) & brain.slice(2, 1) & brain.slice(2, 0, -1);
+  auto differ_v = (l.slice(1, 1) != l.slice(1, 0, -1)) & brain.slice(1, 1) & brain.slice(1, 0, -1);
+  const double edges = differ_h.sum().item<double>() + differ_v.sum().item<double>();
+  const double area = brain.sum().item<double>();
+  return area > 0 ? edges / area : NAN;
+}
+
+int64_t connected_components(const torch::Tensor& map, int64_t k) {
+  TORCH_CHECK(map.dim() == 2, "connected_components expects a map [H, W], got ", map.sizes());
+  auto m = (map == k).to(torch::kUInt8).contiguous().cpu();
+  const int64_t H = m.size(0), W = m.size(1);
+  const uint8_t* in = m.data_ptr<uint8_t>();
+  std::vector<uint8_t> seen(static_cast<size_t>(H * W), 0);
+  std::vector<int64_t> stack;
+  int64_t components = 0;
+  for (int64_t start = 0; start < H * W; ++start) {
+    if (!in[start] || seen[start]) continue;
+    ++components;
+    seen[start] = 1;
+    stack.push_back(start);
+    while (!stack.empty()) {
+      const int64_t p = stack.back();
+      stack.pop_back();
+      const int64_t y = p / W, x = p % W;
+      const int64_t nb[4][2] = {{y - 1, x}, {y + 1, x}, {y, x - 1}, {y, x + 1}};
+      for (const auto& q : nb) {
+        if (q[0] < 0 || q[0] >= H || q[1] < 0 || q[1] >= W) continue;
+        const int64_t i = q[0] * W + q[1];
+        if (in[i] && !seen[i]) seen[i] = 1, stack.push_back(i);
+      }
+    }
+  }
+  return components;
+}
+
+namespace {
+
+// Symmetric square root of a symmetric positive semi-definite matrix (negative eigenvalues from round-off → 0).
+torch::Tensor sqrtm_psd(const torch::Tensor& s) {
+  auto [vals, vecs] = torch::linalg::eigh(s, "L");
+  return vecs.matmul(torch::diag(vals.clamp_min(0).sqrt())).matmul(vecs.t());
+}
+
+}  // namespace
+
+double frechet_distance(const torch::Tensor& mu1, const torch::Tensor& s1, const torch::Tensor& mu2,
+                        const torch::Tensor& s2) {
+  auto m1 = mu1.to(torch::kDouble), m2 = mu2.to(torch::kDouble);
+  auto a = s1.to(torch::kDouble), b = s2.to(torch::kDouble);
+  a = 0.5 * (a + a.t()), b = 0.5 * (b + b.t());
+  auto ra = sqrtm_psd(a);
+  auto inner = ra.matmul(b).matmul(ra);
+  inner = 0.5 * (inner + inner.t());
+  auto eig = std::get<0>(torch::linalg::eigh(inner, "L")).clamp_min(0).sqrt().sum();
+  const double d = (m1 - m2).pow(2).sum().item<double>() + (a.trace() + b.trace()).item<double>() - 2 * eig.item<double>();
+  return std::max(0.0, d);
+}
+
+double frechet_distance_of(const torch::Tensor& a, const torch::Tensor& b) {
+  TORCH_CHECK(a.dim() == 2 && b.dim() == 2 && a.size(1) == b.size(1) && a.size(0) >= 2 && b.size(0) >= 2,
+              "frechet_distance_of expects [Na, D] and [Nb, D] with at least 2 rows each");
+  auto cov = [](const torch::Tensor& x) {
+    auto c = x.to(torch::kDouble) - x.to(torch::kDouble).mean(0, true);
+    return c.t().matmul(c) / static_cast<double>(x.size(0) - 1);
+  };
+  return frechet_distance(a.to(torch::kDouble).mean(0), cov(a), b.to(torch::kDouble).mean(0), cov(b));
+}
+
+namespace {
+
+// |FFT|² of images [N, H, W] minus their means, and the frequency of each coefficient (cycles/pixel).
+struct Power {
+  torch::Tensor power;   // [H, W] mean over images
+  torch::Tensor fy, fx;  // [H, W]
+};
+Power power_of(const torch::Tensor& images) {
+  TORCH_CHECK(images.dim() == 3 && images.size(0) > 0, "expected images [N, H, W], got ", images.sizes());
+  auto x = images.to(torch::kDouble);
+  x = x - x.mean({1, 2}, true);
+  auto f = torch::fft::fft2(x);
+  Power p;
+  p.power = (f.real().pow(2) + f.imag().pow(2)).mean(0);  // [H, W]
+  const int64_t H = x.size(1), W = x.size(2);
+  auto fy = torch::fft::fftfreq(H, torch::TensorOptions().dtype(torch::kDouble));
+  auto fx = torch::fft::fftfreq(W, torch::TensorOptions().dtype(torch::kDouble));
+  p.fy = fy.view({H, 1}).expand({H, W});
+  p.fx = fx.view({1, W}).expand({H, W});
+  return p;
+}
+
+}  // namespace
+
+RadialSpectrum radial_power_spectrum(const torch::Tensor& images, int64_t bins) {
+  Power p = power_of(images);
+  auto r = (p.fy.pow(2) + p.fx.pow(2)).sqrt();
+  RadialSpectrum s;
+  for (int64_t b = 0; b < bins; ++b) {
+    const double lo = 0.5 * b / bins, hi = 0.5 * (b + 1) / bins;
+    auto in = (r >= lo) & (r < hi) & (r > 0);
+    const double n = in.sum().item<double>();
+    s.frequency.push_back(0.5 * (lo + hi));
+    s.power.push_back(n > 0 ? p.power.masked_select(in).mean().item<double>() : NAN);
+  }
+  return s;
+}
+
+double nyquist_energy_fraction(const torch::Tensor& images) {
+  Power p = power_of(images);
+  auto nyq = (p.fy.abs() >= 0.5) | (p.fx.abs() >= 0.5);  // fftfreq gives -0.5 for the Nyquist bin of an even size
+  auto not_dc = (p.fy != 0) | (p.fx != 0);
+  const double total = p.power.masked_select(not_dc).sum().item<double>();
+  return total > 0 ? p.power.masked_select(nyq).sum().item<double>() / total : NAN;
+}
+
+double band_power(const RadialSpectrum& s, double from) {
+  double sum = 0;
+  int n = 0;
+  for (size_t i = 0; i < s.frequency.size(); ++i)
+    if (s.frequency[i] >= from && std::isfinite(s.power[i])) sum += s.power[i], ++n;
+  return n ? sum / n : NAN;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Config
+
+void QualityThresholds::visit(ConfigVisitor& v) {
+  v("fraction_low", fraction_low, "lowest passing area fraction synthetic/real, per tissue", Bounds::non_negative());
+  v("fraction_high", fraction_high, "highest passing area fraction synthetic/real, per tissue", Bounds::non_negative());
+  v("boundary_density_min", boundary_density_min, "lowest passing boundary density synthetic/real (sulci)",
+    Bounds::non_negative());
+  v("segmentability_min", segmentability_min,
+    "lowest passing segmentability Dice per segmenter class 1.. (tiny segmenter: csf, gm, wm)", Bounds::unit());
+  v("checkerboard_max", checkerboard_max, "highest passing checkerboard score synthetic/real", Bounds::non_negative());
+}
+
+void QualityJob::visit(ConfigVisitor& v) {
+  v.section("run", run);
+  v("pairs", pairs, "folder written by `sample` (manifest.csv) or `sample labels` (labels/*_pv.nii.gz)");
+  v("real", real, "slice dataset (.pt) of real slices to compare with");
+  v("modality", modality, "modality of the real rows compared; empty = the dataset's most frequent one");
+  v("segmenter", segmenter, "segmenter checkpoint trained on real slices; empty = train segmenter_config on `real`");
+  v("segmenter_config", segmenter_config, "segmenter config trained on `real` when `segmenter` is empty");
+  v("label_map", label_map, "PV channel -> segmenter class (paper: CSF, GM, WM)", Bounds::non_negative());
+  v("feature_grid", feature_grid, "Fréchet features: tissue shares on grid x grid cells of each map", Bounds::range(1, 64));
+  v("pca_dims", pca_dims, "Fréchet features projected on this many principal components of the real maps",
+    Bounds::range(1, 256));
+  v.section("thresholds", thresholds);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The report
+
+namespace {
+
+struct Side {
+  torch::Tensor pv;      // [N, C, H, W]
+  torch::Tensor images;  // [N, 1, H, W] or undefined
+};
+
+Side read_pairs(const std::string& dir) {
+  Side s;
+  std::vector<std::string> pv_paths, image_paths;
+  const std::string manifest = dir + "/manifest.csv";
+  if (file_exists(manifest)) {
+    const CsvTable t = read_csv_table(manifest);
+    const int ci = t.column("image"), cp = t.column("label_pv");
+    BRAINSPADE_CHECK_INPUT(cp >= 0, manifest, ": no 'label_pv' column");
+    for (const auto& row : t.rows) {
+      pv_paths.push_back(dir + "/" + row[cp]);
+      if (ci >= 0) image_paths.push_back(dir + "/" + row[ci]);
+    }
+  } else if (fs::is_directory(dir + "/labels")) {
+    for (const auto& e : fs::directory_iterator(dir + "/labels")) {
+      const std::string n = e.path().filename().string();
+      if (n.size() > 10 && n.compare(n.size() - 10, 10, "_pv.nii.gz") == 0) pv_paths.push_back(e.path().string());
+    }
+    std::sort(pv_paths.begin(), pv_paths.end());
+  }
+  BRAINSPADE_CHECK_INPUT(!pv_paths.empty(), "--pairs ", dir,
+                         ": no synthetic label maps (neither manifest.csv from `sample` nor labels/*_pv.nii.gz from "
+                         "`sample labels`)");
+  std::vector<torch::Tensor> pvs, imgs;
+  for (const auto& p : pv_paths) {
+    Volume v = read_volume(p);
+    BRAINSPADE_CHECK_INPUT(v.depth() == 1, p, ": expected a one-slice PV map, got depth ", v.depth());
+    pvs.push_back(v.data.select(1, 0));  // [C, H, W]
+  }
+  for (const auto& p : image_paths) {
+    Volume v = read_volume(p);
+    BRAINSPADE_CHECK_INPUT(v.depth() == 1 && v.channels() == 1, p, ": expected a one-slice single-channel image");
+    imgs.push_back(v.data.select(1, 0));  // [1, H, W]
+  }
+  try {
+    s.pv = torch::stack(pvs);
+    if (!imgs.empty()) s.images = torch::stack(imgs);
+  } catch (const c10::Error&) {
+    throw input_error("--pairs ", dir, ": the maps or images do not all have one size");
+  }
+  return s;
+}
+
+// Real rows of one modality, pooled to the synthetic size.
+Side read_real(const QualityJob& job, int64_t H, int64_t W, int64_t C, std::string* modality_used) {
+  SliceDataset ds = SliceDataset::load(job.real);
+  BRAINSPADE_CHECK_INPUT(ds.channels() == C, job.real, ": label maps have ", ds.channels(),
+                         " channels, the synthetic maps ", C);
+  int64_t m = -1;
+  if (!job.modality.empty()) {
+    for (size_t i = 0; i < ds.modality_names.size(); ++i)
+      if (ds.modality_names[i] == job.modality) m = static_cast<int64_t>(i);
+    BRAINSPADE_CHECK_INPUT(m >= 0, "config key 'modality': ", job.real, " has no modality '", job.modality, "'");
+  } else if (!ds.modality_names.empty()) {
+    m = torch::bincount(ds.modality, {}, static_cast<int64_t>(ds.modality_names.size())).argmax().item<int64_t>();
+  }
+  *modality_used = m >= 0 ? ds.modality_names[m] : "";
+  if (m >= 0) ds = ds.select((ds.modality == m).nonzero().flatten());
+  BRAINSPADE_CHECK_INPUT(ds.size() >= 2, job.real, ": fewer than 2 real slices to compare with");
+  const int64_t f = ds.height() / H;
+  BRAINSPADE_CHECK_INPUT(f >= 1 && ds.height() == f * H && ds.width() == f * W, job.real, ": real slices of ",
+                         ds.height(), "x", ds.width(), " do not pool evenly to the synthetic ", H, "x", W);
+  Side s;
+  s.pv = f > 1 ? torch::avg_pool2d(ds.labels, f) : ds.labels;
+  if (ds.images.defined() && ds.images.numel() > 0) s.images = f > 1 ? torch::avg_pool2d(ds.images, f) : ds.images;
+  return s;
+}
+
+// Tissue shares on grid × grid cells of each argmax map, background excluded: [N, (C−1)·grid²].
+torch::Tensor map_features(const torch::Tensor& hard, int64_t C, int64_t grid) {
+  auto oh = torch::one_hot(hard, C).permute({0, 3, 1, 2}).to(torch::kDouble).slice(1, 1);  // [N, C−1, H, W]
+  return torch::adaptive_avg_pool2d(oh, {grid, grid}).flatten(1);
+}
+
+std::vector<double> mean_components(const torch::Tensor& hard, int64_t C) {
+  std::vector<double> out(C, 0.0);
+  for (int64_t i = 0; i < hard.size(0); ++i)
+    for (int64_t c = 1; c < C; ++c) out[c] += static_cast<double>(connected_components(hard[i], c));
+  for (auto& x : out) x /= std::max<int64_t>(1, hard.size(0));
+  out[0] = NAN;
+  return out;
+}
+
+void intensity_stats(const torch::Tensor& images, const torch::Tensor& hard, int64_t C, std::vector<double>& mean,
+                     std::vector<double>& sd) {
+  mean.assign(C, NAN);
+  sd.assign(C, NAN);
+  auto img = images.select(1, 0).to(torch::kDouble);  // [N, H, W]
+  for (int64_t c = 0; c < C; ++c) {
+    auto v = img.masked_select(hard == c);
+    if (v.numel() >= 2) mean[c] = v.mean().item<double>(), sd[c] = v.std().item<double>();
+  }
+}
+
+std::vector<double> segment_dice(LoadedSegmenter& seg, const torch::Tensor& images, const torch::Tensor& target,
+                                 torch::Device device) {
+  torch::NoGradGuard g;
+  std::vector<torch::Tensor> preds;
+  for (int64_t i = 0; i < images.size(0); i += 16)
+    preds.push_back(seg.model->predict_logits(images.slice(0, i, std::min(i + 16, images.size(0))).to(device))
+                        .argmax(1)
+                        .cpu());
+  return dice_per_class(torch::cat(preds), target, static_cast<int64_t>(seg.class_names.size()), EmptyDice::NaN);
+}
+
+std::string fmt_num(double v, int digits = 3) {
+  if (!std::isfinite(v)) return "–";
+  return fmt::format("{:.{}f}", v, digits);
+}
+
+nlohmann::ordered_json num(double v) { return std::isfinite(v) ? nlohmann::ordered_json(v) : nlohmann::ordered_json(); }
+nlohmann::ordered_json nums(const std::vector<double>& v) {
+  auto a = nlohmann::ordered_json::array();
+  for (double x : v) a.push_back(num(x));
+  return a;
+}
+
+void write_outputs(const QualityJob& job, const QualityReport& r) {
+  const std::string out = job.run.out_dir;
+  make_dirs(out);
+  // quality.json
+  nlohmann::ordered_json js;
+  js["n_synthetic"] = r.n_synthetic;
+  js["n_real"] = r.n_real;
+  js["pairs"] = job.pairs;
+  js["real"] = job.real;
+  js["segmenter"] = r.segmenter_used;
+  js["tissues"] = r.tissue_names;
+  js["fraction_synthetic"] = nums(r.fraction_synthetic);
+  js["fraction_real"] = nums(r.fraction_real);
+  js["boundary_density_synthetic"] = num(r.boundary_density_synthetic);
+  js["boundary_density_real"] = num(r.boundary_density_real);
+  js["components_synthetic"] = nums(r.components_synthetic);
+  js["components_real"] = nums(r.components_real);
+  js["frechet"] = num(r.frechet);
+  js["frechet_floor"] = num(r.frechet_floor);
+  js["segmenter_classes"] = r.segmenter_classes;
+  js["segmentability"] = nums(r.segmentability);
+  js["segmenter_on_real"] = nums(r.segmenter_on_real);
+  js["intensity_mean_synthetic"] = nums(r.intensity_mean_synthetic);
+  js["intensity_sd_synthetic"] = nums(r.intensity_sd_synthetic);
+  js["intensity_mean_real"] = nums(r.intensity_mean_real);
+  js["intensity_sd_real"] = nums(r.intensity_sd_real);
+  js["spectrum_frequency"] = nums(r.spectrum_synthetic.frequency);
+  js["spectrum_synthetic"] = nums(r.spectrum_synthetic.power);
+  js["spectrum_real"] = nums(r.spectrum_real.power);
+  js["top_band_ratio"] = num(r.top_band_ratio);
+  js["checkerboard_score"] = num(r.checkerboard_score);
+  auto checks = nlohmann::ordered_json::array();
+  for (const auto& c : r.checks)
+    checks.push_back({{"name", c.name}, {"value", num(c.value)}, {"target", c.target}, {"pass", c.pass}});
+  js["checks"] = checks;
+  js["seconds"] = r.seconds;
+  write_text_atomic(out + "/quality.json", js.dump(2) + "\n");
+
+  // quality.md
+  std::ostringstream md;
+  int passed = 0;
+  for (const auto& c : r.checks) passed += c.pass;
+  md << "# Quality of " << job.pairs << "\n\n"
+     << r.n_synthetic << " synthetic maps" << (r.has_images ? " and images" : " (no images)") << " against "
+     << r.n_real << " real slices of " << job.real << ". " << passed << " of " << r.checks.size()
+     << " checks pass (thresholds: `thresholds` in the quality config; docs/quality.md explains each number).\n\n"
+     << "| check | value | target | |\n|---|---|---|---|\n";
+  for (const auto& c : r.checks)
+    md << "| " << c.name << " | " << fmt_num(c.value) << " | " << c.target << " | " << (c.pass ? "pass" : "**fail**")
+       << " |\n";
+  md << "\n## Label maps (argmax of the PV maps)\n\n| tissue | % of pixels, synthetic | % real | ratio | components per "
+        "map, synthetic | real |\n|---|---|---|---|---|---|\n";
+  for (size_t c = 1; c < r.tissue_names.size(); ++c)
+    md << "| " << r.tissue_names[c] << " | " << fmt_num(100 * r.fraction_synthetic[c], 2) << " | "
+       << fmt_num(100 * r.fraction_real[c], 2) << " | " << fmt_num(r.fraction_synthetic[c] / r.fraction_real[c], 2)
+       << " | " << fmt_num(r.components_synthetic[c], 1) << " | " << fmt_num(r.components_real[c], 1) << " |\n";
+  md << "\nBoundary density (tissue-boundary length per brain pixel): synthetic " << fmt_num(r.boundary_density_synthetic)
+     << ", real " << fmt_num(r.boundary_density_real) << ".\n\nFréchet distance of the map features (tissue shares on "
+     << job.feature_grid << "×" << job.feature_grid << " cells, " << job.pca_dims
+     << " principal components of the real maps): synthetic vs real " << fmt_num(r.frechet)
+     << "; real half vs real half (the floor) " << fmt_num(r.frechet_floor) << ".\n";
+  if (r.has_images) {
+    md << "\n## Images\n\nSegmenter: " << r.segmenter_used << ".\n\n| class | segmentability Dice (synthetic image vs "
+          "its own label) | the segmenter on the real slices |\n|---|---|---|\n";
+    for (size_t c = 1; c < r.segmenter_classes.size(); ++c)
+      md << "| " << r.segmenter_classes[c] << " | " << fmt_num(r.segmentability[c]) << " | "
+         << fmt_num(r.segmenter_on_real[c]) << " |\n";
+    md << "\n| tissue | intensity mean ± sd, synthetic | real |\n|---|---|---|\n";
+    for (size_t c = 0; c < r.tissue_names.size(); ++c)
+      md << "| " << r.tissue_names[c] << " | " << fmt_num(r.intensity_mean_synthetic[c], 2) << " ± "
+         << fmt_num(r.intensity_sd_synthetic[c], 2) << " | " << fmt_num(r.intensity_mean_real[c], 2) << " ± "
+         << fmt_num(r.intensity_sd_real[c], 2) << " |\n";
+    md << "\nArtefacts: power in the top frequency band (r ≥ 0.375 cycles/pixel) synthetic/real "
+       << fmt_num(r.top_band_ratio, 2) << "; checkerboard score (share of energy at the Nyquist frequencies, "
+       << "synthetic/real) " << fmt_num(r.checkerboard_score, 2) << ". Spectra: quality.png.\n";
+  }
+  md << "\nMeasured in " << fmt_num(r.seconds, 1) << " s.\n";
+  write_text_atomic(out + "/quality.md", md.str());
+
+  // quality.png
+  std::vector<PlotPanel> panels;
+  BarPlot fr;
+  fr.title = "Tissue area (% of pixels)";
+  fr.y_label = "% of pixels";
+  fr.series_names = {"synthetic", "real"};
+  for (size_t c = 1; c < r.tissue_names.size(); ++c)
+    fr.groups.push_back({r.tissue_names[c], {100 * r.fraction_synthetic[c], 100 * r.fraction_real[c]}});
+  panels.push_back(fr);
+  if (r.has_images) {
+    LinePlot sp;
+    sp.title = "Radially averaged power spectrum";
+    sp.x_label = "spatial frequency (cycles/pixel)";
+    sp.y_label = "power";
+    sp.log_y = true;
+    sp.series.push_back({"synthetic", r.spectrum_synthetic.frequency, r.spectrum_synthetic.power, false});
+    sp.series.push_back({"real", r.spectrum_real.frequency, r.spectrum_real.power, true});
+    panels.push_back(sp);
+    BarPlot seg;
+    seg.title = "Segmentability (Dice)";
+    seg.y_label = "Dice";
+    seg.series_names = {"synthetic images", "real slices"};
+    for (size_t c = 1; c < r.segmenter_classes.size(); ++c)
+      seg.groups.push_back({r.segmenter_classes[c], {r.segmentability[c], r.segmenter_on_real[c]}});
+    panels.push_back(seg);
+  }
+  write_plot_png(out + "/quality.png", panels);
+}
+
+std::string range_text(double lo, double hi) { return fmt::format("{:.2f}–{:.2f}", lo, hi); }
+
+}  // namespace
+
+QualityReport run_quality(const QualityJob& job) {
+  const auto t0 = std::chrono::steady_clock::now();
+  BRAINSPADE_CHECK_INPUT(!job.pairs.empty(), "--pairs: a folder of synthetic pairs or label maps is required");
+  BRAINSPADE_CHECK_INPUT(!job.real.empty(), "--real: a slice dataset of real slices is required");
+  QualityReport r;
+  Side syn = read_pairs(job.pairs);
+  const int64_t C = syn.pv.size(1), H = syn.pv.size(2), W = syn.pv.size(3);
+  std::string modality;
+  Side real = read_real(job, H, W, C, &modality);
+  SliceDataset names = SliceDataset::load(job.real);  // channel names (cheap next to the rest)
+  r.tissue_names = names.channel_names;
+  r.n_synthetic = syn.pv.size(0);
+  r.n_real = real.pv.size(0);
+  r.has_images = syn.images.defined();
+  auto hs = syn.pv.argmax(1), hr = real.pv.argmax(1);  // [N, H, W]
+
+  r.fraction_synthetic = class_fractions(hs, C);
+  r.fraction_real = class_fractions(hr, C);
+  r.boundary_density_synthetic = boundary_density(hs);
+  r.boundary_density_real = boundary_density(hr);
+  r.components_synthetic = mean_components(hs, C);
+  r.components_real = mean_components(hr, C);
+
+  // Fréchet distance in a PCA space fitted on the real maps; the floor splits the real maps in two halves (even and
+  // odd rows: neighbouring slices land on both sides).
+  auto fr = map_features(hr, C, job.feature_grid), fs_ = map_features(hs, C, job.feature_grid);
+  auto mean = fr.mean(0, true);
+  auto svd = torch::linalg::svd(fr - mean, false, c10::nullopt);
+  const int64_t k = std::min<int64_t>({job.pca_dims, fr.size(0) / 2 - 1, fr.size(1)});
+  BRAINSPADE_CHECK_INPUT(k >= 1 && r.n_synthetic >= 2, "quality: too few maps for the Fréchet distance (",
+                         r.n_synthetic, " synthetic, ", r.n_real, " real)");
+  auto basis = std::get<2>(svd).slice(0, 0, k).t();  // [D, k]
+  auto pr = (fr - mean).matmul(basis), ps = (fs_ - mean).matmul(basis);
+  r.frechet = frechet_distance_of(ps, pr);
+  auto even = torch::arange(0, pr.size(0), 2), odd = torch::arange(1, pr.size(0), 2);
+  r.frechet_floor = frechet_distance_of(pr.index_select(0, even), pr.index_select(0, odd));
+
+  const auto& T = job.thresholds;
+  for (int64_t c = 1; c < C; ++c) {
+    const double ratio = r.fraction_synthetic[c] / r.fraction_real[c];
+    r.checks.push_back({"area fraction " + r.tissue_names[c] + " (synthetic/real)", ratio,
+                        range_text(T.fraction_low, T.fraction_high),
+                        ratio >= T.fraction_low && ratio <= T.fraction_high});
+  }
+  const double bd = r.boundary_density_synthetic / r.boundary_density_real;
+  r.checks.push_back({"boundary density (synthetic/real)", bd, fmt::format("≥ {:.2f}", T.boundary_density_min),
+                      bd >= T.boundary_density_min});
+
+  if (r.has_images) {
+    BRAINSPADE_CHECK_INPUT(real.images.defined(), job.real, ": has no images to compare the synthetic images with");
+    torch::Device device = parse_device(job.run.device);
+    BRAINSPADE_CHECK_INPUT(!job.segmenter.empty(), "config key 'segmenter': a segmenter checkpoint is needed for "
+                           "segmentability (the `quality` command trains one when none is given)");
+    LoadedSegmenter seg = load_segmenter(job.segmenter, device);
+    r.segmenter_used = job.segmenter;
+    r.segmenter_classes = seg.class_names;
+    BRAINSPADE_CHECK_INPUT(seg.height / seg.downsample == H && seg.width / seg.downsample == W, job.segmenter,
+                           ": works on ", seg.height / seg.downsample, "x", seg.width / seg.downsample,
+                           " slices, the synthetic images are ", H, "x", W);
+    auto lm = torch::tensor(job.label_map, torch::kLong);
+    BRAINSPADE_CHECK_INPUT(static_cast<int64_t>(job.label_map.size()) == C, "config key 'label_map': ",
+                           job.label_map.size(), " entries for ", C, " PV channels");
+    BRAINSPADE_CHECK_INPUT(lm.max().item<int64_t>() < static_cast<int64_t>(seg.class_names.size()),
+                           "config key 'label_map': a class beyond the segmenter's ", seg.class_names.size());
+    r.segmentability = segment_dice(seg, syn.images, lm.index({hs}), device);
+    r.segmenter_on_real = segment_dice(seg, real.images, lm.index({hr}), device);
+    for (size_t c = 1; c < seg.class_names.size(); ++c) {
+      const double min = c - 1 < T.segmentability_min.size() ? T.segmentability_min[c - 1] : 0.0;
+      r.checks.push_back({"segmentability " + seg.class_names[c] + " (Dice)", r.segmentability[c],
+                          fmt::format("≥ {:.2f}", min), r.segmentability[c] >= min});
+    }
+    intensity_stats(syn.images, hs, C, r.intensity_mean_synthetic, r.intensity_sd_synthetic);
+    intensity_stats(real.images, hr, C, r.intensity_mean_real, r.intensity_sd_real);
+    auto is = syn.images.select(1, 0), ir = real.images.select(1, 0);
+    r.spectrum_synthetic = radial_power_spectrum(is);
+    r.spectrum_real = radial_power_spectrum(ir);
+    r.top_band_ratio = band_power(r.spectrum_synthetic, 0.375) / band_power(r.spectrum_real, 0.375);
+    r.checkerboard_score = nyquist_energy_fraction(is) / nyquist_energy_fraction(ir);
+    r.checks.push_back({"checkerboard score (synthetic/real)", r.checkerboard_score,
+                        fmt::format("≤ {:.2f}", T.checkerboard_max), r.checkerboard_score <= T.checkerboard_max});
+  }
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  write_outputs(job, r);
+  int passed = 0;
+  for (const auto& c : r.checks) passed += c.pass;
+  spdlog::info("quality: {} synthetic vs {} real ({}) maps; {} of {} checks pass; {}/quality.md", r.n_synthetic,
+               r.n_real, modality.empty() ? "all rows" : modality, passed, r.checks.size(), job.run.out_dir);
+  return r;
+}
+
+}  // namespace brainspade

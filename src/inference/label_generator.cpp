@@ -1,0 +1,53 @@
+#include "brainspade/inference/label_generator.h"
+
+#include "brainspade/core/checkpoint.h"
+#include "brainspade/core/error.h"
+
+namespace brainspade {
+
+void ConditioningOptions::visit(ConfigVisitor& v) {
+  v("lesions", lesions, "lesion flags in the condition vector, names from the dataset's lesion_names");
+  v("slice_position", slice_position, "append the relative slice position (paper: slice_no = index/256)");
+  v("cfg_dropout", cfg_dropout, "probability of training a row with the null condition (classifier-free guidance)",
+    Bounds::unit());
+}
+AutoencoderKL load_vae(const std::string& path, torch::Device device, std::vector<std::string>* channel_names) {
+  auto ck = Checkpoint::load(path);
+  check_checkpoint_stage(ck, "vae");
+  auto opts = load_section<AutoencoderKLOptions>("vae", ck.get_string("model_config"), path);
+  AutoencoderKL vae(opts);
+  ck.load_module("vae", *vae, "VAE checkpoint " + path);
+  vae->to(device);
+  vae->eval();
+  if (channel_names) *channel_names = ck.get_strings("channel_names");
+  return vae;
+}
+
+LabelGenerator load_label_generator(const std::string& ldm_path, const std::string& vae_path, torch::Device device) {
+  auto ck = Checkpoint::load(ldm_path);
+  check_checkpoint_stage(ck, "ldm");
+  LabelGenerator g;
+  std::string vpath = vae_path.empty() ? ck.get_string("vae_checkpoint") : vae_path;
+  auto vck = Checkpoint::load(vpath);
+  check_checkpoint_stage(vck, "vae");
+  BRAINSPADE_CHECK_INPUT(vck.get_string("model_config") == ck.get_string("vae_model_config"), "VAE ", vpath,
+                         " is not the VAE that LDM ", ldm_path, " was trained on (their vae configs differ)");
+  g.vae = load_vae(vpath, device, &g.channel_names);
+  auto unet_opts = load_section<DiffusionUNetOptions>("unet", ck.get_string("model_config"), ldm_path);
+  g.unet = DiffusionUNet(unet_opts);
+  ck.load_module("unet", *g.unet, "LDM checkpoint " + ldm_path);
+  if (ck.has("ema." + g.unet->named_parameters().keys().front())) {  // sample with the averaged weights
+    torch::NoGradGuard no_grad;
+    for (auto& p : g.unet->named_parameters()) p.value().copy_(ck.tensor("ema." + p.key()));
+  }
+  g.unet->to(device);
+  g.unet->eval();
+  g.scheduler = load_section<DDPMSchedulerOptions>("scheduler", ck.get_string("scheduler_config"), ldm_path);
+  g.conditioning = load_section<ConditioningOptions>("conditioning", ck.get_string("conditioning_config"), ldm_path);
+  g.latent_scale = ck.get_double("latent_scale");
+  auto shape = ck.tensor("latent_shape");
+  g.latent_shape = {shape[0].item<int64_t>(), shape[1].item<int64_t>(), shape[2].item<int64_t>()};
+  return g;
+}
+
+}  // namespace brainspade
