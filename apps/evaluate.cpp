@@ -15,6 +15,8 @@ brainspade::app::Registrar reg("41-evaluate", [](CLI::App& root) {
   cmd->add_option("--name", job.name, "name of the --pred model in the tables");
   cmd->add_option("--name2", job.name2, "name of the --pred2 model");
   cmd->add_option("--classes", job.class_names, "names of labels 1, 2, ... (default class_<c>)")->delimiter(',');
+  cmd->add_flag("--resample-ref", job.resample_ref,
+                "resample a reference on another grid onto the prediction's (nearest); without it that is an error");
   cmd->callback([] { std::printf("%s", brainspade::run_evaluation(job).c_str()); });
 });
 }  // namespace

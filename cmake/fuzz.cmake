@@ -28,8 +28,11 @@ target_link_libraries(brainspade_fuzz_code PUBLIC ${TORCH_LIBRARIES} yaml-cpp sp
 foreach(target config nifti png checkpoint csv)
   add_executable(fuzz_${target} ${PROJECT_SOURCE_DIR}/tests/fuzz/fuzz_main.cpp)
   target_compile_definitions(fuzz_${target} PRIVATE BRAINSPADE_FUZZ_TARGET=fuzz_${target})
+  if(target STREQUAL "checkpoint")
+    target_compile_definitions(fuzz_${target} PRIVATE BRAINSPADE_FUZZ_CHECKPOINT=1)  # the CRC-fixing mutator
+  endif()
   target_compile_options(fuzz_${target} PRIVATE ${BRAINSPADE_FUZZ_FLAGS})
   target_link_options(fuzz_${target} PRIVATE -fsanitize=fuzzer,address)
   target_link_libraries(fuzz_${target} PRIVATE brainspade_fuzz_code "${BRAINSPADE_FUZZ_CORE_LIB}"
-    ${TORCH_LIBRARIES} yaml-cpp spdlog::spdlog ${ITK_LIBRARIES} Threads::Threads)
+    ${TORCH_LIBRARIES} yaml-cpp spdlog::spdlog ${ITK_LIBRARIES} ZLIB::ZLIB PkgConfig::CAIRO Threads::Threads)
 endforeach()

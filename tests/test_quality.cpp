@@ -95,7 +95,7 @@ TEST(Plot, NiceTicksAndAPngOfTheRequestedSize) {
   };
   expect_ticks(nice_ticks(0, 1, 5), {0, 0.2, 0.4, 0.6, 0.8, 1});
   expect_ticks(nice_ticks(3, 97, 4), {20, 40, 60, 80});
-  expect_ticks(nice_ticks(-0.35, 0.1, 4), {-0.2, 0});  // step 0.2: the nice step above 0.1125
+  expect_ticks(nice_ticks(-0.35, 0.1, 4), {-0.3, -0.2, -0.1, 0, 0.1});  // step 0.1: the nice step nearest 0.1125
   EXPECT_TRUE(nice_ticks(1, 1).empty());
   testutil::TempDir dir;
   LinePlot lp;

@@ -156,6 +156,7 @@ TEST(TrainSegmenter, MixesSliceDatasetsAndPairFolders) {
   }
 }
 
+// With --no-resample (the file's own 0.9x1.1x2 mm spacing), as segment worked before it resampled.
 TEST(Segment, KeepsTheInputGridWhenCroppingAndPadding) {
   auto& t = trained();
   testutil::TempDir dir;
@@ -164,7 +165,7 @@ TEST(Segment, KeepsTheInputGridWhenCroppingAndPadding) {
   v.spacing = {0.9, 1.1, 2.0};
   v.origin = {10.0, -5.0, 3.0};
   write_volume(dir / "t1.nii.gz", v);
-  run_segment(t.ckpt, dir / "t1.nii.gz", dir / "seg.nii.gz", dir / "prob.nii.gz", "cpu");
+  run_segment({t.ckpt, dir / "t1.nii.gz", dir / "seg.nii.gz", dir / "prob.nii.gz", "", false, "cpu"});
   auto in = read_volume(dir / "t1.nii.gz"), seg = read_volume(dir / "seg.nii.gz"), prob = read_volume(dir / "prob.nii.gz");
   EXPECT_TRUE(seg.same_grid(in)) << seg.grid_string() << " vs " << in.grid_string();
   EXPECT_TRUE(prob.same_grid(in));
@@ -182,7 +183,7 @@ TEST(Segment, KeepsTheInputGridWhenCroppingAndPadding) {
   Volume holed = v;
   holed.data = torch::cat({v.data, torch::zeros({1, 1, 44, 40})}, 1);  // Z 6: slice 5 empty
   write_volume(dir / "holed.nii.gz", holed);
-  run_segment(t.ckpt, dir / "holed.nii.gz", dir / "seg2.nii.gz", dir / "prob2.nii.gz", "cpu");
+  run_segment({t.ckpt, dir / "holed.nii.gz", dir / "seg2.nii.gz", dir / "prob2.nii.gz", "", false, "cpu"});
   auto prob2 = read_volume(dir / "prob2.nii.gz");
   EXPECT_TRUE(torch::equal(prob2.data[0][5], torch::ones({44, 40})));
   EXPECT_TRUE(torch::allclose(prob2.data.narrow(1, 0, 5), prob.data, 1e-4, 1e-5));
@@ -195,13 +196,13 @@ TEST(Segment, BadInputsAreRefusedWithTheProblemNamed) {
   v.data = torch::rand({2, 3, 32, 48});  // two channels
   write_volume(dir / "two.nii.gz", v);
   try {
-    run_segment(t.ckpt, dir / "two.nii.gz", dir / "seg.nii.gz", "", "cpu");
+    run_segment({t.ckpt, dir / "two.nii.gz", dir / "seg.nii.gz", "", "", true, "cpu"});
     FAIL();
   } catch (const InputError& e) {
     EXPECT_NE(std::string(e.what()).find("2 channels"), std::string::npos) << e.what();
   }
   try {
-    run_segment(dir / "missing.ckpt", dir / "two.nii.gz", dir / "seg.nii.gz", "", "cpu");
+    run_segment({dir / "missing.ckpt", dir / "two.nii.gz", dir / "seg.nii.gz", "", "", true, "cpu"});
     FAIL();
   } catch (const InputError& e) {
     EXPECT_NE(std::string(e.what()).find("missing.ckpt"), std::string::npos) << e.what();

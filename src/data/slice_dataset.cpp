@@ -35,6 +35,8 @@ void SliceDataset::save(const std::string& path) const {
   dict.insert("modality_names", to_list(modality_names));
   dict.insert("dataset_names", to_list(dataset_names));
   dict.insert("lesion_names", to_list(lesion_names));
+  put("spacing", torch::tensor(std::vector<double>(spacing.begin(), spacing.end()), torch::kDouble));
+  dict.insert("orientation", orientation);
   write_pickle_dict(path, dict);
 }
 
@@ -74,6 +76,17 @@ SliceDataset SliceDataset::load(const std::string& path) {
   ds.modality_names = names("modality_names");
   ds.dataset_names = names("dataset_names");
   ds.lesion_names = names("lesion_names");
+  // Geometry (absent from datasets written before it was recorded: 1 mm LPS, what `slice` produced then).
+  if (auto sp = tensor("spacing", 1, false); sp.defined()) {
+    if (sp.numel() != 3 || !torch::isfinite(sp).all().item<bool>() || !(sp > 0).all().item<bool>())
+      throw input_error(path, ": 'spacing' must hold 3 positive numbers");
+    auto d = sp.to(torch::kDouble);
+    for (int i = 0; i < 3; ++i) ds.spacing[i] = d[i].item<double>();
+  }
+  if (auto it = m.find("orientation"); it != m.end()) {
+    if (!it->second.isString()) throw input_error(path, ": 'orientation' must be a string");
+    ds.orientation = it->second.toStringRef();
+  }
   const int64_t N = ds.labels.size(0);
   for (const auto& [key, t] : std::vector<std::pair<const char*, torch::Tensor>>{
            {"subject", ds.subject}, {"slice_index", ds.slice_index}, {"slice_position", ds.slice_position},
@@ -127,6 +140,8 @@ SliceDataset SliceDataset::select(const torch::Tensor& rows) const {
   out.modality_names = modality_names;
   out.dataset_names = dataset_names;
   out.lesion_names = lesion_names;
+  out.spacing = spacing;
+  out.orientation = orientation;
   return out;
 }
 

@@ -9,6 +9,7 @@
 #include <spdlog/spdlog.h>
 
 #include "brainspade/core/error.h"
+#include "brainspade/io/geometry.h"
 
 namespace brainspade {
 
@@ -20,6 +21,8 @@ void SliceOptions::visit(ConfigVisitor& v) {
   v("datasets", datasets, "dataset name per volume, or one for all");
   v("channel_names", channel_names, "label channel names in file order (channel 0 = background)");
   v("lesion_channels", lesion_channels, "channel names that are lesions (lesion flags and balancing)");
+  v("spacing", spacing, "voxel spacing (mm, X Y Z) every volume is resampled to before slicing (linear for images and "
+    "PV maps, renormalised; nearest for integer labels); recorded in dataset.pt", Bounds::positive());
   v("height", height, "output slice rows (centre crop/pad)", Bounds::at_least(1));
   v("width", width, "output slice columns (centre crop/pad)", Bounds::at_least(1));
   v.choice("layout", layout, {"x_rows", "y_rows"},
@@ -127,14 +130,34 @@ VolumeSlices slice_one(const SliceInput& in, const SliceOptions& o, const std::v
     throw input_error(what, ": expected a label volume [C, Z, Y, X]");
   torch::Tensor labels = checked_labels(in, o);  // [C, Z, Y, X]
   const bool has_image = in.image.data.defined();
-  torch::Tensor image;
   if (has_image) {
     if (in.image.channels() != 1)
       throw input_error(in.image_path, ": expected a single-channel image, got ", in.image.channels(), " channels");
     if (!in.image.same_grid(in.labels))
       throw input_error("image ", in.image_path, " (", in.image.grid_string(), ") and labels ", what, " (",
                         in.labels.grid_string(), ") are not on the same grid; resample one onto the other first");
-    image = in.image.data.to(torch::kFloat32);  // [1, Z, Y, X]
+  }
+  // Every volume at data.spacing: images and PV maps linearly (the maps renormalised to sum to 1), integer label maps
+  // (one-hot by now) by nearest neighbour. Values were checked above, on the file's own grid.
+  Volume image_vol = in.image;
+  const std::array<double, 3> target{o.spacing[0], o.spacing[1], o.spacing[2]};
+  if (!same_spacing(in.labels.spacing, target)) {
+    const bool hard = in.labels.channels() == 1;
+    spdlog::info("{}: {} resampled to {}x{}x{} mm ({})", what, geometry_string(in.labels), target[0], target[1],
+                 target[2], hard ? "nearest" : "linear");
+    Volume lv = in.labels.with_data(labels);
+    lv = resample_to_spacing(lv, target, hard);
+    labels = lv.data;
+    if (!hard) {
+      auto sum = labels.sum(0, true);
+      labels[0].copy_(torch::where(sum[0] < 1e-6, torch::ones_like(labels[0]), labels[0]));  // outside: background
+      labels = labels / labels.sum(0, true);
+    }
+    if (has_image) image_vol = resample_to_spacing(in.image, target, /*nearest=*/false);
+  }
+  torch::Tensor image;
+  if (has_image) {
+    image = image_vol.data.to(torch::kFloat32);  // [1, Z, Y, X]
     if (!torch::isfinite(image).all().item<bool>())
       throw input_error(in.image_path, ": image contains NaN or infinite values");
     auto brain = (labels[0] < 0.5).unsqueeze(0);  // [1, Z, Y, X]
@@ -222,6 +245,8 @@ SliceDataset assemble(std::vector<VolumeSlices>& parts, const SliceOptions& o, s
   SliceDataset ds;
   ds.channel_names = o.channel_names;
   ds.lesion_names = o.lesion_channels;
+  ds.spacing = {o.spacing[0], o.spacing[1], o.spacing[2]};
+  ds.orientation = "LPS";  // read_volume's index order
   std::vector<torch::Tensor> images, labels, index, position, flags, lesion_pixels, subject, modality, dataset;
   bool has_images = !parts.empty() && parts.front().images.defined();
   for (auto& p : parts) {
@@ -291,6 +316,8 @@ void check_list_sizes(const SliceOptions& o) {
   if (o.datasets.size() != 1 && o.datasets.size() != n)
     throw input_error("data.datasets has ", o.datasets.size(), " entries; give 1 or ", n);
   if (o.channel_names.size() < 2) throw input_error("data.channel_names needs at least 2 channels");
+  if (o.spacing.size() != 3)
+    throw input_error("config key 'data.spacing': ", o.spacing.size(), " values; give the voxel spacing as [x, y, z] mm");
 }
 
 std::string stem_of(const std::string& path) {

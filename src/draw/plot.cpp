@@ -216,12 +216,9 @@ std::vector<double> nice_ticks(double lo, double hi, int target) {
   if (!(hi > lo) || !std::isfinite(lo) || !std::isfinite(hi)) return out;
   const double raw = (hi - lo) / std::max(1, target);
   const double mag = std::pow(10.0, std::floor(std::log10(raw)));
-  double step = mag;
+  double step = mag;  // the 1-2-5 step closest to the raw step (on a log scale)
   for (double m : {1.0, 2.0, 5.0, 10.0})
-    if (raw <= m * mag * 1.0000001) {
-      step = m * mag;
-      break;
-    }
+    if (std::abs(std::log(m * mag / raw)) < std::abs(std::log(step / raw))) step = m * mag;
   const double first = std::ceil(lo / step - 1e-9);
   for (int i = 0;; ++i) {
     const double t = (first + i) * step;  // by multiplication: no drift from repeated addition

@@ -121,7 +121,7 @@ double sd_of(const std::vector<double>& v) {
 }  // namespace
 
 ModelEvaluation evaluate_folder(const std::string& pred_dir, const std::string& ref_dir, const std::string& name,
-                                std::vector<std::string> class_names, int64_t num_classes) {
+                                std::vector<std::string> class_names, int64_t num_classes, bool resample_ref) {
   auto preds = image_names(pred_dir, "--pred"), refs = image_names(ref_dir, "--ref");
   std::vector<std::string> common;
   std::set_intersection(preds.begin(), preds.end(), refs.begin(), refs.end(), std::back_inserter(common));
@@ -136,9 +136,13 @@ ModelEvaluation evaluate_folder(const std::string& pred_dir, const std::string& 
     auto p = read_volume(pred_dir + "/" + f), r = read_volume(ref_dir + "/" + f);
     BRAINSPADE_CHECK_INPUT(p.channels() == 1 && r.channels() == 1, f, ": expected 3D label volumes, got ", p.channels(),
                            " and ", r.channels(), " channels");
-    BRAINSPADE_CHECK_INPUT(p.data.sizes() == r.data.sizes(), f, ": prediction ", p.grid_string(), " and reference ",
-                           r.grid_string(), " are not on the same grid");
-    if (!p.same_grid(r)) spdlog::warn("{}: same size but different geometry ({} vs {})", f, p.grid_string(), r.grid_string());
+    if (!p.same_grid(r)) {
+      BRAINSPADE_CHECK_INPUT(resample_ref, pred_dir, "/", f, " (", p.grid_string(), ") and ", ref_dir, "/", f, " (",
+                             r.grid_string(), ") are not on the same grid; give --resample-ref to resample the "
+                             "reference onto the prediction's grid (nearest neighbour)");
+      spdlog::info("{}: reference resampled onto the prediction's grid ({} -> {})", f, r.grid_string(), p.grid_string());
+      r = resample_like(r, p, /*nearest=*/true, 0.0);
+    }
     auto pl = p.data.round().to(torch::kLong), rl = r.data.round().to(torch::kLong);
     max_label = std::max({max_label, pl.max().item<int64_t>(), rl.max().item<int64_t>()});
     pairs.emplace_back(pl, rl);
@@ -169,10 +173,10 @@ ModelEvaluation evaluate_folder(const std::string& pred_dir, const std::string& 
 }
 
 std::string run_evaluation(const EvaluateJob& job) {
-  std::vector<ModelEvaluation> models{evaluate_folder(job.pred, job.ref, job.name, job.class_names)};
+  std::vector<ModelEvaluation> models{evaluate_folder(job.pred, job.ref, job.name, job.class_names, 0, job.resample_ref)};
   if (!job.pred2.empty())
     models.push_back(evaluate_folder(job.pred2, job.ref, job.name2, job.class_names,
-                                     static_cast<int64_t>(models[0].class_names.size()) + 1));
+                                     static_cast<int64_t>(models[0].class_names.size()) + 1, job.resample_ref));
   make_dirs(job.out);
   const std::vector<std::string> metric_names{"dice", "accuracy", "precision", "recall"};
   auto values = [](const ModelEvaluation& m, size_t k) -> const std::vector<std::vector<double>>& {

@@ -120,7 +120,7 @@ Power power_of(const torch::Tensor& images) {
   x = x - x.mean({1, 2}, true);
   auto f = torch::fft::fft2(x);
   Power p;
-  p.power = (f.real().pow(2) + f.imag().pow(2)).mean(0);  // [H, W]
+  p.power = f.abs().pow(2).mean(0);  // [H, W]
   const int64_t H = x.size(1), W = x.size(2);
   auto fy = torch::fft::fftfreq(H, torch::TensorOptions().dtype(torch::kDouble));
   auto fx = torch::fft::fftfreq(W, torch::TensorOptions().dtype(torch::kDouble));
@@ -465,6 +465,7 @@ QualityReport run_quality(const QualityJob& job) {
 
   const auto& T = job.thresholds;
   for (int64_t c = 1; c < C; ++c) {
+    if (r.fraction_real[c] <= 0) continue;  // a tissue absent from the real maps (e.g. no brainstem in the slab)
     const double ratio = r.fraction_synthetic[c] / r.fraction_real[c];
     r.checks.push_back({"area fraction " + r.tissue_names[c] + " (synthetic/real)", ratio,
                         range_text(T.fraction_low, T.fraction_high),

@@ -9,6 +9,7 @@
 #include "brainspade/core/config.h"
 #include "brainspade/core/error.h"
 #include "brainspade/core/runtime.h"
+#include "brainspade/io/geometry.h"
 
 namespace brainspade {
 
@@ -28,6 +29,12 @@ LoadedSegmenter load_segmenter(const std::string& path, torch::Device device) {
   s.width = ck.get_int("slice_width");
   s.downsample = ck.get_int("downsample");
   s.layout = ck.get_string("layout");
+  if (ck.has("slice_spacing")) {  // checkpoints before geometry was recorded: 1 mm
+    auto sp = ck.tensor("slice_spacing").to(torch::kDouble);
+    BRAINSPADE_CHECK_INPUT(sp.numel() == 3 && (sp > 0).all().item<bool>(), path, ": 'slice_spacing' is not 3 positive numbers");
+    for (int i = 0; i < 3; ++i) s.spacing[i] = sp[i].item<double>();
+  }
+  if (ck.has("zero_background")) s.zero_background = ck.get_int("zero_background") != 0;
   return s;
 }
 
@@ -85,21 +92,106 @@ Volume segment_volume(const LoadedSegmenter& seg, const Volume& image, torch::De
   return image.with_data(out.permute({1, 0, 2, 3}).contiguous());  // [K, Z, Y, X]
 }
 
-void run_segment(const std::string& model, const std::string& in, const std::string& out,
-                 const std::string& probabilities_out, const std::string& device_spec) {
-  BRAINSPADE_CHECK_INPUT(!model.empty() && file_exists(model), "--model: segmenter checkpoint '", model, "' does not exist");
-  torch::Device device = parse_device(device_spec);
-  auto seg = load_segmenter(model, device);
-  auto image = read_volume(in);
-  auto probs = segment_volume(seg, image, device);
+namespace {
+
+// Share of the non-zero voxels of `x` [1, Z, Y, X] (a volume in the training layout's LPS order) that lie outside the
+// model's centred in-plane window: a brain wider than the model's field of view is cut.
+double share_outside_window(const LoadedSegmenter& seg, const torch::Tensor& x) {
+  auto nz = (x[0] != 0);  // [Z, Y, X]
+  if (seg.layout == "x_rows") nz = nz.transpose(1, 2);  // [Z, X, Y]: rows, columns as the model sees them
+  const int64_t R = nz.size(1), C = nz.size(2), H = seg.height / seg.downsample * seg.downsample,
+                W = seg.width / seg.downsample * seg.downsample;
+  auto inside = torch::zeros_like(nz);
+  const int64_t r0 = R > H ? (R - H) / 2 : 0, c0 = C > W ? (C - W) / 2 : 0;
+  inside.narrow(1, r0, std::min(R, H)).narrow(2, c0, std::min(C, W)).fill_(true);
+  const double total = nz.sum().item<double>();
+  return total > 0 ? (nz & ~inside).sum().item<double>() / total : 0.0;
+}
+
+// What tells a head from a brain-extracted scan: a brain-extracted volume is zero around the brain and its outermost
+// non-zero voxels are grey matter and CSF, darker than the mean; a head has no zero background, or a bright rim
+// (scalp fat in T1) around the brain.
+struct NonBrainSigns {
+  double zero_share = 1.0;  // voxels exactly 0
+  double rim_ratio = 0.0;   // mean of the non-zero voxels next to a zero voxel / mean of all non-zero voxels
+};
+NonBrainSigns non_brain_signs(const torch::Tensor& x) {
+  NonBrainSigns s;
+  auto v = x[0].to(torch::kFloat32);  // [Z, Y, X]
+  auto zero = (v == 0).to(torch::kFloat32);
+  s.zero_share = zero.mean().item<double>();
+  auto near_zero = torch::max_pool3d(zero.unsqueeze(0).unsqueeze(0), 3, 1, 1)[0][0] > 0;
+  auto nonzero = v != 0, rim = nonzero & near_zero;
+  if (rim.any().item<bool>() && nonzero.any().item<bool>()) {
+    const double all = v.masked_select(nonzero).abs().mean().item<double>();
+    s.rim_ratio = all > 0 ? v.masked_select(rim).abs().mean().item<double>() / all : 0.0;
+  }
+  return s;
+}
+
+}  // namespace
+
+void run_segment(const SegmentRequest& r) {
+  BRAINSPADE_CHECK_INPUT(!r.model.empty() && file_exists(r.model), "--model: segmenter checkpoint '", r.model,
+                         "' does not exist");
+  torch::Device device = parse_device(r.device);
+  auto seg = load_segmenter(r.model, device);
+  const Volume stored = read_volume_as_stored(r.in);  // the grid the result is written on
+  BRAINSPADE_CHECK_INPUT(stored.channels() == 1, r.in, ": has ", stored.channels(),
+                         " channels (a 4D volume); segment takes one 3D image");
+  Volume image = reorient_to_lps(stored);  // the training layout's axis order
+  if (!r.mask.empty()) {
+    const Volume mask = read_volume_as_stored(r.mask);
+    BRAINSPADE_CHECK_INPUT(mask.channels() == 1 && mask.same_grid(stored), "--mask ", r.mask, " (", mask.grid_string(),
+                           ") is not on the grid of --in ", r.in, " (", stored.grid_string(), ")");
+    auto m = reorient_to_lps(mask).data > 0.5;
+    BRAINSPADE_CHECK_INPUT(m.any().item<bool>(), "--mask ", r.mask, ": the mask is empty (no voxel > 0.5)");
+    image.data = image.data * m.to(image.data.scalar_type());  // before normalisation: only brain voxels count
+  } else if (seg.zero_background) {
+    const NonBrainSigns signs = non_brain_signs(image.data);
+    if (signs.zero_share < 0.01 || signs.rim_ratio > 1.2)
+      spdlog::warn("segment: {} looks like a head with skull and scalp ({:.1f}% of voxels are 0; its outer rim is "
+                   "{:.2f}x as bright as the rest) but {} was trained on brain-extracted slices: non-brain tissue would "
+                   "be normalised and segmented as brain. Give a brain mask with --mask FILE (or brain-extract the "
+                   "scan first).",
+                   r.in, 100.0 * signs.zero_share, signs.rim_ratio, r.model);
+  }
+  Volume work = image;
+  const bool resample = r.resample && !same_spacing(image.spacing, seg.spacing);
+  if (resample) {
+    work = resample_to_spacing(image, seg.spacing, /*nearest=*/false);
+    // A brain-extracted scan keeps a sharp zero background: interpolation would smear a halo of low values around
+    // the brain, which the z-scoring then counts as brain. The non-zero mask is resampled too and cut at 1/2.
+    auto inside = resample_to_spacing(image.with_data((image.data != 0).to(torch::kFloat32)), seg.spacing, false).data;
+    work.data = work.data * (inside >= 0.5).to(work.data.scalar_type());
+  }
+  if (r.resample) {
+    const double outside = share_outside_window(seg, work.data);
+    BRAINSPADE_CHECK_INPUT(outside <= 0.01, r.in, ": ", fmt::format("{:.1f}", 100 * outside),
+                           "% of the non-zero voxels lie outside the model's field of view (", seg.height, "x",
+                           seg.width, " at ", seg.spacing[0], " mm): the brain would be cut. Give --mask FILE to "
+                           "keep only the brain, or crop the volume");
+  }
+  Volume probs = segment_volume(seg, work, device);  // [K, Z, Y, X] on the working grid
+  const bool back = !probs.same_grid(stored);
+  if (back) {
+    probs = resample_like(probs, stored, /*nearest=*/false, 0.0);
+    auto sum = probs.data.sum(0);  // voxels the working grid did not cover: background
+    probs.data[0].copy_(torch::where(sum < 1e-6, torch::ones_like(sum), probs.data[0]));
+    probs.data = probs.data / probs.data.sum(0, true);
+  }
   auto labels = probs.data.argmax(0, true).to(torch::kFloat32);  // [1, Z, Y, X]
-  write_label_volume(out, image.with_data(labels));
-  if (!probabilities_out.empty()) write_volume(probabilities_out, probs);
+  write_label_volume(r.out, stored.with_data(labels));
+  if (!r.probabilities_out.empty()) write_volume(r.probabilities_out, probs);
   std::string counts;
   for (int64_t c = 1; c < probs.channels(); ++c)
     counts += fmt::format(" {}={}", c < static_cast<int64_t>(seg.class_names.size()) ? seg.class_names[c] : std::to_string(c),
                           (labels == c).sum().item<int64_t>());
-  spdlog::info("segmented {} ({}) → {}; voxels per class:{}", in, image.grid_string(), out, counts);
+  std::string how = geometry_string(stored);
+  if (resample) how += fmt::format(" -> {}x{}x{} mm LPS", seg.spacing[0], seg.spacing[1], seg.spacing[2]);
+  else if (orientation_code(stored) != "LPS") how += " -> LPS";
+  if (back) how += "; back to the input grid";
+  spdlog::info("segmented {} ({}) -> {}; voxels per class:{}", r.in, how, r.out, counts);
 }
 
 }  // namespace brainspade

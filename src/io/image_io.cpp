@@ -1,6 +1,7 @@
 // The only translation unit that includes ITK: reading and writing volumes and PNGs, plus pure-torch helpers
 // for orientation, resampling and montages.
 #include "brainspade/io/image_io.h"
+#include "brainspade/io/geometry.h"
 
 #include <algorithm>
 #include <cstring>
@@ -463,7 +464,9 @@ Volume reorient_to_lps(const Volume& v) {
   return out;
 }
 
-Volume read_volume(const std::string& path) {
+Volume read_volume(const std::string& path) { return reorient_to_lps(read_volume_as_stored(path)); }
+
+Volume read_volume_as_stored(const std::string& path) {
   int64_t payload_cap = -1;
   itk::ImageIOBase::Pointer io = open_image_io(path, &payload_cap);
   const unsigned nd = io->GetNumberOfDimensions();
@@ -550,7 +553,7 @@ Volume read_volume(const std::string& path) {
     throw input_error(path, ": contains ", bad, " NaN or infinite voxel values");
   }
   v.data = data;
-  return reorient_to_lps(v);
+  return v;
 }
 
 void write_volume(const std::string& path, const Volume& v) {

@@ -15,6 +15,7 @@
 #include "brainspade/core/progress.h"
 #include "brainspade/core/runtime.h"
 #include "brainspade/core/stop_signal.h"
+#include "brainspade/io/geometry.h"
 #include "brainspade/io/image_io.h"
 #include "brainspade/data/slice_dataset.h"
 
@@ -70,7 +71,7 @@ std::vector<std::string> expand_style_paths(const std::vector<std::string>& entr
 }
 
 torch::Tensor load_style_image(const std::string& path, int64_t height, int64_t width, int64_t downsample, int64_t z,
-                               std::pair<double, double>* brain_stats) {
+                               std::pair<double, double>* brain_stats, const std::array<double, 3>& spacing) {
   torch::Tensor img;  // [H0, W0]
   const bool png = path.size() >= 4 && path.compare(path.size() - 4, 4, ".png") == 0;
   if (png) {
@@ -78,6 +79,11 @@ torch::Tensor load_style_image(const std::string& path, int64_t height, int64_t 
   } else {
     Volume v = read_volume(path);
     BRAINSPADE_CHECK_INPUT(v.channels() == 1, path, ": a style image must have one channel, this one has ", v.channels());
+    if (!same_spacing(v.spacing, spacing) && v.depth() > 1) {
+      spdlog::info("style image {} ({}) resampled to {}x{}x{} mm", path, geometry_string(v), spacing[0], spacing[1],
+                   spacing[2]);
+      v = resample_to_spacing(v, spacing, /*nearest=*/false);
+    }
     int64_t zi = z >= 0 ? z : v.depth() / 2;
     BRAINSPADE_CHECK_INPUT(zi < v.depth(), path, ": slice ", zi, " is outside the volume (depth ", v.depth(), ")");
     img = v.data[0][zi];
@@ -202,7 +208,8 @@ PairSampleSummary run_pair_sampling(const PairSampleJob& job, const Shard& shard
                            fmt::format("{}", fmt::join(images.channel_names, ",")), "]");
     const auto& go = images.generator->options();
     style_paths = expand_style_paths(job.styles);
-    for (const auto& p : style_paths) styles.push_back(load_style_image(p, go.height, go.width, images.downsample));
+    for (const auto& p : style_paths)
+      styles.push_back(load_style_image(p, go.height, go.width, images.downsample, -1, nullptr, images.spacing));
   }
 
   ModalityClassifierBundle clf;
@@ -456,7 +463,7 @@ void run_image_sampling(const ImageSampleJob& job) {
     auto seg = in.pv.unsqueeze(0).to(torch::kFloat);  // [1, C, H, W]
     const auto& sp = style_paths[i % style_paths.size()];
     std::pair<double, double> style_scale;  // the style's brain mean and sd
-    auto style = load_style_image(sp, o.height, o.width, g.downsample, -1, &style_scale).unsqueeze(0);  // [1, 1, H, W]
+    auto style = load_style_image(sp, o.height, o.width, g.downsample, -1, &style_scale, g.spacing).unsqueeze(0);  // [1, 1, H, W]
     auto img = synthesize_images(g, seg, style, job.sample_style, gen, device);  // [1, 1, H, W]
     write_slice_nifti(job.run.out_dir + "/images/" + in.name + "_image.nii.gz", img[0]);
     if (gm >= 0 && wm >= 0) {

@@ -15,6 +15,7 @@
 #include "brainspade/core/runtime.h"
 #include "brainspade/data/slice_dataset.h"
 #include "brainspade/eval/dice.h"
+#include "brainspade/io/geometry.h"
 #include "brainspade/training/montage.h"
 #include "brainspade/training/run.h"
 
@@ -112,6 +113,8 @@ torch::Tensor pool_labels(const torch::Tensor& hard, int64_t K, int64_t f) {
 
 struct Part {
   torch::Tensor images, labels, subject, slice_index;
+  bool has_spacing = false;  // a slice dataset records its voxel spacing; a pair folder does not
+  std::array<double, 3> spacing{1.0, 1.0, 1.0};
 };
 
 Part load_source(const std::string& src, int64_t f) {
@@ -128,6 +131,8 @@ Part load_source(const std::string& src, int64_t f) {
     p.images = f > 1 ? torch::avg_pool2d(ds.images, f) : ds.images;
     p.subject = ds.subject.to(torch::kLong);
     p.slice_index = ds.slice_index.to(torch::kLong);
+    p.has_spacing = true;
+    p.spacing = ds.spacing;
     return p;
   }
   BRAINSPADE_CHECK_INPUT(fs::is_directory(src), "data source ", src, " does not exist (expected a .pt file or a pair folder)");
@@ -306,6 +311,8 @@ SegSlices load_segmentation_data(const SegDataOptions& o) {
                          o.sources.size(), " sources");
   std::vector<torch::Tensor> im, lab, sub, sl, src;
   int64_t subject_offset = 0;
+  std::string spacing_source;  // the first slice dataset: every other one must share its voxel spacing
+  SegSlices s;
   for (size_t i = 0; i < o.sources.size(); ++i) {
     auto p = load_source(o.sources[i], o.source_downsample.empty() ? o.downsample : o.source_downsample[i]);
     if (!o.label_map.empty()) {
@@ -317,6 +324,15 @@ SegSlices load_segmentation_data(const SegDataOptions& o) {
     if (!im.empty())
       BRAINSPADE_CHECK_INPUT(p.images.sizes().slice(1) == im[0].sizes().slice(1), o.sources[i], ": slices of ",
                              p.images.sizes(), " differ from the first source's ", im[0].sizes());
+    if (p.has_spacing) {
+      if (spacing_source.empty()) {
+        spacing_source = o.sources[i];
+        s.spacing = p.spacing;
+      }
+      BRAINSPADE_CHECK_INPUT(same_spacing(p.spacing, s.spacing), o.sources[i], " was sliced at ", p.spacing[0], "x",
+                             p.spacing[1], "x", p.spacing[2], " mm but ", spacing_source, " at ", s.spacing[0], "x",
+                             s.spacing[1], "x", s.spacing[2], " mm; slice both at one data.spacing");
+    }
     spdlog::info("segmentation data: {} slices of {}x{} from {}", p.images.size(0), p.images.size(2), p.images.size(3),
                  o.sources[i]);
     im.push_back(p.images.to(torch::kFloat32));
@@ -326,7 +342,6 @@ SegSlices load_segmentation_data(const SegDataOptions& o) {
     sl.push_back(p.slice_index);
     src.push_back(torch::full({p.images.size(0)}, static_cast<int64_t>(i), torch::kLong));
   }
-  SegSlices s;
   s.images = torch::cat(im);
   s.labels = torch::cat(lab);
   s.subject = torch::cat(sub);
@@ -388,6 +403,8 @@ SegValidation train_segmenter(const SegmenterTrainConfig& cfg, bool resume) {
                                                  .nesterov(true)
                                                  .weight_decay(cfg.optim.weight_decay));
 
+  // Brain-extracted training images have a zero background; `segment` warns when a head with skull is given.
+  const bool zero_background = (images_train == 0).to(torch::kDouble).mean().item<double>() >= 0.05;
   StageRun run("segmenter", "train segmenter", cfg.run, cfg.train, dump_config(cfg), dump_section("model", cfg.model));
   run.track("segmenter", *model);
   run.track("optim", opt);
@@ -397,6 +414,8 @@ SegValidation train_segmenter(const SegmenterTrainConfig& cfg, bool resume) {
     ck.set_int("slice_width", W * cfg.data.downsample);
     ck.set_int("downsample", cfg.data.downsample);
     ck.set_string("layout", cfg.data.layout);
+    ck.set("slice_spacing", torch::tensor(std::vector<double>(data.spacing.begin(), data.spacing.end()), torch::kDouble));
+    ck.set_int("zero_background", zero_background ? 1 : 0);
   });
   const int64_t start = run.begin(resume);
 

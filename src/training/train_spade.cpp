@@ -112,7 +112,7 @@ struct SPADENetworks {
 // The generator + encoder loss of one step (D frozen by the caller): hinge GAN, feature matching, KLD, the
 // modality/dataset BCE and perceptual terms through the frozen classifier (`clf`, may be null), the contrastive style
 // term. Adds each term to `row`.
-torch::Tensor spade_generator_loss(const SPADENetworks& nets, const ModalityClassifierBundle* clf,
+torch::Tensor spade_generator_loss(SPADENetworks& nets, ModalityClassifierBundle* clf,
                                    const SPADETrainConfig& cfg, int64_t step, const models::EncoderOutput& enc,
                                    const torch::Tensor& fake, const torch::Tensor& seg, const torch::Tensor& real,
                                    const torch::Tensor& style_in, const torch::Tensor& style_modality,
@@ -366,6 +366,7 @@ SPADEValidation train_spade(const SPADETrainConfig& cfg, bool resume) {
     ck.set_strings("channel_names", data.channel_names);
     ck.set_strings("modality_names", data.modality_names);
     ck.set_int("downsample", cfg.data.downsample);
+    ck.set("slice_spacing", torch::tensor(std::vector<double>(data.spacing.begin(), data.spacing.end()), torch::kDouble));
     ck.set("d_accuracy", torch::tensor(std::vector<double>(d_acc.begin(), d_acc.end()), torch::kDouble));
   });
   const int64_t start = run.begin(resume);

@@ -9,6 +9,7 @@
 /// "channel_names", "subject_names", "modality_names", "dataset_names", "lesion_names" (lists of strings).
 #include <cstdint>
 #include <random>
+#include <array>
 #include <string>
 #include <vector>
 
@@ -26,6 +27,11 @@ struct SliceDataset {
   torch::Tensor dataset;         ///< [N] int64 index into dataset_names
   torch::Tensor lesion_flags;    ///< [N, L] float32 0/1 per lesion type in lesion_names (L may be 0)
   std::vector<std::string> channel_names, subject_names, modality_names, dataset_names, lesion_names;
+  /// Voxel spacing (mm along the volumes' X, Y, Z in LPS index order) of the volumes the slices were cut from, and
+  /// their orientation: every volume is brought to it by `slice` (data.spacing). Datasets written before these
+  /// fields existed load as 1 mm.
+  std::array<double, 3> spacing{1.0, 1.0, 1.0};
+  std::string orientation = "LPS";
 
   int64_t size() const { return labels.defined() ? labels.size(0) : 0; }
   int64_t channels() const { return labels.size(1); }

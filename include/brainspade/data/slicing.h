@@ -24,6 +24,9 @@ struct SliceOptions {
   std::vector<std::string> datasets{"example"};  ///< dataset name per volume, or one for all
   std::vector<std::string> channel_names{"background", "csf", "gm", "wm", "deep_gm", "brainstem"};
   std::vector<std::string> lesion_channels;  ///< names in channel_names that are lesions (e.g. tumour, edema)
+  /// voxel spacing (mm, X Y Z) every volume is resampled to before slicing (linear for images and PV maps, which are
+  /// renormalised to sum to 1; nearest for integer labels); volumes already at it are used as they are
+  std::vector<double> spacing{1.0, 1.0, 1.0};
   int64_t height = 192;                 ///< output rows (centre crop / pad)
   int64_t width = 256;                  ///< output columns
   std::string layout = "x_rows";        ///< x_rows: rows run L-R, columns A-P (the authors' 192x256); y_rows: rows A-P

@@ -47,15 +47,18 @@ struct ModelEvaluation {
 
 /// Matches `pred_dir` and `ref_dir` by file name (.nii/.nii.gz/.mha/.nrrd) and evaluates every common volume for
 /// labels 1..num_classes−1 (num_classes <= 0: the largest label found + 1). Class names default to "class_<c>".
-/// InputError when a folder is missing, no names are common, or a pair's grids differ.
+/// InputError when a folder is missing, no names are common, or a pair's grids differ (size, spacing, origin or
+/// direction) — unless `resample_ref`, which resamples the reference onto the prediction's grid (nearest neighbour).
 ModelEvaluation evaluate_folder(const std::string& pred_dir, const std::string& ref_dir, const std::string& name,
-                                std::vector<std::string> class_names = {}, int64_t num_classes = 0);
+                                std::vector<std::string> class_names = {}, int64_t num_classes = 0,
+                                bool resample_ref = false);
 
 struct EvaluateJob {
   std::string pred, ref, pred2;   ///< folders
   std::string out;                ///< output folder
   std::string name = "A", name2 = "B";
   std::vector<std::string> class_names;  ///< foreground names (label 1, 2, ...); empty = class_<c>
+  bool resample_ref = false;             ///< a reference on another grid is resampled onto the prediction's
 };
 /// Writes <out>/per_volume_<name>.csv, <out>/summary.md (Table-style: rows = models, columns = classes,
 /// mean ± sd; with two models a Wilcoxon test per class and metric, bold = significantly better at p < 0.05) and

@@ -1,6 +1,7 @@
 #pragma once
 /// The image generator as sampling uses it: SPADE's generator and style encoder, and the frozen modality/dataset
 /// classifier of the rejection step, loaded from their checkpoints.
+#include <array>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -27,6 +28,7 @@ struct ImageGenerator {
   models::ConvEncoder encoder{nullptr};
   std::vector<std::string> channel_names, modality_names;
   int64_t downsample = 1;  ///< data.downsample of the training run: style images are pooled by it
+  std::array<double, 3> spacing{1.0, 1.0, 1.0};  ///< voxel spacing of the training slices: style volumes are resampled to it
 };
 ImageGenerator load_image_generator(const std::string& path, torch::Device device);
 

@@ -1,6 +1,7 @@
 #pragma once
 /// Segmenting volumes with a trained segmenter: the checkpoint loader, slice-by-slice prediction of a whole volume,
 /// and `brainspade segment`.
+#include <array>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -19,6 +20,9 @@ struct LoadedSegmenter {
   int64_t height = 0, width = 0;  ///< slice size before downsampling (crop/pad size)
   int64_t downsample = 1;
   std::string layout = "x_rows";
+  std::array<double, 3> spacing{1.0, 1.0, 1.0};  ///< voxel spacing of the training slices (1 mm for old checkpoints)
+  /// the training images had a zero background (brain-extracted scans): a head with skull needs a brain mask
+  bool zero_background = true;
 };
 /// Loads a checkpoint of stage "segmenter" (eval mode, on `device`); InputError naming a missing or wrong file.
 LoadedSegmenter load_segmenter(const std::string& path, torch::Device device);
@@ -29,9 +33,23 @@ LoadedSegmenter load_segmenter(const std::string& path, torch::Device device);
 /// no non-zero voxel: background, without running the network).
 Volume segment_volume(const LoadedSegmenter& seg, const Volume& image, torch::Device device, int64_t batch_size = 16);
 
-/// `brainspade segment`: reads `in`, writes the hard labels (3D, class indices) to `out` on the input's grid and,
-/// when `probabilities_out` is not empty, the softmax as a 4D file.
-void run_segment(const std::string& model, const std::string& in, const std::string& out,
-                 const std::string& probabilities_out, const std::string& device);
+/// What `brainspade segment` reads and writes.
+struct SegmentRequest {
+  std::string model;              ///< segmenter checkpoint
+  std::string in;                 ///< 3D image, any spacing and orientation
+  std::string out;                ///< hard labels (uint8), on the input's grid, header equal to the input's
+  std::string probabilities_out;  ///< optional softmax per class (float32, 4D), on the input's grid
+  std::string mask;               ///< optional brain mask on the input's grid, applied before normalisation
+  bool resample = true;           ///< false: predict at the file's own spacing (the behaviour before resampling)
+  std::string device = "auto";
+};
+
+/// `brainspade segment`: reads the image (and mask), brings it to the training layout (LPS index order) and spacing,
+/// predicts, and resamples the probabilities back onto the input's grid as stored (labels = their argmax there), so
+/// that the output lies on the input's grid voxel for voxel; the log says what was done ("2x2x3 mm LSA -> 1 mm;
+/// back to the input grid"). InputError (exit 2) for a volume of more than 3 dimensions, an empty or mismatched mask,
+/// or a brain that does not fit the model's field of view; a warning when a model trained on brain-extracted slices
+/// is given a volume without a zero background (a head with skull: give --mask).
+void run_segment(const SegmentRequest& request);
 
 }  // namespace brainspade

@@ -1,6 +1,7 @@
 #pragma once
 /// Joint generation (the project's main job): label generator → image generator → labelled synthetic pairs.
 /// Per pair: a NIfTI image, a NIfTI partial-volume map and a NIfTI hard segmentation; manifest.csv, montage.png.
+#include <array>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -17,9 +18,12 @@ namespace brainspade {
 /// Reads a style image — PNG, or a NIfTI slice (a 3D volume gives its axial slice `z`, or the middle one when
 /// z < 0) — average-pools it by `downsample` (the factor the generator was trained with), z-scores it within the
 /// non-zero pixels and centre-crops/pads it to height × width → [1, H, W]. `brain_stats`, when given, receives the
-/// mean and standard deviation used for the z-scoring (the style's brain intensity scale).
+/// mean and standard deviation used for the z-scoring (the style's brain intensity scale). A volume of another voxel
+/// spacing than `spacing` (the generator's training slices) is resampled to it first (the slice index `z` counts
+/// in the resampled volume); a PNG is taken as it is.
 torch::Tensor load_style_image(const std::string& path, int64_t height, int64_t width, int64_t downsample = 1,
-                               int64_t z = -1, std::pair<double, double>* brain_stats = nullptr);
+                               int64_t z = -1, std::pair<double, double>* brain_stats = nullptr,
+                               const std::array<double, 3>& spacing = {1.0, 1.0, 1.0});
 
 /// Expands files and folders (every .png/.nii/.nii.gz inside, sorted) into a list of style image paths.
 std::vector<std::string> expand_style_paths(const std::vector<std::string>& entries);

@@ -2,6 +2,7 @@
 /// The segmentation experiments (paper §2.3, §3.1–3.3, A.2): a 2D nnU-Net-style U-Net trained on real slices (R),
 /// generated pairs (S) or both (H) — the three are just different `data.sources` lists — and slice-by-slice
 /// prediction of whole volumes. nnU-Net defaults kept and changed: docs/segmentation.md.
+#include <array>
 #include <string>
 #include <vector>
 
@@ -97,6 +98,7 @@ struct SegSlices {
   torch::Tensor images, labels;
   torch::Tensor subject, slice_index;  ///< [N] int64 (a pair folder gives one subject per pair)
   torch::Tensor source;                ///< [N] int64 index into SegDataOptions::sources
+  std::array<double, 3> spacing{1.0, 1.0, 1.0};  ///< of the slice datasets among the sources (1 mm for pair folders)
 };
 /// Reads every source (applying label_map and downsample); InputError naming the source that is missing,
 /// empty, of another size, or has labels outside label_map.
