@@ -88,6 +88,21 @@ TEST(QualityMetrics, CheckerboardEnergyIsAtNyquistAndSmoothImagesHaveLittle) {
   EXPECT_GT(band_power(radial_power_spectrum(blob + 0.2 * checker, 8), 0.375), band_power(s, 0.375));
 }
 
+// Axis-aligned blocks of random height (not pixel-periodic): the Nyquist share misses them, the axis share does not.
+TEST(QualityMetrics, BlockyStreaksShowInTheAxisEnergyShare) {
+  torch::manual_seed(1);
+  auto yy = torch::arange(64, torch::kDouble).view({64, 1}), xx = torch::arange(64, torch::kDouble).view({1, 64});
+  auto blob = (-((yy - 32).pow(2) + (xx - 32).pow(2)) / 200.0).exp();
+  auto noise = torch::randn({4, 64, 64}, torch::kDouble) * 0.05;  // isotropic texture
+  auto smooth = blob.unsqueeze(0) + noise;
+  // Blocks: 8x8 cells of random values, upsampled by repetition (nearest): edges along the axes only.
+  auto cells = torch::randn({4, 8, 8}, torch::kDouble) * 0.3;
+  auto blocks = cells.repeat_interleave(8, 1).repeat_interleave(8, 2);
+  auto blocky = smooth + blocks;
+  EXPECT_GT(axis_energy_share(blocky) / axis_energy_share(smooth), 2.0);
+  EXPECT_LT(nyquist_energy_fraction(blocky) / nyquist_energy_fraction(smooth), 2.0);
+}
+
 TEST(Plot, NiceTicksAndAPngOfTheRequestedSize) {
   auto expect_ticks = [](const std::vector<double>& got, const std::vector<double>& want) {
     ASSERT_EQ(got.size(), want.size());

@@ -153,6 +153,15 @@ double nyquist_energy_fraction(const torch::Tensor& images) {
   return total > 0 ? p.power.masked_select(nyq).sum().item<double>() / total : NAN;
 }
 
+double axis_energy_share(const torch::Tensor& images, double from) {
+  Power p = power_of(images);
+  const double H = static_cast<double>(images.size(1)), W = static_cast<double>(images.size(2));
+  auto band = (p.fy.pow(2) + p.fx.pow(2)).sqrt() >= from;
+  auto axis = band & ((p.fy.abs() <= 1.0 / H + 1e-12) | (p.fx.abs() <= 1.0 / W + 1e-12));
+  const double total = p.power.masked_select(band).sum().item<double>();
+  return total > 0 ? p.power.masked_select(axis).sum().item<double>() / total : NAN;
+}
+
 double band_power(const RadialSpectrum& s, double from) {
   double sum = 0;
   int n = 0;
@@ -345,6 +354,7 @@ void write_outputs(const QualityJob& job, const QualityReport& r) {
   js["spectrum_real"] = nums(r.spectrum_real.power);
   js["top_band_ratio"] = num(r.top_band_ratio);
   js["checkerboard_score"] = num(r.checkerboard_score);
+  js["axis_energy_ratio"] = num(r.axis_energy_ratio);
   auto checks = nlohmann::ordered_json::array();
   for (const auto& c : r.checks)
     checks.push_back({{"name", c.name}, {"value", num(c.value)}, {"target", c.target}, {"pass", c.pass}});
@@ -388,7 +398,9 @@ void write_outputs(const QualityJob& job, const QualityReport& r) {
          << fmt_num(r.intensity_sd_real[c], 2) << " |\n";
     md << "\nArtefacts: power in the top frequency band (r ≥ 0.375 cycles/pixel) synthetic/real "
        << fmt_num(r.top_band_ratio, 2) << "; checkerboard score (share of energy at the Nyquist frequencies, "
-       << "synthetic/real) " << fmt_num(r.checkerboard_score, 2) << ". Spectra: quality.png.\n";
+       << "synthetic/real) " << fmt_num(r.checkerboard_score, 2) << "; axis energy (share of the energy at r ≥ 0.2 "
+       << "on the fx = 0 and fy = 0 axes: axis-aligned blocky streaks), synthetic/real " << fmt_num(r.axis_energy_ratio, 2)
+       << ". Spectra: quality.png.\n";
   }
   md << "\nMeasured in " << fmt_num(r.seconds, 1) << " s.\n";
   write_text_atomic(out + "/quality.md", md.str());
@@ -505,6 +517,7 @@ QualityReport run_quality(const QualityJob& job) {
     r.spectrum_real = radial_power_spectrum(ir);
     r.top_band_ratio = band_power(r.spectrum_synthetic, 0.375) / band_power(r.spectrum_real, 0.375);
     r.checkerboard_score = nyquist_energy_fraction(is) / nyquist_energy_fraction(ir);
+    r.axis_energy_ratio = axis_energy_share(is) / axis_energy_share(ir);
     r.checks.push_back({"checkerboard score (synthetic/real)", r.checkerboard_score,
                         fmt::format("≤ {:.2f}", T.checkerboard_max), r.checkerboard_score <= T.checkerboard_max});
   }

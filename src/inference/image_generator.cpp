@@ -3,6 +3,7 @@
 #include "brainspade/core/checkpoint.h"
 #include "brainspade/core/config.h"
 #include "brainspade/core/error.h"
+#include "brainspade/inference/slice_spacing.h"
 
 namespace brainspade {
 
@@ -39,11 +40,7 @@ ImageGenerator load_image_generator(const std::string& path, torch::Device devic
   g.channel_names = ck.get_strings("channel_names");
   g.modality_names = ck.get_strings("modality_names");
   g.downsample = ck.get_int("downsample");
-  if (ck.has("slice_spacing")) {  // checkpoints before geometry was recorded: 1 mm
-    auto sp = ck.tensor("slice_spacing").to(torch::kDouble);
-    BRAINSPADE_CHECK_INPUT(sp.numel() == 3 && (sp > 0).all().item<bool>(), path, ": 'slice_spacing' is not 3 positive numbers");
-    for (int i = 0; i < 3; ++i) g.spacing[i] = sp[i].item<double>();
-  }
+  g.spacing = read_slice_spacing(ck, path);
   return g;
 }
 

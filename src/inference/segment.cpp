@@ -8,6 +8,7 @@
 #include "brainspade/core/checkpoint.h"
 #include "brainspade/core/config.h"
 #include "brainspade/core/error.h"
+#include "brainspade/inference/slice_spacing.h"
 #include "brainspade/core/runtime.h"
 #include "brainspade/io/geometry.h"
 
@@ -29,11 +30,7 @@ LoadedSegmenter load_segmenter(const std::string& path, torch::Device device) {
   s.width = ck.get_int("slice_width");
   s.downsample = ck.get_int("downsample");
   s.layout = ck.get_string("layout");
-  if (ck.has("slice_spacing")) {  // checkpoints before geometry was recorded: 1 mm
-    auto sp = ck.tensor("slice_spacing").to(torch::kDouble);
-    BRAINSPADE_CHECK_INPUT(sp.numel() == 3 && (sp > 0).all().item<bool>(), path, ": 'slice_spacing' is not 3 positive numbers");
-    for (int i = 0; i < 3; ++i) s.spacing[i] = sp[i].item<double>();
-  }
+  s.spacing = read_slice_spacing(ck, path);
   if (ck.has("zero_background")) s.zero_background = ck.get_int("zero_background") != 0;
   return s;
 }

@@ -556,6 +556,40 @@ Volume read_volume_as_stored(const std::string& path) {
   return v;
 }
 
+namespace {
+
+// Writes a one-channel 3D image of pixel type T (voxels [Z, Y, X], X fastest) with `v`'s geometry, through the
+// ImageIO of `format` (compressed where the format allows).
+template <class T>
+void write_image3(const std::string& tmp, ImageFormat format, const Volume& v, const T* voxels) {
+  using Image = itk::Image<T, 3>;
+  auto img = Image::New();
+  typename Image::SizeType size{{static_cast<itk::SizeValueType>(v.width()), static_cast<itk::SizeValueType>(v.height()),
+                                 static_cast<itk::SizeValueType>(v.depth())}};
+  img->SetRegions(typename Image::RegionType(size));
+  typename Image::SpacingType sp;
+  typename Image::PointType org;
+  typename Image::DirectionType dir;
+  for (int i = 0; i < 3; ++i) {
+    sp[i] = v.spacing[i];
+    org[i] = v.origin[i];
+    for (int j = 0; j < 3; ++j) dir[i][j] = v.direction[i * 3 + j];
+  }
+  img->SetSpacing(sp);
+  img->SetOrigin(org);
+  img->SetDirection(dir);
+  img->Allocate();
+  std::memcpy(static_cast<void*>(img->GetBufferPointer()), voxels, sizeof(T) * static_cast<size_t>(v.data.numel() / v.channels()));
+  auto writer = itk::ImageFileWriter<Image>::New();
+  writer->SetImageIO(make_image_io(format));
+  writer->SetFileName(tmp);
+  writer->SetInput(img);
+  writer->UseCompressionOn();
+  writer->Update();
+}
+
+}  // namespace
+
 void write_volume(const std::string& path, const Volume& v) {
   TORCH_CHECK(v.data.defined() && v.data.dim() == 4, "write_volume expects data [C, Z, Y, X], got ",
               v.data.defined() ? v.data.sizes() : at::IntArrayRef{});
@@ -565,29 +599,7 @@ void write_volume(const std::string& path, const Volume& v) {
   write_atomic(path, [&](const std::string& tmp) {
     try {
       if (C == 1) {
-        auto img = Image3::New();
-        Image3::SizeType size{{static_cast<itk::SizeValueType>(X), static_cast<itk::SizeValueType>(Y),
-                               static_cast<itk::SizeValueType>(Z)}};
-        img->SetRegions(Image3::RegionType(size));
-        Image3::SpacingType sp;
-        Image3::PointType org;
-        Image3::DirectionType dir;
-        for (int i = 0; i < 3; ++i) {
-          sp[i] = v.spacing[i];
-          org[i] = v.origin[i];
-          for (int j = 0; j < 3; ++j) dir[i][j] = v.direction[i * 3 + j];
-        }
-        img->SetSpacing(sp);
-        img->SetOrigin(org);
-        img->SetDirection(dir);
-        img->Allocate();
-        std::memcpy(img->GetBufferPointer(), d.data_ptr<float>(), sizeof(float) * d.numel());
-        auto writer = itk::ImageFileWriter<Image3>::New();
-        writer->SetImageIO(make_image_io(format));
-        writer->SetFileName(tmp);
-        writer->SetInput(img);
-        writer->UseCompressionOn();
-        writer->Update();
+        write_image3(tmp, format, v, d.data_ptr<float>());
       } else {
         auto img = Image4::New();
         Image4::SizeType size{{static_cast<itk::SizeValueType>(X), static_cast<itk::SizeValueType>(Y),
@@ -631,33 +643,10 @@ void write_label_volume(const std::string& path, const Volume& v) {
                                  torch::equal(d, d.round())),
               "write_label_volume: ", path, ": labels must be integers in [0, 255]");
   torch::Tensor u8 = d.to(torch::kUInt8).contiguous();  // [1, Z, Y, X]
-  using ImageL = itk::Image<unsigned char, 3>;
   const ImageFormat format = image_format(path);
   write_atomic(path, [&](const std::string& tmp) {
     try {
-      auto img = ImageL::New();
-      ImageL::SizeType size{{static_cast<itk::SizeValueType>(u8.size(3)), static_cast<itk::SizeValueType>(u8.size(2)),
-                             static_cast<itk::SizeValueType>(u8.size(1))}};
-      img->SetRegions(ImageL::RegionType(size));
-      ImageL::SpacingType sp;
-      ImageL::PointType org;
-      ImageL::DirectionType dir;
-      for (int i = 0; i < 3; ++i) {
-        sp[i] = v.spacing[i];
-        org[i] = v.origin[i];
-        for (int j = 0; j < 3; ++j) dir[i][j] = v.direction[i * 3 + j];
-      }
-      img->SetSpacing(sp);
-      img->SetOrigin(org);
-      img->SetDirection(dir);
-      img->Allocate();
-      std::memcpy(img->GetBufferPointer(), u8.data_ptr<uint8_t>(), static_cast<size_t>(u8.numel()));
-      auto writer = itk::ImageFileWriter<ImageL>::New();
-      writer->SetImageIO(make_image_io(format));
-      writer->SetFileName(tmp);
-      writer->SetInput(img);
-      writer->UseCompressionOn();
-      writer->Update();
+      write_image3(tmp, format, v, u8.data_ptr<uint8_t>());
     } catch (const itk::ExceptionObject& e) {
       throw input_error(path, ": cannot write label image: ", itk_message(e));
     }

@@ -44,6 +44,10 @@ RadialSpectrum radial_power_spectrum(const torch::Tensor& images, int64_t bins =
 /// Share of the spectral energy (DC excluded) of images [N, H, W] on the Nyquist row and column (|fy| = 1/2 or
 /// |fx| = 1/2): a pixel-periodic checkerboard puts its energy there, natural images little.
 double nyquist_energy_fraction(const torch::Tensor& images);
+/// Share of the spectral energy at radial frequency >= `from` that lies within one frequency bin of the fx = 0 or
+/// fy = 0 axis: the signature of axis-aligned blocky streaks (a pattern that is not pixel-periodic, so the Nyquist
+/// share misses it); natural images spread that energy over all directions.
+double axis_energy_share(const torch::Tensor& images, double from = 0.2);
 /// Mean power of the spectrum over bins with frequency >= `from` (the top band).
 double band_power(const RadialSpectrum& s, double from);
 
@@ -98,6 +102,7 @@ struct QualityReport {
   RadialSpectrum spectrum_synthetic, spectrum_real;
   double top_band_ratio = NAN;               ///< power at r >= 0.375, synthetic/real
   double checkerboard_score = NAN;           ///< Nyquist energy fraction, synthetic/real
+  double axis_energy_ratio = NAN;            ///< axis_energy_share, synthetic/real (blocky streaks)
   std::vector<QualityCheck> checks;
   double seconds = 0;
 };
