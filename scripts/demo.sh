@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The main job on the example data, end to end on a CPU: train the tiny label generator (VAE + LDM), the
 # modality classifier and SPADE (reused when already trained), then generate a small labelled synthetic
-# dataset with a montage into out/demo/.  About 20 minutes on 2 quiet cores the first time (measured 23m00s with a
-# low-priority test run beside it: VAE 6m09s (4m31s quiet), LDM 2,400 steps 13m22s (~11m quiet), classifier 7s,
-# SPADE 2m53s, 32 pairs 17s).
+# dataset with a montage into out/demo/, and measures it against the real slices (brainspade quality). 14 min 02 s on
+# 2 quiet cores from nothing (2026-11-30): VAE 2m43s, LDM 2,400 steps 7m55s, classifier 5s, SPADE 2m02s, 32 pairs 13s,
+# quality 55s (its reference segmenter, trained on the real slices once, 51s of it).
 #   scripts/demo.sh                 # everything
 #   BRAINSPADE_DEMO_PAIRS=64 scripts/demo.sh
 set -euo pipefail

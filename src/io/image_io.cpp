@@ -101,18 +101,43 @@ void check_nifti_header(const std::string& path, const std::vector<char>& h) {
                           " is ", x, " (the image geometry must be finite)");
     }
   };
-  const int ndim = std::clamp<int>(i16(40), 1, 7);
+  const int ndim = i16(40);
+  if (ndim < 1 || ndim > 7) throw input_error(path, ": corrupt NIfTI header: dim[0] is ", ndim, " (1 to 7 dimensions)");
+  for (int k = 1; k <= ndim; ++k)
+    if (i16(40 + 2 * k) < 1) throw input_error(path, ": corrupt NIfTI header: dim[", k, "] is ", i16(40 + 2 * k));
   finite("pixdim", 76, ndim + 1);  // pixdim[0] is qfac, pixdim[1..ndim] the voxel spacing
   finite("scl_slope", 112, 1);
   finite("scl_inter", 116, 1);
+  // Finite is not enough: ITK runs an SVD on the orientation matrix, and one built from subnormal or huge numbers
+  // (a spacing of 1e-44 mm, an affine entry of 1e35) made vnl_svd loop for minutes (found by fuzz_nifti). A voxel
+  // size must lie in [1e-6, 1e6] mm and no coordinate may exceed 1e6 mm.
+  auto plausible = [&](const char* field, double size, double lo, double hi) {
+    if (!(size >= lo && size <= hi))
+      throw input_error(path, ": corrupt NIfTI header: ", field, " is ", size, " (expected ", lo, " to ", hi, ")");
+  };
+  for (int k = 1; k <= std::min(ndim, 3); ++k)
+    plausible(("pixdim[" + std::to_string(k) + "] (voxel size, mm)").c_str(), std::abs(f32(76 + 4 * k)), 1e-6, 1e6);
   if (i16(252) != 0) {  // qform_code: the quaternion and offset are used
     finite("quatern_b/c/d", 256, 3);
     finite("qoffset_x/y/z", 268, 3);
+    for (int k = 0; k < 3; ++k) plausible("a quaternion component", std::abs(f32(256 + 4 * k)), 0.0, 1.0 + 1e-3);
+    for (int k = 0; k < 3; ++k) plausible("a qoffset", std::abs(f32(268 + 4 * k)), 0.0, 1e6);
   }
   if (i16(254) != 0) {  // sform_code: the affine rows are used
     finite("srow_x", 280, 4);
     finite("srow_y", 296, 4);
     finite("srow_z", 312, 4);
+    for (int c = 0; c < 3; ++c) {  // column c of the 3x3 part: the direction and size of voxel axis c
+      double norm2 = 0;
+      for (int r = 0; r < 3; ++r) {
+        const double x = f32(280 + 16 * r + 4 * c);
+        plausible("an srow entry", std::abs(x), 0.0, 1e6);
+        norm2 += x * x;
+      }
+      plausible(("the voxel size along axis " + std::to_string(c) + " in the sform (mm)").c_str(), std::sqrt(norm2),
+                1e-6, 1e6);
+    }
+    for (int r = 0; r < 3; ++r) plausible("an srow offset", std::abs(f32(280 + 16 * r + 12)), 0.0, 1e6);
   }
   if (std::memcmp(h.data() + 344, "n+1", 4) != 0)
     throw input_error(path, ": not a readable image: the NIfTI-1 magic at byte 344 is not \"n+1\" (a .nii file must be ",
