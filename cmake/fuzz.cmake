@@ -17,10 +17,12 @@ add_library(brainspade_fuzz_code OBJECT
   ${PROJECT_SOURCE_DIR}/tests/fuzz/fuzz_targets.cpp
   ${PROJECT_SOURCE_DIR}/src/core/config.cpp
   ${PROJECT_SOURCE_DIR}/src/io/image_io.cpp
+  ${PROJECT_SOURCE_DIR}/src/io/input_guards.cpp
   ${PROJECT_SOURCE_DIR}/src/core/checkpoint.cpp
   ${PROJECT_SOURCE_DIR}/src/core/zip_check.cpp
   ${PROJECT_SOURCE_DIR}/src/core/csv.cpp)
-target_include_directories(brainspade_fuzz_code PUBLIC ${PROJECT_SOURCE_DIR}/include ${PROJECT_SOURCE_DIR}/tests)
+target_include_directories(brainspade_fuzz_code PUBLIC ${PROJECT_SOURCE_DIR}/include ${PROJECT_SOURCE_DIR}/tests
+  ${PROJECT_SOURCE_DIR}/src)
 target_compile_definitions(brainspade_fuzz_code PUBLIC
   BRAINSPADE_VERSION="${PROJECT_VERSION}" BRAINSPADE_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
 target_compile_options(brainspade_fuzz_code PRIVATE ${BRAINSPADE_FUZZ_FLAGS})
