@@ -111,6 +111,19 @@ TEST(Augment, BiasFieldIsSmoothPositiveAndFollowsMonaiForm) {
   EXPECT_GE(c, 0.2 - 1e-6);
   EXPECT_LE(c, 0.6 + 1e-6);
   EXPECT_NEAR(f0[0].std().item<double>(), 0.0, 1e-5);
+  // The Legendre form (MONAI RandBiasField): log field = sum over i + j <= degree of c_ij P_i(x) P_j(y) on a [-1, 1]
+  // grid. Degree 1 (P_0 = 1, P_1 = t) is a plane: every second difference, and the mixed one, vanish. Degree 2 adds
+  // P_2 = (3t^2 - 1)/2 and x*y: a quadratic, whose third differences vanish but second differences do not.
+  auto d1 = [](const torch::Tensor& t, int64_t dim) { return t.slice(dim, 1) - t.slice(dim, 0, -1); };
+  auto l1 = data::random_bias_field(img, 0.2, 0.6, 1, g).log().to(torch::kDouble);  // [2, 1, 32, 40]
+  EXPECT_LT(d1(d1(l1, 2), 2).abs().max().item<double>(), 1e-5);
+  EXPECT_LT(d1(d1(l1, 3), 3).abs().max().item<double>(), 1e-5);
+  EXPECT_LT(d1(d1(l1, 2), 3).abs().max().item<double>(), 1e-5);
+  EXPECT_GT(d1(l1, 3).abs().max().item<double>(), 1e-4);  // not constant
+  auto l2 = data::random_bias_field(img, 0.2, 0.6, 2, g).log().to(torch::kDouble);
+  EXPECT_LT(d1(d1(d1(l2, 2), 2), 2).abs().max().item<double>(), 1e-5);
+  EXPECT_LT(d1(d1(d1(l2, 3), 3), 3).abs().max().item<double>(), 1e-5);
+  EXPECT_GT(d1(d1(l2, 2), 2).abs().max().item<double>() + d1(d1(l2, 3), 3).abs().max().item<double>(), 1e-6);
 }
 
 TEST(Augment, IntensityAugmentIsReproducible) {

@@ -404,6 +404,17 @@ TEST(SampleLabels, InferenceModeGivesBitIdenticalUNetOutputAndSamples) {
 TEST(SampleLabels, Bfloat16SamplingKeepsTissueVolumeFractions) {
   auto& t = trained();
   auto g = load_label_generator(t.ldm, "", torch::kCPU);
+  // After 6 training steps the zero-initialised output layer still predicts epsilon ~ 0, which would make any two
+  // samplers agree. The output layer is filled with seeded noise so that the U-Net's prediction is of order 1.
+  {
+    torch::NoGradGuard ng;
+    torch::manual_seed(3);
+    for (auto& p : g.unet->named_parameters())  // the output layer (zero at init, ~1e-3 after 6 steps) gets weights
+      if (p.key().rfind("out.", 0) == 0) p.value().normal_(0.0, 0.3);
+    auto eps = g.unet->forward(torch::randn({2, g.latent_shape[0], g.latent_shape[1], g.latent_shape[2]}),
+                               torch::full({2}, 500, torch::kLong), torch::full({2, g.conditioning.dim()}, 0.5f));
+    ASSERT_GT(eps.std().item<double>(), 0.1) << "the U-Net must predict something for this test to mean anything";
+  }
   LabelSamplerOptions o;
   o.steps = 20;
   auto fp32 = sample_label_batch(g, o, 4, 11, torch::kCPU);
