@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "brainspade/core/atomic_file.h"
+#include "brainspade/core/csv.h"
 #include "brainspade/core/error.h"
 #include "brainspade/eval/dice.h"
 #include "brainspade/eval/metrics.h"
@@ -151,8 +152,25 @@ TEST(Evaluate, WritesTablesAndMarksTheSignificantlyBetterModel) {
   auto md = run_evaluation(job);
   EXPECT_NE(md.find("| model | csf | gm |"), std::string::npos) << md;
   EXPECT_NE(md.find("| R | **1.000 ± 0.000** | **1.000 ± 0.000** |"), std::string::npos) << md;
-  EXPECT_TRUE(std::filesystem::exists(dir / "out/per_volume_R.csv"));
-  EXPECT_TRUE(std::filesystem::exists(dir / "out/wilcoxon.csv"));
+  // R is the reference itself: every Dice 1.
+  const CsvTable r = read_csv_table(dir / "out/per_volume_R.csv");
+  ASSERT_EQ(r.rows.size(), 7u * 2);
+  for (const auto& row : r.rows) EXPECT_EQ(row[r.column("dice")], "1") << row[0];
+  // S is worse on every volume: for Dice, all differences have one sign, so T = 0 and the exact two-sided p is
+  // 2 / 2^n; R is named significantly better.
+  const CsvTable w = read_csv_table(dir / "out/wilcoxon.csv");
+  int dice_rows = 0;
+  for (const auto& row : w.rows) {
+    if (row[w.column("metric")] != "dice") continue;
+    ++dice_rows;
+    const int n = std::stoi(row[w.column("n")]);
+    EXPECT_GE(n, 5) << row[w.column("class")];
+    EXPECT_EQ(std::stod(row[w.column("statistic")]), 0.0);
+    EXPECT_NEAR(std::stod(row[w.column("p_value")]), 2.0 / std::ldexp(1.0, n), 1e-9);
+    EXPECT_EQ(row[w.column("exact")], "exact");
+    EXPECT_EQ(row[w.column("significantly_better")], "R");
+  }
+  EXPECT_EQ(dice_rows, 2);
   auto csv = read_text(dir / "out/per_volume_S.csv");
   EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 1 + 7 * 2);
 }
