@@ -7,6 +7,9 @@
 #                           (e.g. out/demo/runs from scripts/demo.sh) instead of training them
 #   REPRO_PAIRS=N           synthetic pairs per image generator (default: 20000 paper, 64 tiny, 4 smoke)
 #   REPRO_SLAB=LO:HI        held-out slab of relative slice positions (default 0.25:0.40)
+#   REPRO_SEED=N            seed of every training stage, the sampling and the segmenters (default: each config's
+#                           run.seed); outputs go to .../<experiment>-seedN. A figure that decides something is the
+#                           mean and spread over >= 3 seeds (REPRO_SEED=0, 1, 2)
 #   TEST_SUBJECT, TEST_IMAGE, TEST_LABELS   the test volume (default: first entries of the dataset config)
 #   REPRO_SEG_CONFIG=FILE   segmenter config (default configs/<scale>/segmenter.yaml)
 #   BRAINSPADE=PATH         the brainspade program (default build/brainspade)
@@ -20,7 +23,14 @@ SMOKE=${SMOKE:-0}
 BIN=${BRAINSPADE:-$ROOT/build/brainspade}
 CONFIGS=configs/$SCALE
 SEG_CONFIG=${REPRO_SEG_CONFIG:-$CONFIGS/segmenter.yaml}
-suffix=""; [ "$SMOKE" = 1 ] && suffix="-smoke"
+SEED_ARGS=()  # without REPRO_SEED every stage keeps its config's run.seed
+suffix=""
+if [ -n "${REPRO_SEED:-}" ]; then
+  case "$REPRO_SEED" in *[!0-9]*) echo "[$EXP] error: REPRO_SEED '$REPRO_SEED': expected a non-negative integer" >&2; exit 2 ;; esac
+  SEED_ARGS=(--seed "$REPRO_SEED")
+  suffix="-seed$REPRO_SEED"
+fi
+[ "$SMOKE" = 1 ] && suffix="$suffix-smoke"
 OUT=${REPRO_OUT:-out/reproduce/$EXP$suffix}
 SLAB=${REPRO_SLAB:-0.25:0.40}
 T0=$(date +%s)
@@ -84,7 +94,7 @@ train_stage() {
   fi
   local dir=$OUT/runs/$st
   stage "train $st" "$dir/done" bash -c '"$@" && touch "'"$dir"'/done"' _ \
-    "$BIN" train "$st" --config "$CONFIGS/$cfg.yaml" --out "$dir" --resume --set data.dataset="$data" \
+    "$BIN" train "$st" --config "$CONFIGS/$cfg.yaml" --out "$dir" --resume "${SEED_ARGS[@]}" --set data.dataset="$data" \
     "${TRAIN_SET[@]}" "$@"
   eval "CK_$st=\$dir/checkpoints/last.ckpt"
 }
@@ -109,7 +119,8 @@ sample_pairs() {
     args+=(--set image_generator=randomized --set classifier_checkpoint=)
   fi
   stage "sample $name ($PAIRS pairs)" "$dir/manifest.csv" \
-    "$BIN" sample --config "$CONFIGS/sample.yaml" --out "$dir" --num "$PAIRS" --ldm "$CK_ldm" "${args[@]}" "${SAMPLE_SET[@]}"
+    "$BIN" sample --config "$CONFIGS/sample.yaml" --out "$dir" --num "$PAIRS" "${SEED_ARGS[@]}" --ldm "$CK_ldm" "${args[@]}" \
+    "${SAMPLE_SET[@]}"
 }
 
 # train_segmenter NAME SOURCE...: a segmenter on the listed sources. Pair folders are made at the generators'
@@ -123,7 +134,7 @@ train_segmenter() {
     if [ -d "$s" ]; then ds+="${ds:+, }1"; else ds+="${ds:+, }$f"; fi
   done
   stage "train segmenter $name" "$dir/done" bash -c '"$@" && touch "'"$dir"'/done"' _ \
-    "$BIN" train segmenter --config "$SEG_CONFIG" --out "$dir" --resume \
+    "$BIN" train segmenter --config "$SEG_CONFIG" --out "$dir" --resume "${SEED_ARGS[@]}" \
     --set "data.sources=[$src]" --set "data.source_downsample=[$ds]" "${SEG_SET[@]}"
 }
 
