@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+#include <spdlog/fmt/fmt.h>
 
 #include "brainspade/core/atomic_file.h"
 #include "brainspade/core/csv.h"
@@ -132,7 +133,7 @@ namespace {
 std::string write_pairs(const std::string& dir, const SliceDataset& ds, double checker) {
   make_dirs(dir + "/images");
   make_dirs(dir + "/labels_pv");
-  std::string manifest = csv_row({"id", "image", "label_pv"});
+  std::string manifest = csv_row({"id", "conditions[slice_position]", "image", "label_pv"});
   const int64_t H = ds.height(), W = ds.width();
   auto yy = torch::arange(H).view({H, 1}), xx = torch::arange(W).view({1, W});
   auto pattern = ((yy + xx).remainder(2) * 2 - 1).to(torch::kFloat32);
@@ -140,7 +141,8 @@ std::string write_pairs(const std::string& dir, const SliceDataset& ds, double c
     const std::string id = "p" + std::to_string(i);
     write_slice_nifti(dir + "/images/" + id + ".nii.gz", ds.images[i] + checker * pattern);
     write_slice_nifti(dir + "/labels_pv/" + id + "_pv.nii.gz", ds.labels[i]);
-    manifest += csv_row({id, "images/" + id + ".nii.gz", "labels_pv/" + id + "_pv.nii.gz"});
+    manifest += csv_row({id, fmt::format("{:.17g}", ds.slice_position[i].item<double>()), "images/" + id + ".nii.gz",
+                         "labels_pv/" + id + "_pv.nii.gz"});
   }
   write_text_atomic(dir + "/manifest.csv", manifest);
   return dir;
@@ -185,6 +187,15 @@ TEST(Quality, ReportOnPairsIdenticalToRealThenWithACheckerboard) {
   for (size_t c = 1; c < r.fraction_real.size(); ++c) EXPECT_NEAR(r.fraction_synthetic[c], r.fraction_real[c], 1e-6);
   EXPECT_NEAR(r.boundary_density_synthetic, r.boundary_density_real, 1e-9);
   EXPECT_NEAR(r.frechet, 0.0, 1e-6);
+  // Per band of slice position: the same maps on both sides, so the same counts and numbers.
+  ASSERT_EQ(r.bands.size(), 3u);
+  int64_t counted = 0;
+  for (const auto& b : r.bands) {
+    EXPECT_EQ(b.n_synthetic, b.n_real);
+    counted += b.n_synthetic;
+    if (b.n_real > 0) EXPECT_NEAR(b.boundary_density_synthetic, b.boundary_density_real, 1e-9);
+  }
+  EXPECT_EQ(counted, ds.size());
   EXPECT_NEAR(r.checkerboard_score, 1.0, 1e-4);
   ASSERT_EQ(r.segmentability.size(), 4u);
   for (size_t c = 1; c < 4; ++c)

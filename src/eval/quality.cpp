@@ -203,9 +203,34 @@ void QualityJob::visit(ConfigVisitor& v) {
 namespace {
 
 struct Side {
-  torch::Tensor pv;      // [N, C, H, W]
-  torch::Tensor images;  // [N, 1, H, W] or undefined
+  torch::Tensor pv;        // [N, C, H, W]
+  torch::Tensor images;    // [N, 1, H, W] or undefined
+  torch::Tensor position;  // [N] slice positions, or undefined when not recorded
 };
+
+// The slice_position condition of each manifest row: column "conditions[a;b;slice_position]" holds "x;y;p".
+torch::Tensor manifest_positions(const CsvTable& t) {
+  for (size_t c = 0; c < t.header.size(); ++c) {
+    const std::string& h = t.header[c];
+    if (h.rfind("conditions[", 0) != 0) continue;
+    std::vector<std::string> names;
+    std::stringstream ns(h.substr(11, h.size() - 12));
+    for (std::string n; std::getline(ns, n, ';');) names.push_back(n);
+    const auto it = std::find(names.begin(), names.end(), "slice_position");
+    if (it == names.end()) return {};
+    const size_t k = static_cast<size_t>(it - names.begin());
+    std::vector<double> out;
+    for (const auto& row : t.rows) {
+      std::vector<std::string> v;
+      std::stringstream vs(row[c]);
+      for (std::string x; std::getline(vs, x, ';');) v.push_back(x);
+      if (k >= v.size()) return {};
+      out.push_back(std::atof(v[k].c_str()));
+    }
+    return torch::tensor(out, torch::kDouble);
+  }
+  return {};
+}
 
 Side read_pairs(const std::string& dir) {
   Side s;
@@ -219,6 +244,7 @@ Side read_pairs(const std::string& dir) {
       pv_paths.push_back(dir + "/" + row[cp]);
       if (ci >= 0) image_paths.push_back(dir + "/" + row[ci]);
     }
+    s.position = manifest_positions(t);
   } else if (fs::is_directory(dir + "/labels")) {
     for (const auto& e : fs::directory_iterator(dir + "/labels")) {
       const std::string n = e.path().filename().string();
@@ -269,6 +295,7 @@ Side read_real(const QualityJob& job, int64_t H, int64_t W, int64_t C, std::stri
   BRAINSPADE_CHECK_INPUT(f >= 1 && ds.height() == f * H && ds.width() == f * W, job.real, ": real slices of ",
                          ds.height(), "x", ds.width(), " do not pool evenly to the synthetic ", H, "x", W);
   Side s;
+  s.position = ds.slice_position.to(torch::kDouble);
   s.pv = f > 1 ? torch::avg_pool2d(ds.labels, f) : ds.labels;
   if (ds.images.defined() && ds.images.numel() > 0) s.images = f > 1 ? torch::avg_pool2d(ds.images, f) : ds.images;
   return s;
@@ -340,6 +367,13 @@ void write_outputs(const QualityJob& job, const QualityReport& r) {
   js["boundary_density_real"] = num(r.boundary_density_real);
   js["components_synthetic"] = nums(r.components_synthetic);
   js["components_real"] = nums(r.components_real);
+  auto bands = nlohmann::ordered_json::array();
+  for (const auto& b : r.bands)
+    bands.push_back({{"lo", b.lo}, {"hi", b.hi}, {"n_synthetic", b.n_synthetic}, {"n_real", b.n_real},
+                     {"fraction_synthetic", nums(b.fraction_synthetic)}, {"fraction_real", nums(b.fraction_real)},
+                     {"boundary_density_synthetic", num(b.boundary_density_synthetic)},
+                     {"boundary_density_real", num(b.boundary_density_real)}});
+  js["bands"] = bands;
   js["frechet"] = num(r.frechet);
   js["frechet_floor"] = num(r.frechet_floor);
   js["segmenter_classes"] = r.segmenter_classes;
@@ -385,6 +419,20 @@ void write_outputs(const QualityJob& job, const QualityReport& r) {
      << job.feature_grid << "×" << job.feature_grid << " cells, " << job.pca_dims
      << " principal components of the real maps): synthetic vs real " << fmt_num(r.frechet)
      << "; real half vs real half (the floor) " << fmt_num(r.frechet_floor) << ".\n";
+  if (!r.bands.empty()) {
+    md << "\nPer band of slice position (synthetic: the LDM's slice condition; real: the slice's position), ratio "
+          "synthetic/real:\n\n| band | maps (synthetic / real) |";
+    for (size_t c = 1; c < r.tissue_names.size(); ++c) md << " " << r.tissue_names[c] << " |";
+    md << " boundary density |\n|---|---|";
+    for (size_t c = 1; c < r.tissue_names.size(); ++c) md << "---|";
+    md << "---|\n";
+    for (const auto& b : r.bands) {
+      md << "| " << fmt_num(b.lo, 2) << "–" << fmt_num(b.hi, 2) << " | " << b.n_synthetic << " / " << b.n_real << " |";
+      for (size_t c = 1; c < r.tissue_names.size(); ++c)
+        md << " " << (b.fraction_synthetic.empty() ? "–" : fmt_num(b.fraction_synthetic[c] / b.fraction_real[c], 2)) << " |";
+      md << " " << fmt_num(b.boundary_density_synthetic / b.boundary_density_real, 2) << " |\n";
+    }
+  }
   if (r.has_images) {
     md << "\n## Images\n\nSegmenter: " << r.segmenter_used << ".\n\n| class | segmentability Dice (synthetic image vs "
           "its own label) | the segmenter on the real slices |\n|---|---|---|\n";
@@ -474,6 +522,27 @@ QualityReport run_quality(const QualityJob& job) {
   r.frechet = frechet_distance_of(ps, pr);
   auto even = torch::arange(0, pr.size(0), 2), odd = torch::arange(1, pr.size(0), 2);
   r.frechet_floor = frechet_distance_of(pr.index_select(0, even), pr.index_select(0, odd));
+
+  if (syn.position.defined() && real.position.defined()) {
+    for (int b = 0; b < 3; ++b) {
+      QualityBand band;
+      band.lo = b / 3.0, band.hi = (b + 1) / 3.0;
+      auto in = [&](const torch::Tensor& p) {
+        return ((p >= band.lo) & (b == 2 ? p <= 1.0 : p < band.hi)).nonzero().flatten();
+      };
+      auto is = in(syn.position), ir = in(real.position);
+      band.n_synthetic = is.numel();
+      band.n_real = ir.numel();
+      if (band.n_synthetic > 0 && band.n_real > 0) {
+        auto bs = hs.index_select(0, is), br = hr.index_select(0, ir);
+        band.fraction_synthetic = class_fractions(bs, C);
+        band.fraction_real = class_fractions(br, C);
+        band.boundary_density_synthetic = boundary_density(bs);
+        band.boundary_density_real = boundary_density(br);
+      }
+      r.bands.push_back(band);
+    }
+  }
 
   const auto& T = job.thresholds;
   for (int64_t c = 1; c < C; ++c) {

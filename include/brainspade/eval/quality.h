@@ -86,6 +86,14 @@ struct QualityCheck {
   bool pass = false;
 };
 
+/// The label-map numbers of one band of slice positions (the LDM's slice condition; the real slices' positions).
+struct QualityBand {
+  double lo = 0, hi = 1;  ///< slice positions [lo, hi)
+  int64_t n_synthetic = 0, n_real = 0;
+  std::vector<double> fraction_synthetic, fraction_real;  ///< per PV channel
+  double boundary_density_synthetic = NAN, boundary_density_real = NAN;
+};
+
 struct QualityReport {
   int64_t n_synthetic = 0, n_real = 0;
   bool has_images = false;
@@ -95,6 +103,8 @@ struct QualityReport {
   double boundary_density_synthetic = NAN, boundary_density_real = NAN;
   std::vector<double> components_synthetic, components_real;  ///< mean components per map, per PV channel
   double frechet = NAN, frechet_floor = NAN;  ///< synthetic vs real; real half vs real half
+  /// the same per third of the slice-position range (when the pairs' manifest records slice_position conditions)
+  std::vector<QualityBand> bands;
   std::vector<std::string> segmenter_classes;
   std::vector<double> segmentability;        ///< Dice per segmenter class on the synthetic images
   std::vector<double> segmenter_on_real;     ///< the same segmenter on the real slices (its reference)
