@@ -166,3 +166,12 @@ TEST(Config, NonScalarKeyIsRefusedWithItsLine) {
   EXPECT_NE(msg.find("line 3"), std::string::npos) << msg;
   EXPECT_NE(msg.find("plain name, not a list"), std::string::npos) << msg;
 }
+
+// An integer key given a number beyond 2^53 is refused by name (fuzz_config: 1e34 became -2^63, out of its bounds).
+TEST(Config, IntegersBeyondTwoToThe53AreRefused) {
+  const std::string msg = error_of("model:\n  width: 10444444444444444444444444444444400\n");
+  EXPECT_NE(msg.find("model.width"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("too large"), std::string::npos) << msg;
+  EXPECT_EQ(error_of("model:\n  width: 9007199254740992\n"), "");
+}
+

@@ -47,6 +47,10 @@ class Loader final : public ConfigVisitor {
     const YAML::Node& n = *found;
     double d = scalar_number(n, key, "an integer");
     if (std::floor(d) != d) fail(key, "expected an integer, got '", n.Scalar(), "'");
+    // Beyond 2^53 a double no longer holds every integer, and beyond 2^63 the conversion is undefined (fuzz_config
+    // found 1e34 read as -2^63): integers are limited to +-2^53.
+    constexpr double kMaxExact = 9007199254740992.0;  // 2^53
+    if (std::abs(d) > kMaxExact) fail(key, "integer '", n.Scalar(), "' is too large (at most 2^53 = 9007199254740992)");
     check_bounds(key, d, b);
     value = static_cast<int64_t>(d);
   }
