@@ -28,6 +28,15 @@ TEST(Csv, FieldsThatNeedQuotingAreQuotedAndRoundTrip) {
   EXPECT_EQ(parsed[1], (std::vector<std::string>{"1", "2"}));
 }
 
+// fuzz_csv: a record of one empty field was written as an empty line, which the reader skips.
+TEST(Csv, ARecordOfOneEmptyFieldRoundTrips) {
+  EXPECT_EQ(csv_row({""}), "\"\"\n");
+  const auto t = parse_csv_table(csv_row({""}) + csv_row({"C"}), "t.csv");
+  EXPECT_EQ(t.header, (std::vector<std::string>{""}));
+  ASSERT_EQ(t.rows.size(), 1u);
+  EXPECT_EQ(t.rows[0], (std::vector<std::string>{"C"}));
+}
+
 TEST(Csv, ReadsCrLfEmptyLinesAndAMissingFinalLineBreak) {
   const auto r = parse_csv("a,b\r\n\r\n1,\r\n2,3", "t.csv");
   ASSERT_EQ(r.size(), 3u);
