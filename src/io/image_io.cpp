@@ -336,6 +336,25 @@ Volume read_volume_as_stored(const std::string& path) {
 
 namespace {
 
+// A volume's spacing, origin and direction on an ITK image of 3 or 4 dimensions (a 4th axis: spacing 1, origin 0).
+template <class Image>
+void set_geometry(typename Image::Pointer& img, const Volume& v) {
+  typename Image::SpacingType sp;
+  typename Image::PointType org;
+  typename Image::DirectionType dir;
+  sp.Fill(1.0);
+  org.Fill(0.0);
+  dir.SetIdentity();
+  for (int i = 0; i < 3; ++i) {
+    sp[i] = v.spacing[i];
+    org[i] = v.origin[i];
+    for (int j = 0; j < 3; ++j) dir[i][j] = v.direction[i * 3 + j];
+  }
+  img->SetSpacing(sp);
+  img->SetOrigin(org);
+  img->SetDirection(dir);
+}
+
 // Writes a one-channel 3D image of pixel type T (voxels [Z, Y, X], X fastest) with `v`'s geometry, through the
 // ImageIO of `format` (compressed where the format allows).
 template <class T>
@@ -345,17 +364,7 @@ void write_image3(const std::string& tmp, ImageFormat format, const Volume& v, c
   typename Image::SizeType size{{static_cast<itk::SizeValueType>(v.width()), static_cast<itk::SizeValueType>(v.height()),
                                  static_cast<itk::SizeValueType>(v.depth())}};
   img->SetRegions(typename Image::RegionType(size));
-  typename Image::SpacingType sp;
-  typename Image::PointType org;
-  typename Image::DirectionType dir;
-  for (int i = 0; i < 3; ++i) {
-    sp[i] = v.spacing[i];
-    org[i] = v.origin[i];
-    for (int j = 0; j < 3; ++j) dir[i][j] = v.direction[i * 3 + j];
-  }
-  img->SetSpacing(sp);
-  img->SetOrigin(org);
-  img->SetDirection(dir);
+  set_geometry<Image>(img, v);
   img->Allocate();
   std::memcpy(static_cast<void*>(img->GetBufferPointer()), voxels, sizeof(T) * static_cast<size_t>(v.data.numel() / v.channels()));
   auto writer = itk::ImageFileWriter<Image>::New();
@@ -383,20 +392,7 @@ void write_volume(const std::string& path, const Volume& v) {
         Image4::SizeType size{{static_cast<itk::SizeValueType>(X), static_cast<itk::SizeValueType>(Y),
                                static_cast<itk::SizeValueType>(Z), static_cast<itk::SizeValueType>(C)}};
         img->SetRegions(Image4::RegionType(size));
-        Image4::SpacingType sp;
-        Image4::PointType org;
-        Image4::DirectionType dir;
-        dir.SetIdentity();
-        sp[3] = 1.0;
-        org[3] = 0.0;
-        for (int i = 0; i < 3; ++i) {
-          sp[i] = v.spacing[i];
-          org[i] = v.origin[i];
-          for (int j = 0; j < 3; ++j) dir[i][j] = v.direction[i * 3 + j];
-        }
-        img->SetSpacing(sp);
-        img->SetOrigin(org);
-        img->SetDirection(dir);
+        set_geometry<Image4>(img, v);
         img->Allocate();
         std::memcpy(img->GetBufferPointer(), d.data_ptr<float>(), sizeof(float) * d.numel());
         auto writer = itk::ImageFileWriter<Image4>::New();
