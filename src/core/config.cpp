@@ -379,7 +379,6 @@ YAML::Node read_config_tree(const ConfigSource& source) {
     }
     if (tree.IsNull()) tree = YAML::Node(YAML::NodeType::Map);
     if (!tree.IsMap()) throw input_error(source.file, ": the top level of a config must be a map of sections");
-    check_keys_are_names(tree, source.file);
   }
   for (const auto& o : source.overrides) {
     auto eq = o.find('=');

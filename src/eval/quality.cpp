@@ -131,7 +131,8 @@ Side read_pairs(const std::string& dir) {
 }
 
 // Real rows of one modality, pooled to the synthetic size.
-Side read_real(const QualityJob& job, int64_t H, int64_t W, int64_t C, std::string* modality_used) {
+Side read_real(const QualityJob& job, int64_t H, int64_t W, int64_t C, std::string* modality_used,
+               std::vector<std::string>* channel_names) {
   SliceDataset ds = SliceDataset::load(job.real);
   BRAINSPADE_CHECK_INPUT(ds.channels() == C, job.real, ": label maps have ", ds.channels(),
                          " channels, the synthetic maps ", C);
@@ -144,6 +145,7 @@ Side read_real(const QualityJob& job, int64_t H, int64_t W, int64_t C, std::stri
     m = torch::bincount(ds.modality, {}, static_cast<int64_t>(ds.modality_names.size())).argmax().item<int64_t>();
   }
   *modality_used = m >= 0 ? ds.modality_names[m] : "";
+  *channel_names = ds.channel_names;
   if (m >= 0) ds = ds.select((ds.modality == m).nonzero().flatten());
   BRAINSPADE_CHECK_INPUT(ds.size() >= 2, job.real, ": fewer than 2 real slices to compare with");
   const int64_t f = ds.height() / H;
@@ -349,9 +351,7 @@ QualityReport run_quality(const QualityJob& job) {
   Side syn = read_pairs(job.pairs);
   const int64_t C = syn.pv.size(1), H = syn.pv.size(2), W = syn.pv.size(3);
   std::string modality;
-  Side real = read_real(job, H, W, C, &modality);
-  SliceDataset names = SliceDataset::load(job.real);  // channel names (cheap next to the rest)
-  r.tissue_names = names.channel_names;
+  Side real = read_real(job, H, W, C, &modality, &r.tissue_names);
   r.n_synthetic = syn.pv.size(0);
   r.n_real = real.pv.size(0);
   r.has_images = syn.images.defined();
