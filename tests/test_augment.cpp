@@ -136,3 +136,76 @@ TEST(Augment, IntensityAugmentIsReproducible) {
   EXPECT_FALSE(torch::equal(a, img));
   EXPECT_TRUE(torch::isfinite(a).all().item<bool>());
 }
+
+namespace {
+// A partial-volume map [B, 3, H, W]: background, a disc of "tissue" and a one-pixel "sulcus" line, summing to 1.
+torch::Tensor pv_maps(int64_t B, int64_t H, int64_t W) {
+  auto y = torch::arange(H, torch::kFloat).view({H, 1}).expand({H, W});
+  auto x = torch::arange(W, torch::kFloat).view({1, W}).expand({H, W});
+  auto disc = ((y - H / 3.0).pow(2) + (x - W / 2.0).pow(2) < (H / 4.0) * (H / 4.0)).to(torch::kFloat);
+  auto line = (x == W / 2).to(torch::kFloat) * disc;
+  auto tissue = disc - line;
+  auto m = torch::stack({1 - disc, tissue, line}).unsqueeze(0).repeat({B, 1, 1, 1});
+  return m.contiguous();
+}
+}  // namespace
+
+TEST(LabelAugment, NothingDrawnReturnsTheMapsBitForBit) {
+  auto maps = pv_maps(4, 24, 32);
+  data::LabelAugmentOptions o;  // all probabilities 0
+  auto gen = data::make_generator(3);
+  EXPECT_TRUE(torch::equal(data::augment_label_maps(maps, o, gen), maps));
+}
+
+TEST(LabelAugment, FlipMirrorsTheChosenAxisExactly) {
+  auto maps = pv_maps(2, 24, 32);
+  data::LabelAugmentOptions o;
+  o.flip_prob = 1.0;
+  o.flip_axis = 0;  // H
+  auto gen = data::make_generator(1);
+  EXPECT_TRUE(torch::equal(data::augment_label_maps(maps, o, gen), maps.flip({2})));
+  o.flip_axis = 1;  // W
+  EXPECT_TRUE(torch::equal(data::augment_label_maps(maps, o, gen), maps.flip({3})));
+}
+
+TEST(LabelAugment, WarpsKeepEveryPixelAPartitionOfUnityAndMoveTissue) {
+  auto maps = pv_maps(6, 48, 64);
+  data::LabelAugmentOptions o;
+  o.affine_prob = 1.0;
+  o.elastic_prob = 1.0;
+  o.elastic_magnitude = 3.0;
+  auto gen = data::make_generator(7);
+  auto out = data::augment_label_maps(maps, o, gen);
+  ASSERT_EQ(out.sizes(), maps.sizes());
+  EXPECT_LT((out.sum(1) - 1).abs().max().item<double>(), 1e-5);  // bilinear = convex combination of pixels
+  EXPECT_GE(out.min().item<double>(), -1e-6);
+  for (int64_t b = 0; b < 6; ++b) EXPECT_GT((out[b] - maps[b]).abs().max().item<double>(), 0.2) << "sample " << b;
+  // Tissue area changes by no more than the scale range allows (1 ± 0.1 per axis) plus resampling blur.
+  auto area_in = maps.select(1, 1).sum().item<double>() + maps.select(1, 2).sum().item<double>();
+  auto area_out = out.select(1, 1).sum().item<double>() + out.select(1, 2).sum().item<double>();
+  EXPECT_NEAR(area_out / area_in, 1.0, 0.25);
+  // Same seed, same result; another seed, another result.
+  auto g1 = data::make_generator(7), g2 = data::make_generator(8);
+  EXPECT_TRUE(torch::equal(data::augment_label_maps(maps, o, g1), out));
+  EXPECT_FALSE(torch::equal(data::augment_label_maps(maps, o, g2), out));
+}
+
+TEST(LabelAugment, ElasticDisplacementIsBoundedByItsMagnitude) {
+  // A single bright pixel far from the border moves by at most elastic_magnitude pixels (bicubic interpolation of the
+  // control points may overshoot a little: allow one pixel more).
+  const int64_t H = 40, W = 40;
+  auto maps = torch::zeros({1, 2, H, W});
+  maps.select(1, 0).fill_(1);
+  maps[0][0][20][20] = 0;
+  maps[0][1][20][20] = 1;
+  data::LabelAugmentOptions o;
+  o.elastic_prob = 1.0;
+  o.elastic_magnitude = 2.0;
+  for (uint64_t s = 0; s < 5; ++s) {
+    auto gen = data::make_generator(s);
+    auto out = data::augment_label_maps(maps, o, gen)[0][1];
+    auto idx = torch::nonzero(out > 1e-4);
+    ASSERT_GT(idx.size(0), 0);
+    EXPECT_LE((idx.to(torch::kFloat) - 20).abs().max().item<double>(), 3.0 + 1e-6) << "seed " << s;
+  }
+}

@@ -168,3 +168,62 @@ torch::Tensor intensity_augment(const torch::Tensor& images, const IntensityAugm
 }
 
 }  // namespace brainspade::data
+
+namespace brainspade::data {
+
+void LabelAugmentOptions::visit(ConfigVisitor& v) {
+  v("flip_prob", flip_prob, "probability of a mirror along flip_axis, per sample", Bounds::unit());
+  v("flip_axis", flip_axis, "0 = H (left-right in axial slices), 1 = W", Bounds::range(0, 1));
+  v("affine_prob", affine_prob, "probability of a random similarity transform, per sample", Bounds::unit());
+  v.section("affine", affine);
+  v("elastic_prob", elastic_prob, "probability of a smooth random displacement, per sample", Bounds::unit());
+  v("elastic_magnitude", elastic_magnitude, "largest control-point displacement, pixels", Bounds::non_negative());
+  v("elastic_grid", elastic_grid, "control points per side of the displacement grid", Bounds::range(2, 64));
+}
+
+torch::Tensor augment_label_maps(const torch::Tensor& maps, const LabelAugmentOptions& o, torch::Generator& gen) {
+  check_images(maps, "augment_label_maps");
+  namespace F = torch::nn::functional;
+  const int64_t B = maps.size(0), H = maps.size(2), W = maps.size(3);
+  torch::Tensor out = maps.clone();
+  std::vector<int64_t> warped;
+  std::vector<AffineParams> params;
+  std::vector<torch::Tensor> displacement;  // per warped sample: [H, W, 2] in normalised units, or undefined
+  for (int64_t b = 0; b < B; ++b) {
+    // Every draw happens for every sample whatever the probabilities say, so one option never shifts another's draws.
+    const bool flip = uniform(1, 0.0, 1.0, gen)[0] < o.flip_prob;
+    const bool affine = uniform(1, 0.0, 1.0, gen)[0] < o.affine_prob;
+    const AffineParams a = sample_affine(o.affine, gen);
+    const bool elastic = uniform(1, 0.0, 1.0, gen)[0] < o.elastic_prob;
+    const int64_t g = o.elastic_grid;
+    torch::Tensor ctrl = torch::rand({1, 2, g, g}, gen, torch::TensorOptions().dtype(torch::kFloat)) * 2 - 1;
+    if (flip) out[b] = out[b].flip({1 + o.flip_axis});
+    if (!affine && !elastic) continue;
+    warped.push_back(b);
+    params.push_back(affine ? a : AffineParams{});
+    if (elastic) {
+      // Control-point displacements in pixels → normalised grid units (2/size per pixel), x then y as grid_sample wants.
+      auto scale = torch::tensor({2.0f / W, 2.0f / H}).view({1, 2, 1, 1});
+      auto field = F::interpolate(ctrl * o.elastic_magnitude * scale,
+                                  F::InterpolateFuncOptions().size(std::vector<int64_t>{H, W}).mode(torch::kBicubic).align_corners(true));
+      displacement.push_back(field[0].permute({1, 2, 0}));  // [H, W, 2]
+    } else {
+      displacement.push_back(torch::zeros({H, W, 2}));
+    }
+  }
+  if (warped.empty()) return out;
+  std::vector<torch::Tensor> thetas;
+  for (const auto& p : params) thetas.push_back(affine_theta(p, H, W));
+  auto idx = torch::tensor(warped);
+  auto sel = out.index_select(0, idx);
+  auto theta = torch::stack(thetas).to(sel.options());
+  auto grid = F::affine_grid(theta, sel.sizes(), /*align_corners=*/false) + torch::stack(displacement).to(sel.options());
+  auto opts = F::GridSampleFuncOptions().align_corners(false).mode(torch::kBilinear);
+  if (o.affine.padding == "border") opts.padding_mode(torch::kBorder);
+  else if (o.affine.padding == "zeros") opts.padding_mode(torch::kZeros);
+  else opts.padding_mode(torch::kReflection);
+  out.index_copy_(0, idx, F::grid_sample(sel, grid, opts));
+  return out;
+}
+
+}  // namespace brainspade::data

@@ -16,6 +16,8 @@ namespace brainspade {
 void LatentOptions::visit(ConfigVisitor& v) {
   v("scale_factor", scale_factor, "latents are multiplied by this before diffusion (paper: 1.0)", Bounds::positive());
   v("estimate_scale", estimate_scale, "replace scale_factor by 1/std of the training latents");
+  v("augment_copies", augment_copies, "training latents from the slice and copies-1 augmented versions (section augment)",
+    Bounds::range(1, 64));
 }
 void LDMOptimOptions::visit(ConfigVisitor& v) {
   v("lr", lr, "Adam learning rate (authors: 2.5e-5)", Bounds::positive());
@@ -30,6 +32,7 @@ void LDMTrainConfig::visit(ConfigVisitor& v) {
   v.section("scheduler", scheduler);
   v.section("conditioning", conditioning);
   v.section("latent", latent);
+  v.section("augment", augment);
   v.section("optim", optim);
   v.section("train", train);
 }
@@ -159,7 +162,23 @@ double train_ldm(const LDMTrainConfig& cfg, bool resume) {
                          levels - 1, " (unet.channel_mult has ", levels, " levels)");
 
   double scale = cfg.latent.scale_factor;
-  if (cfg.latent.estimate_scale) scale = 1.0 / mean_tr.std().item<double>();
+  if (cfg.latent.estimate_scale) scale = 1.0 / mean_tr.std().item<double>();  // of the slices themselves
+  if (cfg.latent.augment_copies > 1) {
+    BRAINSPADE_CHECK_INPUT(cfg.augment.enabled(), "latent.augment_copies is ", cfg.latent.augment_copies,
+                           " but section 'augment' draws nothing (set flip_prob, affine_prob or elastic_prob)");
+    auto labels_tr = data.labels.index_select(0, tr);
+    std::vector<torch::Tensor> means{mean_tr}, logvars{logvar_tr}, conds{cond_tr};
+    for (int64_t k = 1; k < cfg.latent.augment_copies; ++k) {
+      auto gen = brainspade::data::make_generator(derive_seed(seed, 7, static_cast<uint64_t>(k)));
+      auto [m, lv] = encode_all(vae, brainspade::data::augment_label_maps(labels_tr, cfg.augment, gen), device);
+      means.push_back(m);
+      logvars.push_back(lv);
+      conds.push_back(cond_tr);
+    }
+    mean_tr = torch::cat(means);
+    logvar_tr = torch::cat(logvars);
+    cond_tr = torch::cat(conds);
+  }
   spdlog::info("LDM: {} training / {} validation latents of {}x{}x{}, latent scale {:.4f}, condition dim {}",
                mean_tr.size(0), mean_va.size(0), Z, mean_all.size(2), mean_all.size(3), scale, K);
 

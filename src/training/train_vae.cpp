@@ -48,6 +48,7 @@ void VAETrainConfig::visit(ConfigVisitor& v) {
   v.section("discriminator", discriminator);
   v.section("loss", loss);
   v.section("optim", optim);
+  v.section("augment", augment);
   v.section("train", train);
 }
 
@@ -203,8 +204,15 @@ VAEValidation train_vae(const VAETrainConfig& cfg, bool resume) {
     if (run.interrupted(step)) return last_val;
     torch::manual_seed(derive_seed(seed, 1, static_cast<uint64_t>(step)));
     // This rank's contiguous share of the global batch (all of it in a single process).
-    auto rows = dist.local_rows(batch_rows(seed, step, labels_train.size(0), cfg.train.batch_size));
-    auto x = labels_train.index_select(0, torch::tensor(rows)).to(device);  // [B/world, C, H, W]
+    auto global_rows = batch_rows(seed, step, labels_train.size(0), cfg.train.batch_size);
+    torch::Tensor x;
+    if (cfg.augment.enabled()) {  // drawn for the global batch, so that W ranks see what one process sees
+      auto gen = brainspade::data::make_generator(derive_seed(seed, 6, static_cast<uint64_t>(step)));
+      x = dist.local_rows(brainspade::data::augment_label_maps(labels_train.index_select(0, torch::tensor(global_rows)),
+                                                   cfg.augment, gen)).to(device);
+    } else {
+      x = labels_train.index_select(0, torch::tensor(dist.local_rows(global_rows))).to(device);  // [B/world, C, H, W]
+    }
     const double lr_scale = std::pow(cfg.optim.lr_decay, static_cast<double>(step));
     for (auto& g : opt_g.param_groups()) static_cast<torch::optim::AdamOptions&>(g.options()).lr(cfg.optim.lr * lr_scale);
     for (auto& g : opt_d.param_groups()) static_cast<torch::optim::AdamOptions&>(g.options()).lr(cfg.optim.lr_d * lr_scale);

@@ -70,6 +70,33 @@ torch::Tensor random_gaussian_noise(const torch::Tensor& images, double lo, doub
 torch::Tensor intensity_augment(const torch::Tensor& images, const IntensityAugmentOptions& options,
                                 torch::Generator& generator);
 
+/// Spatial augmentation of partial-volume label maps for the label generator (config section "augment" of
+/// `train vae` and `train ldm`; MONAI's RandFlip / RandAffine / Rand2DElastic, applied identically to every channel).
+/// Bilinear resampling of a PV map is a convex combination of voxels, so every pixel still sums to 1; border padding
+/// repeats the background that surrounds every slice. Defaults: off (the authors train without it).
+struct LabelAugmentOptions {
+  double flip_prob = 0.0;   ///< per sample: mirror along flip_axis
+  int64_t flip_axis = 0;    ///< spatial axis of [H, W]: 0 = H, which is left-right in brainspade's axial slices
+  double affine_prob = 0.0; ///< per sample: a small similarity transform from `affine`
+  RandomAffineOptions affine = [] {
+    RandomAffineOptions a;
+    a.rotate_range = 0.1;
+    a.scale_range = 0.1;
+    a.translate_range = 4.0;
+    return a;
+  }();
+  double elastic_prob = 0.0;       ///< per sample: a smooth random displacement field
+  double elastic_magnitude = 2.0;  ///< largest displacement of a control point, pixels
+  int64_t elastic_grid = 5;        ///< control points per side, interpolated bicubically to the image
+  bool enabled() const { return flip_prob > 0 || affine_prob > 0 || elastic_prob > 0; }
+  void visit(ConfigVisitor& v);
+};
+
+/// Flip, then affine and elastic warps in one resampling, each drawn per sample from `generator`. maps: [B, C, H, W]
+/// on the CPU (float); returns a new tensor (samples that draw nothing come back unchanged, bit for bit).
+torch::Tensor augment_label_maps(const torch::Tensor& maps, const LabelAugmentOptions& options,
+                                 torch::Generator& generator);
+
 /// A CPU generator seeded with `seed` (works with LibTorch 1.13 and 2.x).
 torch::Generator make_generator(uint64_t seed);
 

@@ -17,6 +17,9 @@ namespace brainspade {
 struct LatentOptions {
   double scale_factor = 1.0;    ///< latents are multiplied by this before diffusion (paper: 1.0)
   bool estimate_scale = false;  ///< use 1/std of the training latents instead (Rombach et al. 2022)
+  /// training latents encoded from this many versions of each training slice: the slice itself and copies − 1
+  /// spatially augmented ones (section "augment"), encoded once before the first step. 1 = no augmentation.
+  int64_t augment_copies = 1;
   void visit(ConfigVisitor& v);
 };
 
@@ -36,6 +39,7 @@ struct LDMTrainConfig {
   DDPMSchedulerOptions scheduler;
   ConditioningOptions conditioning;
   LatentOptions latent;
+  data::LabelAugmentOptions augment;  ///< used when latent.augment_copies > 1
   LDMOptimOptions optim;
   TrainLoopOptions train;
   void visit(ConfigVisitor& v);

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "brainspade/core/config.h"
+#include "brainspade/data/augment.h"
 #include "brainspade/data/data_source.h"
 #include "brainspade/inference/label_generator.h"
 #include "brainspade/data/slice_dataset.h"
@@ -44,6 +45,7 @@ struct VAETrainConfig {
   PatchDiscriminatorOptions discriminator;
   VAELossOptions loss;
   VAEOptimOptions optim;
+  data::LabelAugmentOptions augment;  ///< spatial augmentation of each training batch (off by default)
   TrainLoopOptions train;
   void visit(ConfigVisitor& v);
 };
