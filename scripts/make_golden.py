@@ -367,15 +367,101 @@ def golden_tiny_vae():
     return {"x": x, "mean": mean, "logvar": logvar, "rec": rec, "n_params": torch.tensor(len(P.shapes))}
 
 
+# ---------------------------------------------------------------------------------------------------------
+# DPM-Solver++ 2M (Lu et al. 2022b, Algorithm 2), written in λ = log(α/σ) from the paper, with a fixed smooth
+# stand-in for the network so that whole trajectories can be compared step by step (float64).
+def betas_for(schedule, T, b0, b1):
+    if schedule == "linear":
+        return torch.linspace(b0, b1, T, dtype=torch.float64)
+    if schedule == "scaled_linear":
+        return torch.linspace(b0 ** 0.5, b1 ** 0.5, T, dtype=torch.float64) ** 2
+    f = lambda t: math.cos((t / T + 0.008) / 1.008 * math.pi / 2) ** 2  # Nichol & Dhariwal eq. 17
+    return torch.tensor([min(1 - f(i + 1) / f(i), 0.999) for i in range(T)], dtype=torch.float64)
+
+
+def stand_in_model(x, t):
+    return torch.tanh(0.5 * x) * (0.5 + t / 2000.0) + 0.1 * torch.cos(3.0 * x)
+
+
+def dpm_grid(ab, S, spacing, karras):
+    T = ab.numel()
+    if karras:
+        log_sig = 0.5 * torch.log((1 - ab) / ab)
+        lo, hi = log_sig[0].exp().item(), log_sig[-1].exp().item()
+        ts, abg = [], []
+        for i in range(S):
+            ramp = i / (S - 1) if S > 1 else 0.0
+            sig = (hi ** (1 / 7) + ramp * (lo ** (1 / 7) - hi ** (1 / 7))) ** 7
+            ls = math.log(sig)
+            k = int(torch.searchsorted(log_sig, torch.tensor([ls], dtype=torch.float64)).item())
+            tf = 0.0 if k == 0 else float(T - 1) if k == T else (k - 1) + (ls - log_sig[k - 1].item()) / (log_sig[k] - log_sig[k - 1]).item()
+            ts.append(int(torch.round(torch.tensor(tf, dtype=torch.float64)).item()))
+            abg.append(1.0 / (1.0 + sig * sig))
+        return ts, abg + [1.0]
+    if spacing == "linspace":
+        ts = torch.linspace(0, T - 1, S + 1, dtype=torch.float64).round().long().tolist()[::-1][:-1]
+    else:
+        ts = [i * (T // S) for i in range(S)][::-1]
+    return ts, [ab[t].item() for t in ts] + [1.0]
+
+
+def dpmpp_2m(ts, abg, x, pred_type, order=2):
+    lam = lambda a: 0.5 * math.log(a / (1 - a))
+    traj, prev = [x], None
+    for i, t in enumerate(ts):
+        a_s, a_t = abg[i], abg[i + 1]
+        out = stand_in_model(x, t)
+        if pred_type == "epsilon":
+            x0 = (x - math.sqrt(1 - a_s) * out) / math.sqrt(a_s)
+        elif pred_type == "v_prediction":
+            x0 = math.sqrt(a_s) * x - math.sqrt(1 - a_s) * out
+        else:
+            x0 = out
+        if a_t == 1.0:  # last step, first order to sigma = 0: the data prediction itself
+            x = x0
+        else:
+            h = lam(a_t) - lam(a_s)
+            if prev is None or order == 1:
+                D = x0
+            else:
+                r = (lam(a_s) - lam(abg[i - 1])) / h
+                D = (1 + 1 / (2 * r)) * x0 - 1 / (2 * r) * prev
+            x = math.sqrt(1 - a_t) / math.sqrt(1 - a_s) * x - math.sqrt(a_t) * (math.exp(-h) - 1) * D
+        prev = x0
+        traj.append(x)
+    return torch.stack(traj)
+
+
+def golden_dpm_solver():
+    out = {}
+    cases = (("eps_scaled_linspace15", "scaled_linear", 0.0015, 0.0195, "epsilon", "linspace", False, 15, 2),
+             ("v_cosine_leading10", "cosine", 0.0001, 0.02, "v_prediction", "leading", False, 10, 2),
+             ("eps_karras10", "scaled_linear", 0.0015, 0.0195, "epsilon", "linspace", True, 10, 2),
+             ("x0_linear_linspace12", "linear", 0.0001, 0.02, "sample", "linspace", False, 12, 2),
+             ("eps_order1_linspace8", "scaled_linear", 0.0015, 0.0195, "epsilon", "linspace", False, 8, 1))
+    for name, sched, b0, b1, pred, spacing, karras, S, order in cases:
+        ab = torch.cumprod(1.0 - betas_for(sched, 1000, b0, b1), 0)
+        ts, abg = dpm_grid(ab, S, spacing, karras)
+        x = torch.randn(2, 3, 6, 8, generator=torch.Generator().manual_seed(S), dtype=torch.float64)
+        out[f"{name}.timesteps"] = torch.tensor(ts)
+        out[f"{name}.alpha_bars"] = torch.tensor(abg, dtype=torch.float64)
+        out[f"{name}.trajectory"] = dpmpp_2m(ts, abg, x, pred, order)
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "tests", "data", "golden"))
+    ap.add_argument("names", nargs="*", help="write only these goldens (default: all)")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     for name, fn in (("resblock", golden_resblock), ("attnblock", golden_attnblock),
                      ("timestep_embedding", golden_timestep_embedding), ("transformer", golden_transformer),
                      ("ddpm_step", golden_ddpm_step), ("ddim_step", golden_ddim_step),
-                     ("tiny_unet", golden_tiny_unet), ("tiny_vae", golden_tiny_vae)):
+                     ("tiny_unet", golden_tiny_unet), ("tiny_vae", golden_tiny_vae),
+                     ("dpm_solver", golden_dpm_solver)):
+        if args.names and name not in args.names:
+            continue
         d = {k: v.contiguous() for k, v in fn().items()}
         path = os.path.join(args.out, name + ".pt")
         torch.save(d, path)

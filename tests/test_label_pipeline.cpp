@@ -305,6 +305,30 @@ TEST(SampleLabels, SameSeedGivesTheSameMapsThatAreValidPartialVolumes) {
   EXPECT_EQ(sample_label_batch(g, o, 2, 1, torch::kCPU).pv.size(0), 2);
 }
 
+TEST(SampleLabels, DpmSolverSamplesValidMapsAndRefusesAGridItDoesNotHave) {
+  auto& t = trained();
+  auto g = load_label_generator(t.ldm, "", torch::kCPU);
+  LabelSamplerOptions o;
+  o.sampler = "dpmpp_2m";
+  o.steps = 8;
+  auto a = sample_label_batch(g, o, 3, 42, torch::kCPU);
+  EXPECT_TRUE(torch::equal(a.pv, sample_label_batch(g, o, 3, 42, torch::kCPU).pv));  // deterministic given the seed
+  EXPECT_TRUE(torch::allclose(a.pv.sum(1), torch::ones({3, 32, 48}), 1e-4, 1e-4));
+  o.use_karras_sigmas = true;
+  EXPECT_EQ(sample_label_batch(g, o, 2, 1, torch::kCPU).pv.size(0), 2);
+  o.use_karras_sigmas = false;
+  o.timestep_spacing = "compvis";
+  try {
+    sample_label_batch(g, o, 1, 1, torch::kCPU);
+    FAIL() << "compvis grid accepted for dpmpp_2m";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("sampler.timestep_spacing"), std::string::npos) << e.what();
+  }
+  o.sampler = "ddim";
+  o.timestep_spacing = "linspace";
+  EXPECT_THROW(sample_label_batch(g, o, 1, 1, torch::kCPU), InputError);
+}
+
 TEST(SampleLabels, PostprocessingFillsBackgroundAndRenormalises) {
   auto x = torch::zeros({1, 3, 1, 2});
   x[0][1][0][0] = 0.05;  // all tissues below 0.075 -> background

@@ -6,6 +6,7 @@
 #include "brainspade/core/config.h"
 #include "brainspade/nn/blocks.h"
 #include "brainspade/schedulers/ddim_scheduler.h"
+#include "brainspade/schedulers/dpm_solver.h"
 #include "brainspade/schedulers/ddpm_scheduler.h"
 #include "support/helpers.h"
 
@@ -204,4 +205,138 @@ TEST(SchedulerOptions, LoadFromYamlAndRejectUnknownChoices) {
   EXPECT_THROW(load_config_text<DDPMSchedulerOptions>("prediction_type: eps\n"), InputError);
   auto d = load_config_text<DDPMSchedulerOptions>("variance_type: fixed_large\n");
   EXPECT_EQ(d.variance_type, "fixed_large");
+}
+
+namespace {
+// The stand-in network of scripts/make_golden.py golden_dpm_solver.
+torch::Tensor stand_in_model(const torch::Tensor& x, int64_t t) {
+  return torch::tanh(0.5 * x) * (0.5 + double(t) / 2000.0) + 0.1 * torch::cos(3.0 * x);
+}
+}  // namespace
+
+TEST(DPMSolver, TrajectoriesMatchTheIndependentPythonSolverStepByStep) {
+  auto g = testutil::load_golden("dpm_solver");
+  ASSERT_FALSE(g.empty());
+  struct Case {
+    std::string name, schedule;
+    double b0, b1;
+    std::string prediction, spacing;
+    bool karras;
+    int64_t steps, order;
+  };
+  for (const Case& c : {Case{"eps_scaled_linspace15", "scaled_linear", 0.0015, 0.0195, "epsilon", "linspace", false, 15, 2},
+                        Case{"v_cosine_leading10", "cosine", 0.0001, 0.02, "v_prediction", "leading", false, 10, 2},
+                        Case{"eps_karras10", "scaled_linear", 0.0015, 0.0195, "epsilon", "linspace", true, 10, 2},
+                        Case{"x0_linear_linspace12", "linear", 0.0001, 0.02, "sample", "linspace", false, 12, 2},
+                        Case{"eps_order1_linspace8", "scaled_linear", 0.0015, 0.0195, "epsilon", "linspace", false, 8, 1}}) {
+    SCOPED_TRACE(c.name);
+    DPMSolverOptions o;
+    o.beta_schedule = c.schedule;
+    o.beta_start = c.b0;
+    o.beta_end = c.b1;
+    o.prediction_type = c.prediction;
+    o.timestep_spacing = c.spacing;
+    o.use_karras_sigmas = c.karras;
+    o.solver_order = c.order;
+    DPMSolverMultistepScheduler sched(o);
+    sched.set_timesteps(c.steps);
+    auto ts = g[c.name + ".timesteps"];
+    auto abg = g[c.name + ".alpha_bars"];
+    auto traj = g[c.name + ".trajectory"];
+    ASSERT_EQ(static_cast<int64_t>(sched.timesteps().size()), ts.numel());
+    for (int64_t i = 0; i < ts.numel(); ++i) {
+      EXPECT_EQ(sched.timesteps()[i], ts[i].item<int64_t>()) << "grid point " << i;
+      EXPECT_NEAR(sched.alpha_bar_at(i), abg[i].item<double>(), 1e-12) << "grid point " << i;
+    }
+    auto x = traj[0].clone();
+    for (size_t i = 0; i < sched.timesteps().size(); ++i) {
+      const int64_t t = sched.timesteps()[i];
+      x = sched.step(stand_in_model(x, t), t, x).prev_sample;
+      EXPECT_TRUE(testutil::tensors_close(x, traj[i + 1], 1e-9, 1e-9)) << "after step " << i;
+    }
+  }
+}
+
+TEST(DPMSolver, ExactModelOfOnePointReturnsThatPoint) {
+  // Data = one point x*: the exact ε-model is ε = (x − √ᾱ x*)/√(1 − ᾱ), so x̂0 = x* at every step and the solver must
+  // land on x* whatever the order, grid or step count.
+  auto target = torch::randn({1, 2, 4, 4}, torch::kDouble);
+  for (int64_t steps : {1, 2, 7, 20}) {
+    DPMSolverMultistepScheduler sched;
+    sched.set_timesteps(steps);
+    auto x = torch::randn({1, 2, 4, 4}, torch::kDouble);
+    for (size_t i = 0; i < sched.timesteps().size(); ++i) {
+      const double ab = sched.alpha_bar_at(i);
+      auto eps = (x - std::sqrt(ab) * target) / std::sqrt(1 - ab);
+      x = sched.step(eps, sched.timesteps()[i], x).prev_sample;
+    }
+    EXPECT_LT((x - target).abs().max().item<double>(), 1e-9) << steps << " steps";
+  }
+}
+
+TEST(DPMSolver, SecondOrderSolvesTheGaussianODEBetterThanDDIMAtEqualSteps) {
+  // Data ~ N(0, s²): the exact ε-model is E[ε | x_t] = σ x / (α² s² + σ²) and the probability-flow ODE keeps
+  // x_t / √(ᾱ_t s² + 1 − ᾱ_t) constant. The error is measured at the last grid point, before the final first-order
+  // jump to σ = 0 that every grid without Karras sigmas ends with (the same jump for both orders), and, with Karras
+  // sigmas (whose last point is the schedule's smallest σ), at the endpoint.
+  const double s = 0.5;
+  auto model = [&](const torch::Tensor& x, double ab) { return std::sqrt(1 - ab) * x / (ab * s * s + 1 - ab); };
+  auto xT = torch::randn({4, 8}, torch::kDouble);
+  auto solve = [&](int64_t order, int64_t steps, bool karras, bool endpoint) {
+    DPMSolverOptions o;
+    o.solver_order = order;
+    o.use_karras_sigmas = karras;
+    DPMSolverMultistepScheduler sched(o);
+    sched.set_timesteps(steps);
+    const size_t n = sched.timesteps().size() - (endpoint ? 0 : 1);
+    auto x = xT.clone();
+    for (size_t i = 0; i < n; ++i)
+      x = sched.step(model(x, sched.alpha_bar_at(i)), sched.timesteps()[i], x).prev_sample;
+    const double ab0 = sched.alpha_bar_at(0), abn = sched.alpha_bar_at(n);
+    auto exact = std::sqrt(abn * s * s + 1 - abn) * xT / std::sqrt(ab0 * s * s + 1 - ab0);
+    return (x - exact).abs().max().item<double>() / exact.abs().max().item<double>();
+  };
+  const double ddim10 = solve(1, 10, false, false), dpm10 = solve(2, 10, false, false);
+  const double ddim10k = solve(1, 10, true, true), dpm10k = solve(2, 10, true, true), dpm20k = solve(2, 20, true, true);
+  std::printf("  relative error before the final jump: DDIM-10 %.2e, DPM-Solver++-10 %.2e\n", ddim10, dpm10);
+  std::printf("  relative endpoint error, Karras sigmas: DDIM-10 %.2e, DPM-Solver++-10 %.2e, -20 %.2e\n", ddim10k, dpm10k,
+              dpm20k);
+  EXPECT_LT(dpm10, ddim10 / 3);
+  EXPECT_LT(dpm10k, ddim10k / 3);
+  EXPECT_LT(dpm20k, dpm10k / 1.5);  // more steps, less error (the last first-order jump from σ_min limits the order)
+}
+
+TEST(DPMSolver, StepOutOfOrderNamesTheExpectedTimestep) {
+  DPMSolverMultistepScheduler sched;
+  sched.set_timesteps(5);
+  auto x = torch::zeros({1, 1, 2, 2});
+  try {
+    sched.step(x, sched.timesteps()[1], x);
+    FAIL() << "no error";
+  } catch (const c10::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("expects timestep " + std::to_string(sched.timesteps()[0])), std::string::npos) << e.what();
+  }
+  sched.set_timesteps(5);  // starts again
+  EXPECT_NO_THROW(sched.step(x, sched.timesteps()[0], x));
+}
+
+TEST(DPMSolver, FirstOrderIsDDIMWithEtaZeroOnTheSameGrid) {
+  // Lu et al. 2022b §3.2: the first-order DPM-Solver++ step is the DDIM (η = 0) step.
+  DPMSolverOptions po;
+  po.solver_order = 1;
+  po.timestep_spacing = "leading";
+  DPMSolverMultistepScheduler dpm(po);
+  DDIMSchedulerOptions dopt;
+  dopt.eta = 0.0;
+  dopt.timestep_spacing = "leading";
+  DDIMScheduler ddim(dopt);
+  dpm.set_timesteps(12);
+  ddim.set_timesteps(12);
+  ASSERT_EQ(dpm.timesteps(), ddim.timesteps());
+  auto x = torch::randn({2, 3, 4, 4}, torch::kDouble), y = x.clone();
+  for (int64_t t : ddim.timesteps()) {
+    x = dpm.step(stand_in_model(x, t), t, x).prev_sample;
+    y = ddim.step(stand_in_model(y, t), t, y).prev_sample;
+  }
+  EXPECT_LT((x - y).abs().max().item<double>(), 1e-9);
 }

@@ -5,14 +5,19 @@
 #include "brainspade/core/error.h"
 #include "brainspade/data/slice_dataset.h"
 #include "brainspade/schedulers/ddim_scheduler.h"
+#include "brainspade/schedulers/dpm_solver.h"
 
 namespace brainspade {
 
 void LabelSamplerOptions::visit(ConfigVisitor& v) {
-  v.choice("sampler", sampler, {"ddpm", "ddim"}, "reverse process: ddpm (paper, 1000 steps) or ddim (authors' pipeline)");
+  v.choice("sampler", sampler, {"ddpm", "ddim", "dpmpp_2m"},
+           "reverse process: ddpm (paper, 1000 steps), ddim (authors' pipeline) or dpmpp_2m (DPM-Solver++ 2M)");
   v("steps", steps, "reverse steps (DDPM with fewer than T steps uses a strided grid)", Bounds::range(1, 1000));
   v("eta", eta, "DDIM eta: 0 deterministic, 1 as the authors", Bounds::unit());
-  v.choice("timestep_spacing", timestep_spacing, {"compvis", "leading"}, "DDIM timestep grid");
+  v.choice("timestep_spacing", timestep_spacing, {"auto", "compvis", "leading", "linspace"},
+           "timestep grid: auto = compvis for ddim, linspace for dpmpp_2m; ddim takes compvis|leading, dpmpp_2m "
+           "linspace|leading");
+  v("use_karras_sigmas", use_karras_sigmas, "dpmpp_2m: noise levels spaced as Karras et al. 2022 (rho 7)");
   v("guidance_scale", guidance_scale, "classifier-free guidance scale; 1 = off (needs an LDM trained with cfg_dropout)",
     Bounds::non_negative());
   v("background_threshold", background_threshold, "tissue probability below which a pixel becomes background",
@@ -74,29 +79,50 @@ namespace {
 // The scheduler of the chosen sampler with its reverse-process grid set.
 struct ReverseProcess {
   std::shared_ptr<DDPMScheduler> ddpm;
-  std::shared_ptr<DDIMScheduler> ddim;  // set when sampler is ddim
+  std::shared_ptr<DDIMScheduler> ddim;                // set when sampler is ddim
+  std::shared_ptr<DPMSolverMultistepScheduler> dpm;  // set when sampler is dpmpp_2m (keeps the previous x0)
   std::vector<int64_t> timesteps;
 };
 
 ReverseProcess make_reverse_process(const LabelGenerator& g, const LabelSamplerOptions& o) {
   ReverseProcess rp;
+  const auto& s = g.scheduler;
+  auto spacing = [&](const char* automatic, std::initializer_list<const char*> allowed) {
+    const std::string v = o.timestep_spacing == "auto" ? automatic : o.timestep_spacing;
+    for (const char* a : allowed)
+      if (v == a) return v;
+    throw input_error("config key 'sampler.timestep_spacing': '", o.timestep_spacing, "' is not a grid of sampler ",
+                      o.sampler, " (it takes auto, ", *allowed.begin(), " or ", *(allowed.begin() + 1), ")");
+  };
   try {
     if (o.sampler == "ddim") {
       DDIMSchedulerOptions d;
-      d.num_train_timesteps = g.scheduler.num_train_timesteps;
-      d.beta_schedule = g.scheduler.beta_schedule;
-      d.beta_start = g.scheduler.beta_start;
-      d.beta_end = g.scheduler.beta_end;
-      d.prediction_type = g.scheduler.prediction_type;
-      d.clip_sample = g.scheduler.clip_sample;
-      d.clip_sample_range = g.scheduler.clip_sample_range;
+      d.num_train_timesteps = s.num_train_timesteps;
+      d.beta_schedule = s.beta_schedule;
+      d.beta_start = s.beta_start;
+      d.beta_end = s.beta_end;
+      d.prediction_type = s.prediction_type;
+      d.clip_sample = s.clip_sample;
+      d.clip_sample_range = s.clip_sample_range;
       d.eta = o.eta;
-      d.timestep_spacing = o.timestep_spacing;
+      d.timestep_spacing = spacing("compvis", {"compvis", "leading"});
       rp.ddim = std::make_shared<DDIMScheduler>(d);
       rp.ddim->set_timesteps(o.steps);
       rp.timesteps = rp.ddim->timesteps();
+    } else if (o.sampler == "dpmpp_2m") {
+      DPMSolverOptions d;
+      d.num_train_timesteps = s.num_train_timesteps;
+      d.beta_schedule = s.beta_schedule;
+      d.beta_start = s.beta_start;
+      d.beta_end = s.beta_end;
+      d.prediction_type = s.prediction_type;
+      d.timestep_spacing = spacing("linspace", {"linspace", "leading"});
+      d.use_karras_sigmas = o.use_karras_sigmas;
+      rp.dpm = std::make_shared<DPMSolverMultistepScheduler>(d);
+      rp.dpm->set_timesteps(o.steps);
+      rp.timesteps = rp.dpm->timesteps();
     } else {
-      rp.ddpm = std::make_shared<DDPMScheduler>(g.scheduler);
+      rp.ddpm = std::make_shared<DDPMScheduler>(s);
       rp.ddpm->set_timesteps(o.steps);
       rp.timesteps = rp.ddpm->timesteps();
     }
@@ -125,6 +151,7 @@ LabelBatch sample_label_batch_inference(LabelGenerator& g, DiffusionUNet& unet, 
   ReverseProcess rp = make_reverse_process(g, o);
   const std::vector<int64_t>& timesteps = rp.timesteps;
   auto step = [&](const torch::Tensor& out, int64_t t, const torch::Tensor& x) {
+    if (rp.dpm) return rp.dpm->step(out, t, x);  // deterministic: draws no noise
     return rp.ddim ? rp.ddim->step(out, t, x, gen) : rp.ddpm->step(out, t, x, gen);
   };
 
