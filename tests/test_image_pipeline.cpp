@@ -177,27 +177,29 @@ TEST(TrainSPADE, ResumeGivesTheSameWeights) {
 }
 
 TEST(TrainSPADE, TwoGeneratorStepsLowerTheGeneratorLossOnAFixedBatch) {
-  // The generator step of train_spade on one fixed batch: hinge + 10·feature matching + 0.05·KLD, D frozen.
+  // train_spade's own generator loss (spade_generator_loss: hinge + feature matching + KLD + contrastive at the tiny
+  // config's weights; no classifier), D frozen, on one fixed batch: two Adam steps of G and E must lower it.
   auto& t = trained();
   auto cfg = tiny_spade(t.dataset, "", "", 1);
   auto d = testutil::make_phantom_dataset({});
   torch::manual_seed(0);
-  models::SPADEGenerator G(cfg.generator);
-  models::ConvEncoder E(cfg.encoder);
-  models::MultiscaleDiscriminator D(cfg.discriminator);
+  SPADENetworks nets{models::SPADEGenerator(cfg.generator), models::ConvEncoder(cfg.encoder),
+                     models::MultiscaleDiscriminator(cfg.discriminator)};
   auto seg = d.labels.slice(0, 0, 4), real = d.images.slice(0, 0, 4), style = d.images.slice(0, 4, 8);
-  auto params = G->parameters();
-  for (auto& p : E->parameters()) params.push_back(p);
+  auto params = nets.G->parameters();
+  for (auto& p : nets.E->parameters()) params.push_back(p);
   torch::optim::Adam opt(params, torch::optim::AdamOptions(1e-3).betas({0.0, 0.9}));
-  for (auto& p : D->parameters()) p.set_requires_grad(false);
+  for (auto& p : nets.D->parameters()) p.set_requires_grad(false);
+  std::map<std::string, double> row;
   auto gen_loss = [&] {
-    auto enc = E->encode(style);
-    auto fake = G->forward(seg, enc.mu);
-    auto df = D->forward(seg, fake), dr = D->forward(seg, real);
-    return losses::loss_gan_g(df) + 10.0 * losses::loss_feature_matching(df, dr) +
-           0.05 * losses::loss_kld(enc.mu, enc.logvar);
+    auto gen = data::make_generator(5);  // the same contrastive transform every time: a fixed objective
+    auto enc = nets.E->encode(style);
+    auto fake = nets.G->forward(seg, enc.mu);
+    auto none = torch::zeros({4}, torch::kLong);
+    return spade_generator_loss(nets, nullptr, cfg, 0, enc, fake, seg, real, style, none, none, gen, row);
   };
   double before = gen_loss().item<double>();
+  for (const char* term : {"g_gan", "g_feat", "kld"}) EXPECT_TRUE(row.count(term)) << term << " not computed";
   for (int i = 0; i < 2; ++i) {
     opt.zero_grad();
     gen_loss().backward();

@@ -103,70 +103,6 @@ ModalityClassifierBundle load_spade_classifier(const SPADETrainConfig& cfg, cons
   return clf;
 }
 
-struct SPADENetworks {
-  models::SPADEGenerator G{nullptr};
-  models::ConvEncoder E{nullptr};
-  models::MultiscaleDiscriminator D{nullptr};
-};
-
-// The generator + encoder loss of one step (D frozen by the caller): hinge GAN, feature matching, KLD, the
-// modality/dataset BCE and perceptual terms through the frozen classifier (`clf`, may be null), the contrastive style
-// term. Adds each term to `row`.
-torch::Tensor spade_generator_loss(SPADENetworks& nets, ModalityClassifierBundle* clf,
-                                   const SPADETrainConfig& cfg, int64_t step, const models::EncoderOutput& enc,
-                                   const torch::Tensor& fake, const torch::Tensor& seg, const torch::Tensor& real,
-                                   const torch::Tensor& style_in, const torch::Tensor& style_modality,
-                                   const torch::Tensor& style_dataset, torch::Generator& gen,
-                                   std::map<std::string, double>& row) {
-  const auto& L = cfg.loss;
-  auto d_fake = nets.D->forward(seg, fake);
-  torch::Tensor loss_g = losses::loss_gan_g(d_fake);
-  row["g_gan"] = loss_g.item<double>();
-  if (L.lambda_feat > 0) {
-    models::DiscriminatorFeatures d_real;
-    {
-      torch::NoGradGuard ng;  // real features are targets; gradients flow through the fake branch only
-      d_real = nets.D->forward(seg, real);
-    }
-    auto fm = losses::loss_feature_matching(d_fake, d_real);
-    loss_g = loss_g + L.lambda_feat * fm;
-    row["g_feat"] = fm.item<double>();
-  }
-  auto kld = losses::loss_kld(enc.mu, enc.logvar);
-  loss_g = loss_g + L.lambda_kld * kld;
-  row["kld"] = kld.item<double>();
-  if (clf) {
-    double ramp = 1.0;
-    if (step < L.mod_dat_start_step) ramp = 0.0;
-    else if (L.mod_dat_ramp_steps > 0)
-      ramp = std::min(1.0, double(step - L.mod_dat_start_step + 1) / L.mod_dat_ramp_steps);
-    if (ramp > 0 && (L.alpha_mod > 0 || L.alpha_dat > 0)) {
-      auto out = clf->net->forward(fake);
-      auto md = losses::loss_modality_dataset(out, style_modality, style_dataset, L.alpha_mod * ramp, L.alpha_dat * ramp);
-      loss_g = loss_g + md.total;
-      row["bce_modality"] = md.modality.item<double>();
-      row["bce_dataset"] = md.dataset.item<double>();
-      if (L.perceptual_network == "classifier" && L.lambda_perceptual > 0) {
-        auto f_real = clf->net->forward(real).features.detach();
-        auto perc = (out.features - f_real).abs().mean();
-        loss_g = loss_g + L.lambda_perceptual * perc;
-        row["perceptual"] = perc.item<double>();
-      }
-    } else if (L.perceptual_network == "classifier" && L.lambda_perceptual > 0) {
-      auto perc = (clf->net->forward(fake).features - clf->net->forward(real).features.detach()).abs().mean();
-      loss_g = loss_g + L.lambda_perceptual * perc;
-      row["perceptual"] = perc.item<double>();
-    }
-  }
-  if (L.lambda_contrastive > 0) {
-    auto style_t = data::random_affine(style_in, cfg.affine, gen);
-    auto con = losses::loss_contrastive_style(enc.mu, nets.E->encode(style_t).mu);
-    loss_g = loss_g + L.lambda_contrastive * con;
-    row["contrastive"] = con.item<double>();
-  }
-  return loss_g;
-}
-
 // Style rows: another slice of the same volume (limitation 3); deterministic per (seed, rows).
 std::vector<int64_t> other_slices(const SliceDataset& data, const std::vector<int64_t>& rows, uint64_t seed) {
   std::mt19937_64 rng(seed);
@@ -316,6 +252,62 @@ void spade_discriminator_step(models::MultiscaleDiscriminator& D, torch::optim::
 }
 
 }  // namespace
+
+torch::Tensor spade_generator_loss(SPADENetworks& nets, ModalityClassifierBundle* clf,
+                                   const SPADETrainConfig& cfg, int64_t step, const models::EncoderOutput& enc,
+                                   const torch::Tensor& fake, const torch::Tensor& seg, const torch::Tensor& real,
+                                   const torch::Tensor& style_in, const torch::Tensor& style_modality,
+                                   const torch::Tensor& style_dataset, torch::Generator& gen,
+                                   std::map<std::string, double>& row) {
+  const auto& L = cfg.loss;
+  auto d_fake = nets.D->forward(seg, fake);
+  torch::Tensor loss_g = losses::loss_gan_g(d_fake);
+  row["g_gan"] = loss_g.item<double>();
+  if (L.lambda_feat > 0) {
+    models::DiscriminatorFeatures d_real;
+    {
+      torch::NoGradGuard ng;  // real features are targets; gradients flow through the fake branch only
+      d_real = nets.D->forward(seg, real);
+    }
+    auto fm = losses::loss_feature_matching(d_fake, d_real);
+    loss_g = loss_g + L.lambda_feat * fm;
+    row["g_feat"] = fm.item<double>();
+  }
+  auto kld = losses::loss_kld(enc.mu, enc.logvar);
+  loss_g = loss_g + L.lambda_kld * kld;
+  row["kld"] = kld.item<double>();
+  if (clf) {
+    double ramp = 1.0;
+    if (step < L.mod_dat_start_step) ramp = 0.0;
+    else if (L.mod_dat_ramp_steps > 0)
+      ramp = std::min(1.0, double(step - L.mod_dat_start_step + 1) / L.mod_dat_ramp_steps);
+    if (ramp > 0 && (L.alpha_mod > 0 || L.alpha_dat > 0)) {
+      auto out = clf->net->forward(fake);
+      auto md = losses::loss_modality_dataset(out, style_modality, style_dataset, L.alpha_mod * ramp, L.alpha_dat * ramp);
+      loss_g = loss_g + md.total;
+      row["bce_modality"] = md.modality.item<double>();
+      row["bce_dataset"] = md.dataset.item<double>();
+      if (L.perceptual_network == "classifier" && L.lambda_perceptual > 0) {
+        auto f_real = clf->net->forward(real).features.detach();
+        auto perc = (out.features - f_real).abs().mean();
+        loss_g = loss_g + L.lambda_perceptual * perc;
+        row["perceptual"] = perc.item<double>();
+      }
+    } else if (L.perceptual_network == "classifier" && L.lambda_perceptual > 0) {
+      auto perc = (clf->net->forward(fake).features - clf->net->forward(real).features.detach()).abs().mean();
+      loss_g = loss_g + L.lambda_perceptual * perc;
+      row["perceptual"] = perc.item<double>();
+    }
+  }
+  if (L.lambda_contrastive > 0) {
+    auto style_t = data::random_affine(style_in, cfg.affine, gen);
+    auto con = losses::loss_contrastive_style(enc.mu, nets.E->encode(style_t).mu);
+    loss_g = loss_g + L.lambda_contrastive * con;
+    row["contrastive"] = con.item<double>();
+  }
+  return loss_g;
+}
+
 
 SPADEValidation train_spade(const SPADETrainConfig& cfg, bool resume) {
   Distributed& dist = distributed();

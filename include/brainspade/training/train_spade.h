@@ -2,6 +2,7 @@
 /// The image generator's two training stages (paper §2.2 "Image generator", Appendix A.1):
 ///   `train classifier`: the modality/dataset classifier D_mod-dat on real slices, later frozen;
 ///   `train spade`:      the SPADE VAE-GAN with style and content from different slices of the same volume.
+#include <map>
 #include <string>
 #include <vector>
 
@@ -66,5 +67,23 @@ struct SPADEValidation {
   double l1 = 0;  ///< mean |G(seg, E(style)) − real| on held-out slices (style from another slice of the volume)
 };
 SPADEValidation train_spade(const SPADETrainConfig& cfg, bool resume);
+
+/// The generator, style encoder and discriminator that `train spade` trains together.
+struct SPADENetworks {
+  models::SPADEGenerator G{nullptr};
+  models::ConvEncoder E{nullptr};
+  models::MultiscaleDiscriminator D{nullptr};
+};
+
+/// The generator + encoder loss of one `train spade` step (D frozen by the caller): hinge GAN, feature matching, KLD,
+/// the modality/dataset BCE and perceptual terms through the frozen classifier (`clf`, may be null), the contrastive
+/// style term (its affine transform drawn from `gen`), with the weights and schedules of cfg.loss at `step`. `fake` is
+/// G(seg, z) with z from `enc`; `style_in` the encoder's input. Adds each term to `row` (g_gan, g_feat, kld, ...).
+torch::Tensor spade_generator_loss(SPADENetworks& nets, ModalityClassifierBundle* clf, const SPADETrainConfig& cfg,
+                                   int64_t step, const models::EncoderOutput& enc, const torch::Tensor& fake,
+                                   const torch::Tensor& seg, const torch::Tensor& real, const torch::Tensor& style_in,
+                                   const torch::Tensor& style_modality, const torch::Tensor& style_dataset,
+                                   torch::Generator& gen, std::map<std::string, double>& row);
+
 
 }  // namespace brainspade
