@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include "brainspade/core/atomic_file.h"
+#include "brainspade/core/csv.h"
 #include "brainspade/core/error.h"
 #include "brainspade/eval/figure.h"
 #include "brainspade/io/image_io.h"
@@ -110,6 +111,28 @@ bool have_example_slices() {
   return !d.empty() && fs::exists(d + "/slices/dataset.pt");
 }
 
+// Every value of `column` in the CSV at `path` is a number in [lo, hi] (NaN allowed where `nan_ok`); returns the row count.
+size_t expect_column_in(const std::string& path, const std::string& column, double lo, double hi, bool nan_ok = false) {
+  auto t = read_csv_table(path);
+  const int c = t.column(column);
+  EXPECT_GE(c, 0) << path << " has no column " << column;
+  if (c < 0) return 0;
+  for (const auto& row : t.rows) {
+    const double v = std::stod(row[c]);
+    if (std::isnan(v) && nan_ok) continue;
+    EXPECT_TRUE(v >= lo && v <= hi) << path << ": " << column << " = " << row[c];
+  }
+  return t.rows.size();
+}
+
+// A figure that is a readable PNG with content: at least `min_w` pixels wide, not one flat grey.
+void expect_figure(const std::string& path, int64_t min_w) {
+  auto img = read_png(path);  // [H, W] luminance, 0-255
+  ASSERT_EQ(img.dim(), 2) << path;
+  EXPECT_GE(img.size(1), min_w) << path;
+  EXPECT_GT(img.std().item<double>(), 5.0) << path << " is (nearly) one flat grey";
+}
+
 }  // namespace
 
 TEST(ReproduceSmoke, Exp1RunsEveryStageWritesTheReportAndSkipsFinishedStages) {
@@ -121,9 +144,17 @@ TEST(ReproduceSmoke, Exp1RunsEveryStageWritesTheReportAndSkipsFinishedStages) {
   auto report = read_text(dir / "exp1/report/README.md");
   for (const char* row : {"| R | ", "| S | ", "| H | ", "| DR | "}) EXPECT_NE(report.find(row), std::string::npos) << report;
   EXPECT_NE(report.find("| model | csf | gm | wm |"), std::string::npos) << report;
-  EXPECT_TRUE(fs::exists(dir / "exp1/report/per_volume_DR.csv"));
-  EXPECT_TRUE(fs::exists(dir / "exp1/report/eval_S_vs_R/wilcoxon.csv"));
-  EXPECT_TRUE(fs::exists(dir / "exp1/report/fig3_colin27.png"));
+  // Per-volume Dice of the DR model: one row per test volume and class, each a Dice in [0, 1].
+  EXPECT_GE(expect_column_in(dir / "exp1/report/per_volume_DR.csv", "dice", 0.0, 1.0, true), 3u);
+  // S vs R: one paired test per metric and class, p in [0, 1], verdict one of the two models or none.
+  const auto w = read_csv_table(dir / "exp1/report/eval_S_vs_R/wilcoxon.csv");
+  EXPECT_EQ(expect_column_in(dir / "exp1/report/eval_S_vs_R/wilcoxon.csv", "p_value", 0.0, 1.0, true), 4u * 3u)
+      << "4 metrics x 3 classes";
+  for (const auto& row : w.rows) {
+    const std::string& verdict = row[w.column("significantly_better")];
+    EXPECT_TRUE(verdict == "S" || verdict == "R" || verdict == "none") << verdict;
+  }
+  expect_figure(dir / "exp1/report/fig3_colin27.png", 200);
   EXPECT_NE(read_text(dir / "exp1/pairs/randomized/manifest.csv").find(",randomized,"), std::string::npos);
   // The test slab is not in the training data: the R model's training set is smaller than the full dataset.
   EXPECT_NE(r.output.find("held out"), std::string::npos) << r.output;
@@ -144,7 +175,7 @@ TEST(ReproduceSmoke, Exp2RunsNearAndFarOutOfDistribution) {
   EXPECT_NE(report.find("## near out of distribution"), std::string::npos) << report;
   EXPECT_NE(report.find("## far out of distribution (brainweb_pd.nii.gz)"), std::string::npos) << report;
   EXPECT_NE(report.find("| S_far | "), std::string::npos) << report;
-  EXPECT_TRUE(fs::exists(dir / "exp2/report/far/fig4_far.png"));
+  expect_figure(dir / "exp2/report/far/fig4_far.png", 200);
   // The far-OoD pairs are styled by the PD image.
   EXPECT_NE(read_text(dir / "exp2/pairs/spade_far/manifest.csv").find("brainweb_pd.nii.gz"), std::string::npos);
 }
