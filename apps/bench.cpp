@@ -1,5 +1,6 @@
-// brainspade bench [--config FILE] [--json FILE] [--repeats N] [--only NAME] [--scale S]: network timings, GFLOP/s
-// against the measured ceiling, peak memory and sampling throughput (library: eval/benchmark.h).
+// brainspade bench [--config FILE] [--json FILE] [--repeats N] [--only NAME] [--scale S] [--sampling]: network timings,
+// GFLOP/s against the measured ceiling, peak memory, sampling throughput (estimated per step, and with --sampling
+// timed end to end) (library: eval/benchmark.h).
 #include <spdlog/spdlog.h>
 
 #include <iostream>
@@ -12,7 +13,7 @@ namespace {
 std::string config, json, dtype;
 std::vector<std::string> overrides, only, scales;
 int64_t repeats = -1, threads = -1, sampling_steps = -1;
-bool channels_last = false, no_backward = false;
+bool channels_last = false, no_backward = false, sampling = false;
 brainspade::app::Registrar reg("90-bench", [](CLI::App& root) {
   auto* cmd = root.add_subcommand("bench", "time every network (tiny and paper scale) against this machine's ceiling");
   cmd->add_option("--config,-c", config, "YAML with bench keys (see eval/benchmark.h BenchJob)");
@@ -26,7 +27,9 @@ brainspade::app::Registrar reg("90-bench", [](CLI::App& root) {
   cmd->add_option("--dtype", dtype, "float32 | bfloat16");
   cmd->add_flag("--channels-last", channels_last, "channels-last weights and inputs");
   cmd->add_flag("--no-backward", no_backward, "forward only");
-  cmd->add_option("--sampling-steps", sampling_steps, "reverse steps timed for the sampling estimate (0 = skip)");
+  cmd->add_option("--sampling-steps", sampling_steps, "reverse steps timed for the per-step sampling estimate (0 = skip)");
+  cmd->add_flag("--sampling", sampling,
+                "also time real end-to-end sampling runs: sampling_samplers x sampling_dtypes x sampling_batches");
   cmd->callback([] {
     brainspade::ConfigSource src{config, overrides, {}};
     auto set = [&](const std::string& key, const auto& value) { src.values.emplace_back(key, YAML::Node(value)); };
@@ -38,11 +41,12 @@ brainspade::app::Registrar reg("90-bench", [](CLI::App& root) {
     if (channels_last) set("channels_last", true);
     if (no_backward) set("backward", false);
     if (sampling_steps >= 0) set("sampling_steps", sampling_steps);
-    auto job = brainspade::load_config<brainspade::eval::BenchJob>(src);
-    auto report = brainspade::eval::run_benchmark(job);
-    std::cout << brainspade::eval::format_bench_report(report) << std::flush;
+    if (sampling) set("sampling_runs", true);
+    auto job = brainspade::load_config<brainspade::BenchJob>(src);
+    auto report = brainspade::run_benchmark(job);
+    std::cout << brainspade::format_bench_report(report) << std::flush;
     if (!json.empty()) {
-      brainspade::write_text_atomic(json, brainspade::eval::bench_report_json(report));
+      brainspade::write_text_atomic(json, brainspade::bench_report_json(report));
       spdlog::info("wrote {}", json);
     }
   });

@@ -42,7 +42,7 @@ TEST(CountFlops, MatchesHandCountsForSingleLayers) {
       {"bmm 3x4x5 @ 3x5x6", [&] { torch::bmm(torch::randn({3, 4, 5}), torch::randn({3, 5, 6})); }, 2.0 * 3 * 4 * 5 * 6},
       {"relu counts nothing", [&] { torch::relu(x); }, 0.0},
   };
-  for (const auto& c : cases) EXPECT_DOUBLE_EQ(eval::count_flops(c.fn), c.expected) << c.name;
+  for (const auto& c : cases) EXPECT_DOUBLE_EQ(count_flops(c.fn), c.expected) << c.name;
 }
 
 TEST(BenchCommand, TinyRunWritesJsonWithEveryNetwork) {
@@ -67,7 +67,7 @@ TEST(BenchCommand, TinyRunWritesJsonWithEveryNetwork) {
     EXPECT_GT(n["forward_backward_s"].as<double>(), 0.0) << name;
     EXPECT_GT(n["forward_gflops"].as<double>(), 0.0) << name;
   }
-  for (const auto& name : eval::bench_network_names()) EXPECT_EQ(seen.count(name), 1u) << name;
+  for (const auto& name : bench_network_names()) EXPECT_EQ(seen.count(name), 1u) << name;
   ASSERT_EQ(r["sampling"].size(), 1u);
   auto s = r["sampling"][0];
   EXPECT_GT(s["ddpm1000_pairs_per_s"].as<double>(), 0.0);
@@ -88,7 +88,7 @@ TEST(BenchCommand, OnlyPicksNetworksAndUnknownNamesAreRefused) {
 }
 
 TEST(BenchCommand, Bfloat16ForwardRuns) {
-  eval::BenchJob job;
+  BenchJob job;
   job.threads = 1;  // two OpenMP threads on a shared 2-core machine can be 10x slower (docs/performance.md)
   job.scales = {"tiny"};
   job.only = {"unet", "spade_generator"};
@@ -100,12 +100,76 @@ TEST(BenchCommand, Bfloat16ForwardRuns) {
   job.tiny.warmup = 0;
   job.tiny.repeats = 1;
   const int threads_before = torch::get_num_threads();
-  auto rep = eval::run_benchmark(job);
+  auto rep = run_benchmark(job);
   torch::set_num_threads(threads_before);  // run_benchmark sets the process-wide count
   ASSERT_EQ(rep.networks.size(), 2u);
   for (const auto& n : rep.networks) {
     EXPECT_GT(n.forward_s, 0.0);
     EXPECT_LT(n.forward_backward_s, 0.0);  // backward is float32 only
   }
-  EXPECT_NE(eval::format_bench_report(rep).find("bfloat16"), std::string::npos);
+  EXPECT_NE(format_bench_report(rep).find("bfloat16"), std::string::npos);
+}
+
+TEST(BenchScales, AreTheShippedConfigsNetworks) {
+  // The benchmark times what configs/tiny and configs/paper train: read from the files, not copied into the code.
+  for (const char* name : {"tiny", "paper"}) {
+    SCOPED_TRACE(name);
+    BenchScale s = std::string(name) == "tiny" ? tiny_bench_scale() : paper_bench_scale();
+    load_bench_networks(s);
+    const std::string dir = std::string(BRAINSPADE_SOURCE_DIR) + "/configs/" + name;
+    YAML::Node ldm = YAML::LoadFile(dir + "/ldm.yaml"), vae = YAML::LoadFile(dir + "/vae.yaml"),
+               spade = YAML::LoadFile(dir + "/spade.yaml");
+    EXPECT_EQ(s.unet.model_channels, ldm["unet"]["model_channels"].as<int64_t>());
+    EXPECT_EQ(s.unet.channel_mult, ldm["unet"]["channel_mult"].as<std::vector<int64_t>>());
+    EXPECT_EQ(s.unet.attention_levels, ldm["unet"]["attention_levels"].as<std::vector<int64_t>>());
+    EXPECT_EQ(s.vae.channels, vae["vae"]["channels"].as<std::vector<int64_t>>());
+    EXPECT_EQ(s.generator.ngf, spade["generator"]["ngf"].as<int64_t>());
+    EXPECT_EQ(s.height, spade["generator"]["height"].as<int64_t>());
+  }
+  BenchScale missing = tiny_bench_scale();
+  missing.configs = "no/such/folder";
+  try {
+    load_bench_networks(missing);
+    FAIL() << "no error";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("no/such/folder/vae.yaml does not exist"), std::string::npos) << e.what();
+  }
+}
+
+TEST(BenchCommand, EndToEndSamplingRunsAndExtrapolation) {
+  BenchJob job;
+  job.threads = 1;
+  job.scales = {"tiny"};
+  job.only = {"unet"};
+  job.backward = false;
+  job.sampling_steps = 0;
+  job.ceiling_repeats = 1;
+  job.tiny.warmup = 0;
+  job.tiny.repeats = 1;
+  job.sampling_runs = true;
+  job.sampling_samplers = {"ddim:8", "dpmpp_2m:4", "ddpm:40"};
+  job.sampling_dtypes = {"float32"};
+  job.sampling_batches = {2};
+  job.sampling_max_timed_steps = 8;
+  const int threads_before = torch::get_num_threads();
+  auto rep = run_benchmark(job);
+  torch::set_num_threads(threads_before);
+  ASSERT_EQ(rep.sampling_runs.size(), 3u);
+  const auto &ddim = rep.sampling_runs[0], &dpm = rep.sampling_runs[1], &ddpm = rep.sampling_runs[2];
+  EXPECT_FALSE(ddim.extrapolated);
+  EXPECT_EQ(ddim.timed_steps, 8);
+  EXPECT_TRUE(ddpm.extrapolated);  // 40 steps > 8: timed at 8 and 1 and extrapolated
+  EXPECT_EQ(ddpm.timed_steps, 8);
+  for (const auto& r : rep.sampling_runs) {
+    EXPECT_GT(r.label_s, 0.0);
+    EXPECT_GT(r.image_s, 0.0);
+    EXPECT_NEAR(r.pairs_per_s, 1.0 / (r.label_s + r.image_s), 1e-9);
+  }
+  EXPECT_FALSE(dpm.extrapolated);  // timings themselves are the benchmark's to report, not the test's to assert
+  const auto json = bench_report_json(rep);
+  EXPECT_NE(json.find("\"sampling_runs\""), std::string::npos);
+  EXPECT_NE(format_bench_report(rep).find("| tiny | ddpm | 40 |"), std::string::npos) << format_bench_report(rep);
+  job.sampling_samplers = {"dpmpp:10"};
+  EXPECT_THROW(run_benchmark(job), InputError);
+  torch::set_num_threads(threads_before);
 }

@@ -183,8 +183,8 @@ TEST(TrainSPADE, TwoGeneratorStepsLowerTheGeneratorLossOnAFixedBatch) {
   auto cfg = tiny_spade(t.dataset, "", "", 1);
   auto d = testutil::make_phantom_dataset({});
   torch::manual_seed(0);
-  SPADENetworks nets{models::SPADEGenerator(cfg.generator), models::ConvEncoder(cfg.encoder),
-                     models::MultiscaleDiscriminator(cfg.discriminator)};
+  SPADENetworks nets{SPADEGenerator(cfg.generator), ConvEncoder(cfg.encoder),
+                     MultiscaleDiscriminator(cfg.discriminator)};
   auto seg = d.labels.slice(0, 0, 4), real = d.images.slice(0, 0, 4), style = d.images.slice(0, 4, 8);
   auto params = nets.G->parameters();
   for (auto& p : nets.E->parameters()) params.push_back(p);
@@ -192,7 +192,7 @@ TEST(TrainSPADE, TwoGeneratorStepsLowerTheGeneratorLossOnAFixedBatch) {
   for (auto& p : nets.D->parameters()) p.set_requires_grad(false);
   std::map<std::string, double> row;
   auto gen_loss = [&] {
-    auto gen = data::make_generator(5);  // the same contrastive transform every time: a fixed objective
+    auto gen = make_generator(5);  // the same contrastive transform every time: a fixed objective
     auto enc = nets.E->encode(style);
     auto fake = nets.G->forward(seg, enc.mu);
     auto none = torch::zeros({4}, torch::kLong);

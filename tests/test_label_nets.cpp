@@ -41,7 +41,7 @@ void fill_deterministic(torch::nn::Module& m, uint64_t seed) {
   std::vector<std::string> names;
   for (auto& p : named) names.push_back(p.key());
   std::sort(names.begin(), names.end());
-  auto g = nn::make_generator(seed);
+  auto g = make_generator(seed);
   for (const auto& name : names) {
     auto& p = named[name];
     auto z = torch::randn(p.sizes(), c10::optional<torch::Generator>(g));
@@ -59,7 +59,7 @@ bool finite(const torch::Tensor& t) { return torch::isfinite(t).all().item<bool>
 
 // Softmax of smooth random fields: C channels in [0, 1] summing to 1, like partial-volume maps.
 torch::Tensor pv_like(int64_t B, int64_t C, int64_t H, int64_t W, uint64_t seed) {
-  auto g = nn::make_generator(seed);
+  auto g = make_generator(seed);
   auto coarse = torch::randn({B, C, H / 8, W / 8}, c10::optional<torch::Generator>(g)) * 4.0;
   namespace F = torch::nn::functional;
   auto fine = F::interpolate(coarse, F::InterpolateFuncOptions().size(std::vector<int64_t>{H, W}).mode(torch::kBilinear).align_corners(false));
@@ -196,7 +196,7 @@ TEST(AutoencoderKL, ShapesNaNAndBackwardOverCases) {
     AutoencoderKL vae(o);
     const int64_t f = vae->downsampling_factor();
     auto x = pv_like(2, c.in_channels, c.H, c.W, 3);
-    auto out = vae(x, nn::make_generator(1));
+    auto out = vae(x, make_generator(1));
     EXPECT_EQ(out.posterior.mean.sizes(), (std::vector<int64_t>{2, c.latent, c.H / f, c.W / f}));
     EXPECT_EQ(out.reconstruction.sizes(), x.sizes());
     EXPECT_TRUE(finite(out.reconstruction));
@@ -293,7 +293,7 @@ TEST(AutoencoderKL, TinyModelOverfitsAFixedPVBatch) {
   torch::optim::Adam opt(vae->parameters(), torch::optim::AdamOptions(2e-3));
   double first = 0, last = 0;
   for (int step = 0; step < 100; ++step) {
-    auto out = vae(x, nn::make_generator(step));
+    auto out = vae(x, make_generator(step));
     auto loss = (out.reconstruction - x).abs().mean() + 1e-6 * loss_kl(out.posterior);
     opt.zero_grad();
     loss.backward();
@@ -432,7 +432,7 @@ TEST(DiffusionUNet, TinyModelLossFallsOnAFixedBatch) {
   o.num_res_blocks = 1;
   DiffusionUNet unet(o);
   DDPMScheduler sched;
-  auto g = nn::make_generator(11);
+  auto g = make_generator(11);
   auto x0 = torch::randn({4, 3, 8, 8}, c10::optional<torch::Generator>(g)) * 0.5;
   auto noise = torch::randn({4, 3, 8, 8}, c10::optional<torch::Generator>(g));
   auto t = torch::tensor({50, 300, 600, 900}, torch::kLong);

@@ -33,10 +33,10 @@ Toy make_toy(int64_t n, uint64_t seed) {
 
 TEST(ModalityClassifier, DenseNet121HasMonaiStructureShapesAndBackward) {
   torch::manual_seed(0);
-  models::ModalityClassifierOptions o;  // defaults: densenet121, 1 channel, dropout 0.2
+  ModalityClassifierOptions o;  // defaults: densenet121, 1 channel, dropout 0.2
   o.n_modalities = 3;
   o.n_datasets = 4;
-  models::ModalityClassifier net(o);
+  ModalityClassifier net(o);
   EXPECT_EQ(net->feature_channels(), 1024);
   auto p = net->named_parameters();
   EXPECT_NE(p.find("features.conv0.weight"), nullptr);
@@ -55,7 +55,7 @@ TEST(ModalityClassifier, DenseNet121HasMonaiStructureShapesAndBackward) {
   EXPECT_EQ(out.modality_logits.sizes(), torch::IntArrayRef({2, 3}));
   EXPECT_EQ(out.dataset_logits.sizes(), torch::IntArrayRef({2, 4}));
   EXPECT_EQ(out.features.sizes(), torch::IntArrayRef({2, 1024, 2, 2}));
-  auto l = losses::loss_modality_dataset(out, torch::tensor({0, 2}), torch::tensor({3, 1}), 2.5, 1.0);
+  auto l = loss_modality_dataset(out, torch::tensor({0, 2}), torch::tensor({3, 1}), 2.5, 1.0);
   l.total.backward();
   EXPECT_TRUE(torch::isfinite(p["features.conv0.weight"].grad()).all().item<bool>());
   EXPECT_GT(p["features.conv0.weight"].grad().abs().sum().item<double>(), 0.0);
@@ -63,19 +63,19 @@ TEST(ModalityClassifier, DenseNet121HasMonaiStructureShapesAndBackward) {
 
 TEST(ModalityClassifier, SmallTrunkLearnsSeparableToyModalitiesAndDatasets) {
   torch::manual_seed(0);
-  models::ModalityClassifierOptions o;
+  ModalityClassifierOptions o;
   o.arch = "small";
   o.n_modalities = 2;
   o.n_datasets = 2;
   o.small_widths = {8, 16, 32};
-  models::ModalityClassifier net(o);
+  ModalityClassifier net(o);
   auto train = make_toy(256, 1), test = make_toy(200, 2);
   torch::optim::Adam opt(net->parameters(), torch::optim::AdamOptions(3e-3));
   net->train();
   for (int step = 0; step < 200; ++step) {
     auto idx = torch::randint(0, 256, {32}, torch::kLong);
     auto out = net->forward(train.x.index_select(0, idx));
-    auto l = losses::loss_modality_dataset(out, train.modality.index_select(0, idx),
+    auto l = loss_modality_dataset(out, train.modality.index_select(0, idx),
                                            train.dataset.index_select(0, idx), 1.0, 1.0);
     opt.zero_grad();
     l.total.backward();
@@ -92,8 +92,8 @@ TEST(ModalityClassifier, SmallTrunkLearnsSeparableToyModalitiesAndDatasets) {
 }
 
 TEST(ModalityClassifier, RejectsUnknownArchitecture) {
-  models::ModalityClassifierOptions o;
+  ModalityClassifierOptions o;
   o.arch = "resnet";
-  EXPECT_THROW(models::ModalityClassifier{o}, InputError);
-  EXPECT_THROW(load_config_text<models::ModalityClassifierOptions>("arch: vgg"), InputError);
+  EXPECT_THROW(ModalityClassifier{o}, InputError);
+  EXPECT_THROW(load_config_text<ModalityClassifierOptions>("arch: vgg"), InputError);
 }

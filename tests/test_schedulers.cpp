@@ -25,7 +25,7 @@ double alpha_bar_formula(const std::string& schedule, int64_t t, int64_t T = 100
   return ab;
 }
 torch::Tensor randn(std::vector<int64_t> shape, uint64_t seed) {
-  auto g = nn::make_generator(seed);
+  auto g = make_generator(seed);
   return torch::randn(shape, c10::optional<torch::Generator>(g));
 }
 }  // namespace
@@ -97,7 +97,7 @@ TEST(DDPMScheduler, OneStepMatchesThePosteriorFormula) {
   DDPMScheduler sched;
   auto x = randn({2, 3, 4, 4}, 5), eps = randn({2, 3, 4, 4}, 6);
   const int64_t t = 500;
-  auto out = sched.step(eps, t, x, nn::make_generator(77));
+  auto out = sched.step(eps, t, x, make_generator(77));
   double a = alpha_bar_formula("scaled_linear", t), ap = alpha_bar_formula("scaled_linear", t - 1);
   double beta = 1 - a / ap;
   auto x0 = (x - std::sqrt(1 - a) * eps) / std::sqrt(a);
@@ -118,7 +118,7 @@ TEST(DDPMScheduler, StepMatchesGoldenFromPython) {
   EXPECT_TRUE(testutil::tensors_close(sched.alphas_cumprod(), g["alphas_cumprod"], 1e-12, 1e-10));
   // The C++ CPU generator and Python's draw the same numbers for the same seed.
   EXPECT_TRUE(testutil::tensors_close(randn({2, 3, 6, 8}, 1234), g["noise_seed1234"], 0, 0));
-  auto out = sched.step(g["model_output"], g["t"].item<int64_t>(), g["sample"], nn::make_generator(1234));
+  auto out = sched.step(g["model_output"], g["t"].item<int64_t>(), g["sample"], make_generator(1234));
   EXPECT_TRUE(testutil::tensors_close(out.pred_original_sample, g["pred_x0"], 1e-5, 1e-5));
   EXPECT_TRUE(testutil::tensors_close(out.prev_sample, g["prev_sample"], 1e-5, 1e-5));
 }
@@ -167,7 +167,7 @@ TEST(DDIMScheduler, EtaOneStepMatchesTheFormula) {
   DDIMScheduler sched;  // η = 1, CompVis grid
   sched.set_timesteps(50);
   auto x = randn({2, 3, 4, 4}, 10), eps = randn({2, 3, 4, 4}, 11);
-  auto out = sched.step(eps, 501, x, nn::make_generator(5));
+  auto out = sched.step(eps, 501, x, make_generator(5));
   double at = alpha_bar_formula("scaled_linear", 501), ap = alpha_bar_formula("scaled_linear", 481);
   double sigma = std::sqrt((1 - ap) / (1 - at)) * std::sqrt(1 - at / ap);
   auto x0 = (x - std::sqrt(1 - at) * eps) / std::sqrt(at);
@@ -184,7 +184,7 @@ TEST(DDIMScheduler, StepsMatchGoldenFromPython) {
     DDIMScheduler sched(o);
     sched.set_timesteps(50);
     auto out = sched.step(g[name + ".model_output"], g[name + ".t"].item<int64_t>(), g[name + ".sample"],
-                          nn::make_generator(99));
+                          make_generator(99));
     std::printf("  %s\n", name.c_str());
     EXPECT_TRUE(testutil::tensors_close(out.pred_original_sample, g[name + ".pred_x0"], 1e-5, 1e-5)) << name;
     EXPECT_TRUE(testutil::tensors_close(out.prev_sample, g[name + ".prev_sample"], 1e-5, 1e-5)) << name;

@@ -29,12 +29,12 @@ TEST(SpadeBench, DISABLED_PaperScaleForwardAndBackward) {
   torch::set_num_threads(2);
   torch::manual_seed(0);
   const int64_t B = 2, reps = 3;
-  models::SPADEGeneratorOptions go;  // 192x256, ngf 64, z 256, label_nc 6, normal
-  models::SPADEGenerator gen(go);
-  models::ConvEncoderOptions eo;
-  models::ConvEncoder enc(eo);
-  models::MultiscaleDiscriminatorOptions dopt;
-  models::MultiscaleDiscriminator disc(dopt);
+  SPADEGeneratorOptions go;  // 192x256, ngf 64, z 256, label_nc 6, normal
+  SPADEGenerator gen(go);
+  ConvEncoderOptions eo;
+  ConvEncoder enc(eo);
+  MultiscaleDiscriminatorOptions dopt;
+  MultiscaleDiscriminator disc(dopt);
   std::cout << "params: G " << count_params(*gen) << ", E " << count_params(*enc) << ", D " << count_params(*disc)
             << "\n";
   auto seg = torch::softmax(torch::randn({B, 6, 192, 256}), 1);

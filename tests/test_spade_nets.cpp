@@ -224,8 +224,8 @@ struct GenCase {
   int64_t h, w, ngf;
   std::string norm, interp, act;
 };
-models::SPADEGeneratorOptions gen_options(const GenCase& c, int64_t label_nc = 3, int64_t z_dim = 16) {
-  models::SPADEGeneratorOptions o;
+SPADEGeneratorOptions gen_options(const GenCase& c, int64_t label_nc = 3, int64_t z_dim = 16) {
+  SPADEGeneratorOptions o;
   o.label_nc = label_nc;
   o.ngf = c.ngf;
   o.z_dim = z_dim;
@@ -251,7 +251,7 @@ TEST(SPADEGenerator, ShapesFiniteAndBackwardOverCases) {
     SCOPED_TRACE(c.ups + " " + std::to_string(c.h) + "x" + std::to_string(c.w) + " " + c.norm);
     torch::manual_seed(0);
     const int64_t gen_h = c.h, gen_w = c.w;
-    models::SPADEGenerator g(gen_options(c));
+    SPADEGenerator g(gen_options(c));
     auto seg = random_pv(2, 3, gen_h, gen_w);
     auto z = torch::randn({2, 16});
     auto y = g->forward(seg, z);
@@ -266,10 +266,10 @@ TEST(SPADEGenerator, ShapesFiniteAndBackwardOverCases) {
 }
 
 TEST(SPADEGenerator, PaperGridIs6x8At192x256) {
-  models::SPADEGeneratorOptions o;
+  SPADEGeneratorOptions o;
   o.ngf = 2;  // small widths; the grid depends only on height, width and num_upsampling_layers
   o.spade_hidden = 4;
-  models::SPADEGenerator g(o);
+  SPADEGenerator g(o);
   EXPECT_EQ(g->grid_height(), 6);
   EXPECT_EQ(g->grid_width(), 8);
   EXPECT_EQ(g->fc->weight.size(0), 16 * 2 * 6 * 8);
@@ -279,10 +279,10 @@ TEST(SPADEGenerator, PaperGridIs6x8At192x256) {
 }
 
 TEST(SPADEGenerator, StateDictNamesFollowNVlabs) {
-  models::SPADEGeneratorOptions o;
+  SPADEGeneratorOptions o;
   o.ngf = 2;
   o.spade_hidden = 4;
-  models::SPADEGenerator g(o);
+  SPADEGenerator g(o);
   auto p = g->named_parameters();
   auto b = g->named_buffers();
   for (const char* k : {"fc.weight", "head_0.conv_0.weight_orig", "G_middle_1.norm_1.mlp_shared.0.weight",
@@ -294,60 +294,60 @@ TEST(SPADEGenerator, StateDictNamesFollowNVlabs) {
 }
 
 TEST(SPADEGenerator, RejectsSizesNotDivisibleByTheUpsampling) {
-  models::SPADEGeneratorOptions o;
+  SPADEGeneratorOptions o;
   o.height = 200;
   try {
-    models::SPADEGenerator g(o);
+    SPADEGenerator g(o);
     FAIL() << "expected InputError";
   } catch (const InputError& e) {
     EXPECT_NE(std::string(e.what()).find("divisible by 2^5"), std::string::npos) << e.what();
   }
   o.height = 192;
   o.num_upsampling_layers = "more";  // 192 / 64 = 3 but 256/64 = 4: fine; 'most' needs /128
-  EXPECT_NO_THROW(models::SPADEGenerator{o});
+  EXPECT_NO_THROW(SPADEGenerator{o});
   o.num_upsampling_layers = "most";
-  EXPECT_THROW(models::SPADEGenerator{o}, InputError);
+  EXPECT_THROW(SPADEGenerator{o}, InputError);
 }
 
 TEST(SPADEGenerator, InstanceNormNeedsALatentGridLargerThanOnePixel) {
   GenCase c{"more", 64, 64, 4, "instance", "nearest", "tanh"};  // 1x1 grid
-  EXPECT_THROW(models::SPADEGenerator{gen_options(c)}, InputError);
+  EXPECT_THROW(SPADEGenerator{gen_options(c)}, InputError);
   c.norm = "batch";
-  EXPECT_NO_THROW(models::SPADEGenerator{gen_options(c)});
+  EXPECT_NO_THROW(SPADEGenerator{gen_options(c)});
 }
 
 TEST(SpadeOptions, EncoderDiscriminatorClassifierRoundTripThroughConfig) {
-  models::ConvEncoderOptions e;
+  ConvEncoderOptions e;
   e.num_layers = 4;
-  EXPECT_EQ(load_config_text<models::ConvEncoderOptions>(dump_config(e)).num_layers, 4);
-  models::MultiscaleDiscriminatorOptions d;
+  EXPECT_EQ(load_config_text<ConvEncoderOptions>(dump_config(e)).num_layers, 4);
+  MultiscaleDiscriminatorOptions d;
   d.label_input = "pv";
-  EXPECT_EQ(load_config_text<models::MultiscaleDiscriminatorOptions>(dump_config(d)).label_input, "pv");
-  EXPECT_THROW(load_config_text<models::MultiscaleDiscriminatorOptions>("label_input: argmax"), InputError);
-  EXPECT_THROW(load_config_text<models::ConvEncoderOptions>("num_layer: 3"), InputError);
+  EXPECT_EQ(load_config_text<MultiscaleDiscriminatorOptions>(dump_config(d)).label_input, "pv");
+  EXPECT_THROW(load_config_text<MultiscaleDiscriminatorOptions>("label_input: argmax"), InputError);
+  EXPECT_THROW(load_config_text<ConvEncoderOptions>("num_layer: 3"), InputError);
 }
 
 TEST(SPADEGenerator, OptionsRoundTripThroughConfig) {
-  models::SPADEGeneratorOptions o;
+  SPADEGeneratorOptions o;
   o.norm = "instance";
   o.output_activation = "tanh";
-  auto back = load_config_text<models::SPADEGeneratorOptions>(dump_config(o));
+  auto back = load_config_text<SPADEGeneratorOptions>(dump_config(o));
   EXPECT_EQ(back.norm, "instance");
   EXPECT_EQ(back.output_activation, "tanh");
-  EXPECT_THROW(load_config_text<models::SPADEGeneratorOptions>("norm: sync"), InputError);
+  EXPECT_THROW(load_config_text<SPADEGeneratorOptions>("norm: sync"), InputError);
 }
 
 // ---------------------------------------------------------------- encoder
 TEST(ConvEncoder, MatchesGolden) {
   const auto& g = golden("spade_encoder");
   ASSERT_FALSE(g.empty());
-  models::ConvEncoderOptions o;
+  ConvEncoderOptions o;
   o.ndf = 4;
   o.z_dim = 8;
   o.num_layers = 3;
   o.height = 20;
   o.width = 24;
-  models::ConvEncoder enc(o);
+  ConvEncoder enc(o);
   load_into(*enc, g, "w.");
   torch::NoGradGuard ng;
   auto out = enc->encode(g.at("x"));
@@ -360,7 +360,7 @@ TEST(ConvEncoder, ShapesOverCasesAndFcSizedFromInput) {
     int64_t h, w, layers, fh, fw;
   };
   for (const auto& c : std::vector<Case>{{192, 256, 6, 3, 4}, {256, 256, 6, 4, 4}, {48, 64, 4, 3, 4}, {37, 50, 3, 5, 7}}) {
-    models::ConvEncoderOptions o;
+    ConvEncoderOptions o;
     o.ndf = 4;
     o.z_dim = 10;
     o.num_layers = c.layers;
@@ -369,7 +369,7 @@ TEST(ConvEncoder, ShapesOverCasesAndFcSizedFromInput) {
     auto fs = o.final_size();
     EXPECT_EQ(fs.first, c.fh);
     EXPECT_EQ(fs.second, c.fw);
-    models::ConvEncoder enc(o);
+    ConvEncoder enc(o);
     EXPECT_EQ(enc->fc_mu->weight.size(1), o.layer_channels(c.layers - 1) * c.fh * c.fw);
     auto gen = torch::make_generator<at::CPUGeneratorImpl>(3);
     auto x = torch::randn({2, 1, c.h, c.w});
@@ -385,12 +385,12 @@ TEST(ConvEncoder, ReparameteriseIsReproducibleWithAGenerator) {
   auto mu = torch::randn({3, 5}), logvar = torch::randn({3, 5});
   auto g1 = torch::make_generator<at::CPUGeneratorImpl>(42);
   auto g2 = torch::make_generator<at::CPUGeneratorImpl>(42);
-  auto a = models::reparameterise(mu, logvar, g1);
-  auto b = models::reparameterise(mu, logvar, g2);
+  auto a = reparameterise(mu, logvar, g1);
+  auto b = reparameterise(mu, logvar, g2);
   EXPECT_TRUE(torch::equal(a, b));
   EXPECT_FALSE(torch::equal(a, mu));
   // With logvar -> -inf the sample collapses to mu.
-  auto c = models::reparameterise(mu, torch::full({3, 5}, -60.0), g1);
+  auto c = reparameterise(mu, torch::full({3, 5}, -60.0), g1);
   EXPECT_TRUE(testutil::tensors_close(c, mu, 1e-10, 0));
 }
 
@@ -398,14 +398,14 @@ TEST(ConvEncoder, ReparameteriseIsReproducibleWithAGenerator) {
 TEST(MultiscaleDiscriminator, MatchesGolden) {
   const auto& g = golden("spade_discriminator");
   ASSERT_FALSE(g.empty());
-  models::MultiscaleDiscriminatorOptions o;
+  MultiscaleDiscriminatorOptions o;
   o.label_nc = 3;
   o.image_nc = 1;
   o.ndf = 8;
   o.n_layers = 3;
   o.num_d = 2;
   o.downsample_kernel = 4;
-  models::MultiscaleDiscriminator d(o);
+  MultiscaleDiscriminator d(o);
   load_into(*d, g, "w.");
   torch::NoGradGuard ng;
   auto feats = d->forward_input(g.at("x"));
@@ -425,14 +425,14 @@ TEST(MultiscaleDiscriminator, ShapesOverCases) {
     std::string label_input;
   };
   for (const auto& c : std::vector<Case>{{2, 4, 4, "onehot"}, {3, 3, 3, "pv"}, {1, 2, 2, "onehot"}}) {
-    models::MultiscaleDiscriminatorOptions o;
+    MultiscaleDiscriminatorOptions o;
     o.label_nc = 4;
     o.ndf = 8;
     o.num_d = c.num_d;
     o.n_layers = c.n_layers;
     o.downsample_kernel = c.k;
     o.label_input = c.label_input;
-    models::MultiscaleDiscriminator d(o);
+    MultiscaleDiscriminator d(o);
     auto img = torch::randn({2, 1, 48, 64}, torch::requires_grad());
     auto feats = d->forward(random_pv(2, 4, 48, 64), img);
     ASSERT_EQ(static_cast<int64_t>(feats.size()), c.num_d);
@@ -449,7 +449,7 @@ TEST(MultiscaleDiscriminator, ShapesOverCases) {
 
 TEST(MultiscaleDiscriminator, OneHotOfArgmax) {
   auto pv = torch::tensor({0.2, 0.6, 0.5, 0.1, 0.3, 0.3}).view({1, 3, 1, 2});  // pixel 0 -> class 1, pixel 1 -> 0
-  auto oh = models::one_hot_argmax(pv);
+  auto oh = one_hot_argmax(pv);
   EXPECT_TRUE(torch::equal(oh, torch::tensor({0.0, 1.0, 1.0, 0.0, 0.0, 0.0}).view({1, 3, 1, 2}).to(pv.dtype())));
 }
 
@@ -458,7 +458,7 @@ TEST(SPADEGenerator, RoundTripsThroughACheckpointWithIdenticalEvalOutput) {
   testutil::TempDir dir;
   torch::manual_seed(0);
   GenCase c{"less", 32, 48, 4, "batch", "nearest", "leaky_relu"};
-  models::SPADEGenerator a(gen_options(c)), b(gen_options(c));
+  SPADEGenerator a(gen_options(c)), b(gen_options(c));
   auto seg = random_pv(2, 3, 32, 48);
   auto z = torch::randn({2, 16});
   a->forward(seg, z);  // update u, v and the BN running statistics
@@ -519,7 +519,7 @@ TEST(SPADEGenerator, MatchesPythonReferenceEndToEnd) {
     SCOPED_TRACE(c.ups);
     auto o = gen_options(c, /*label_nc=*/3, /*z_dim=*/8);
     o.spade_hidden = 8;
-    models::SPADEGenerator gen(o);
+    SPADEGenerator gen(o);
     fill_deterministic(*gen);
     torch::manual_seed(7);
     auto seg = torch::softmax(3 * torch::randn({1, 3, c.h, c.w}), 1);

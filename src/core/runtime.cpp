@@ -1,5 +1,7 @@
 #include "brainspade/core/runtime.h"
 
+#include <ATen/CPUGeneratorImpl.h>
+
 #include <algorithm>
 #include <climits>
 #include <cstdlib>
@@ -63,6 +65,8 @@ void seed_everything(uint64_t seed) {
   torch::manual_seed(seed);
   if (torch::cuda::is_available()) torch::cuda::manual_seed_all(seed);
 }
+
+torch::Generator make_generator(uint64_t seed) { return at::detail::createCPUGenerator(seed); }
 
 uint64_t derive_seed(uint64_t seed, uint64_t a, uint64_t b) {
   // splitmix64 over the three words: cheap, well mixed, platform independent.

@@ -4,7 +4,7 @@
 
 #include <cmath>
 
-namespace brainspade::data {
+namespace brainspade {
 
 namespace {
 // n values ~ U(lo, hi) in double on the CPU.
@@ -34,7 +34,6 @@ torch::Tensor legendre(const torch::Tensor& t, int64_t degree) {
 bool coin(double prob, torch::Generator& gen) { return prob >= 1.0 || uniform(1, 0.0, 1.0, gen)[0] < prob; }
 }  // namespace
 
-torch::Generator make_generator(uint64_t seed) { return at::detail::createCPUGenerator(seed); }
 
 void RandomAffineOptions::visit(ConfigVisitor& v) {
   v("rotate_range", rotate_range, "rotation ~ U(-r, r) radians", Bounds::non_negative());
@@ -167,9 +166,9 @@ torch::Tensor intensity_augment(const torch::Tensor& images, const IntensityAugm
   return x;
 }
 
-}  // namespace brainspade::data
+}  // namespace brainspade
 
-namespace brainspade::data {
+namespace brainspade {
 
 void LabelAugmentOptions::visit(ConfigVisitor& v) {
   v("flip_prob", flip_prob, "probability of a mirror along flip_axis, per sample", Bounds::unit());
@@ -226,4 +225,4 @@ torch::Tensor augment_label_maps(const torch::Tensor& maps, const LabelAugmentOp
   return out;
 }
 
-}  // namespace brainspade::data
+}  // namespace brainspade

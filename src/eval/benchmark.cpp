@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <filesystem>
 #include <ctime>
 #include <fstream>
 #include <iomanip>
@@ -18,7 +19,7 @@
 #include "brainspade/schedulers/ddim_scheduler.h"
 #include "brainspade/schedulers/ddpm_scheduler.h"
 
-namespace brainspade::eval {
+namespace brainspade {
 
 const std::vector<std::string>& bench_network_names() {
   static const std::vector<std::string> names{"vae_encoder",     "vae_decoder",   "unet",
@@ -27,67 +28,51 @@ const std::vector<std::string>& bench_network_names() {
 }
 
 void BenchScale::visit(ConfigVisitor& v) {
-  v("height", height, "image height", Bounds::at_least(8));
-  v("width", width, "image width", Bounds::at_least(8));
+  v("configs", configs, "folder of the scale's configs (vae.yaml, ldm.yaml, spade.yaml) whose networks are timed");
   v("batch", batch, "samples per timed call", Bounds::at_least(1));
   v("warmup", warmup, "untimed calls first", Bounds::non_negative());
   v("repeats", repeats, "timed calls (median reported)", Bounds::at_least(1));
-  v.section("vae", vae, "label VAE (encoder and decoder)");
-  v.section("unet", unet, "latent diffusion U-Net");
-  v.section("generator", generator, "SPADE generator");
-  v.section("encoder", encoder, "SPADE style encoder");
-  v.section("discriminator", discriminator, "SPADE multiscale discriminator");
 }
 
 BenchScale tiny_bench_scale() {
   BenchScale s;
   s.name = "tiny";
-  s.height = 96;
-  s.width = 128;
+  s.configs = "configs/tiny";
   s.batch = 4;
   s.warmup = 2;
   s.repeats = 10;
-  // configs/tiny/vae.yaml
-  s.vae.channels = {16, 32, 32};
-  s.vae.num_res_blocks = 1;
-  s.vae.norm_groups = 8;
-  // configs/tiny/ldm.yaml
-  s.unet.model_channels = 32;
-  s.unet.channel_mult = {1, 2, 2};
-  s.unet.num_res_blocks = 1;
-  s.unet.attention_levels = {1, 2};
-  s.unet.cond_dim = 1;
-  s.unet.norm_groups = 8;
-  // configs/tiny/spade.yaml
-  s.generator.ngf = 16;
-  s.generator.z_dim = 32;
-  s.generator.height = 96;
-  s.generator.width = 128;
-  s.generator.norm = "instance";
-  s.generator.spade_hidden = 32;
-  s.encoder.ndf = 16;
-  s.encoder.z_dim = 32;
-  s.encoder.num_layers = 4;
-  s.encoder.height = 96;
-  s.encoder.width = 128;
-  s.discriminator.ndf = 16;
-  s.discriminator.n_layers = 3;
   return s;
 }
 
 BenchScale paper_bench_scale() {
-  BenchScale s;  // struct defaults are the paper's SPADE networks (192x256, ngf 64, z 256)
+  BenchScale s;
   s.name = "paper";
-  s.vae.channels = {64, 128, 256};  // configs/paper/vae.yaml
-  s.vae.num_res_blocks = 2;
-  s.vae.norm_groups = 32;
-  s.unet.model_channels = 256;  // configs/paper/ldm.yaml
-  s.unet.channel_mult = {1, 2, 3, 4};
-  s.unet.num_res_blocks = 2;
-  s.unet.attention_levels = {1, 2, 3};
-  s.unet.cond_dim = 1;
-  s.unet.norm_groups = 32;
+  s.configs = "configs/paper";
   return s;
+}
+
+void load_bench_networks(BenchScale& s) {
+  auto text = [&](const char* file) {
+    const std::string path = s.configs + "/" + file;
+    BRAINSPADE_CHECK_INPUT(std::filesystem::exists(path), "bench: ", path, " does not exist (run from the repository root, ",
+                           "or set ", s.name, ".configs to the folder of the ", s.name, " configs)");
+    std::ifstream in(path);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return std::pair<std::string, std::string>{ss.str(), path};
+  };
+  auto [vae, vae_path] = text("vae.yaml");
+  auto [ldm, ldm_path] = text("ldm.yaml");
+  auto [spade, spade_path] = text("spade.yaml");
+  s.vae = load_section<AutoencoderKLOptions>("vae", vae, vae_path);
+  s.unet = load_section<DiffusionUNetOptions>("unet", ldm, ldm_path);
+  s.scheduler = load_section<DDPMSchedulerOptions>("scheduler", ldm, ldm_path);
+  s.cond_dim = s.unet.conditioning == "none" ? 0 : s.unet.cond_dim;
+  s.generator = load_section<SPADEGeneratorOptions>("generator", spade, spade_path);
+  s.encoder = load_section<ConvEncoderOptions>("encoder", spade, spade_path);
+  s.discriminator = load_section<MultiscaleDiscriminatorOptions>("discriminator", spade, spade_path);
+  s.height = s.generator.height;
+  s.width = s.generator.width;
 }
 
 void BenchJob::visit(ConfigVisitor& v) {
@@ -100,6 +85,12 @@ void BenchJob::visit(ConfigVisitor& v) {
   v("flush_denormal", flush_denormal, "flush denormal floats to zero (FTZ/DAZ) while benchmarking");
   v("backward", backward, "also time forward+backward (float32 only)");
   v("sampling_steps", sampling_steps, "reverse steps timed for the sampling estimate; 0 = skip", Bounds::non_negative());
+  v("sampling_runs", sampling_runs, "time real end-to-end sampling runs (bench --sampling)");
+  v("sampling_samplers", sampling_samplers, "sampler:steps of the end-to-end runs (ddpm, ddim, dpmpp_2m)");
+  v("sampling_dtypes", sampling_dtypes, "U-Net dtypes of the end-to-end runs (float32, bfloat16)");
+  v("sampling_batches", sampling_batches, "batch sizes of the end-to-end runs", Bounds::at_least(1));
+  v("sampling_max_timed_steps", sampling_max_timed_steps,
+    "end-to-end runs with more steps are timed at this many and extrapolated; 0 = all in full", Bounds::non_negative());
   v("ceiling_repeats", ceiling_repeats, "timed calls of the ceiling matmul and conv", Bounds::at_least(1));
   v.section("tiny", tiny, "tiny-scale networks");
   v.section("paper", paper, "paper-scale networks");
@@ -254,7 +245,7 @@ std::vector<Runner> make_runners(const BenchScale& s, const BenchJob& job, torch
                  [unet, x, t, c]() mutable { return unet->forward(x, t, c).sum(); }});
   }
   if (wants("spade_generator")) {
-    models::SPADEGenerator g(s.generator);
+    SPADEGenerator g(s.generator);
     prepare_module(*g, job);
     auto seg = prepare_input(torch::softmax(torch::randn({B, s.generator.label_nc, s.generator.height, s.generator.width}, gen), 1), job);
     auto z = in({B, s.generator.z_dim});
@@ -262,7 +253,7 @@ std::vector<Runner> make_runners(const BenchScale& s, const BenchJob& job, torch
                  [g, seg, z]() mutable { return g->forward(seg, z).sum(); }});
   }
   if (wants("style_encoder")) {
-    models::ConvEncoder e(s.encoder);
+    ConvEncoder e(s.encoder);
     prepare_module(*e, job);
     auto x = in({B, s.encoder.in_channels, s.encoder.height, s.encoder.width});
     r.push_back({"style_encoder", shape_str(x.sizes()), e.ptr(), [e, x]() mutable { e->encode(x); },
@@ -272,7 +263,7 @@ std::vector<Runner> make_runners(const BenchScale& s, const BenchJob& job, torch
                  }});
   }
   if (wants("discriminator")) {
-    models::MultiscaleDiscriminator d(s.discriminator);
+    MultiscaleDiscriminator d(s.discriminator);
     prepare_module(*d, job);
     auto pv = prepare_input(torch::softmax(torch::randn({B, s.discriminator.label_nc, s.height, s.width}, gen), 1), job);
     auto img = in({B, s.discriminator.image_nc, s.height, s.width});
@@ -346,12 +337,6 @@ void measure_sampling(const BenchScale& s, const BenchJob& job, SamplingBench& o
   out.ddim_step_s = run(true);
 }
 
-std::string fmt(double v, int prec = 2) {
-  std::ostringstream o;
-  o << std::fixed << std::setprecision(prec) << v;
-  return o.str();
-}
-
 }  // namespace
 
 double count_flops(const std::function<void()>& fn) {
@@ -388,6 +373,10 @@ BenchReport run_benchmark(const BenchJob& job) {
                            "spade_generator, style_encoder, discriminator)");
   for (const auto& s : job.scales)
     BRAINSPADE_CHECK_INPUT(s == "tiny" || s == "paper", "bench: unknown scale '", s, "' (expected tiny or paper)");
+  for (const auto& spec : job.sampling_samplers) parse_sampling_spec(spec);  // bad specs fail before any timing
+  for (const auto& d : job.sampling_dtypes)
+    BRAINSPADE_CHECK_INPUT(d == "float32" || d == "bfloat16", "bench: config key 'sampling_dtypes': unknown dtype '", d,
+                           "' (expected float32 or bfloat16)");
   BenchReport rep;
   rep.threads = configure_threads(job.threads);
   at::globalContext().setFlushDenormal(job.flush_denormal);
@@ -409,7 +398,8 @@ BenchReport run_benchmark(const BenchJob& job) {
   const bool backward = job.backward && job.dtype == "float32";
 
   for (const auto& scale_name : job.scales) {
-    const BenchScale& s = scale_name == "tiny" ? job.tiny : job.paper;
+    BenchScale s = scale_name == "tiny" ? job.tiny : job.paper;
+    load_bench_networks(s);
     auto gen = at::detail::createCPUGenerator(0);
     torch::manual_seed(0);
     std::vector<Runner> runners;
@@ -475,104 +465,10 @@ BenchReport run_benchmark(const BenchJob& job) {
       spdlog::info("{} sampling: DDPM step {:.4f} s, DDIM step {:.4f} s per sample", s.name, sb.ddpm_step_s, sb.ddim_step_s);
       rep.sampling.push_back(sb);
     }
+    if (job.sampling_runs) measure_sampling_runs(s, job, rep);
   }
   rep.load_after = read_first_line("/proc/loadavg");
   return rep;
 }
 
-std::string format_bench_report(const BenchReport& r) {
-  std::ostringstream o;
-  const auto& c = r.ceiling;
-  const bool bf16 = r.dtype == "bfloat16";
-  const double mm = bf16 ? c.matmul_bf16_gflops : c.matmul_gflops, cv = bf16 ? c.conv_bf16_gflops : c.conv_gflops;
-  o << "machine: " << r.cpu << ", " << r.cores << " cores, " << r.threads << " threads, " << r.date << "\n"
-    << "load (1/5/15 min): before " << r.load_before << " | after " << r.load_after << "\n"
-    << "dtype " << r.dtype << (r.channels_last ? ", channels-last" : "") << "\n"
-    << "ceiling: matmul 2048^3 fp32 " << fmt(c.matmul_gflops, 1) << " GFLOP/s, conv 128->128 3x3 on 8x128x48x64 fp32 "
-    << fmt(c.conv_gflops, 1) << " GFLOP/s; bf16 " << fmt(c.matmul_bf16_gflops, 1) << " / " << fmt(c.conv_bf16_gflops, 1)
-    << " GFLOP/s\n\n";
-  o << "| scale | network | input | params (M) | GFLOP/sample | fwd s/sample | fwd GFLOP/s | %mm | %conv | fwd+bwd s/sample | "
-       "fwd+bwd GFLOP/s | %mm | peak MB fwd / fwd+bwd |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
-  for (const auto& n : r.networks) {
-    o << "| " << n.scale << " | " << n.network << " | " << n.input << " | " << fmt(n.params / 1e6, 2) << " | "
-      << fmt(n.flops / 1e9, 3) << " | " << fmt(n.forward_s, 4) << " | " << fmt(n.forward_gflops, 1) << " | "
-      << fmt(100 * n.forward_gflops / mm, 0) << "% | " << fmt(100 * n.forward_gflops / cv, 0) << "% | ";
-    if (n.forward_backward_s > 0)
-      o << fmt(n.forward_backward_s, 4) << " | " << fmt(n.forward_backward_gflops, 1) << " | "
-        << fmt(100 * n.forward_backward_gflops / mm, 0) << "% | ";
-    else
-      o << "- | - | - | ";
-    o << fmt(n.forward_peak_mb, 0) << " / " << (n.forward_backward_s > 0 ? fmt(n.forward_backward_peak_mb, 0) : "-")
-      << " |\n";
-  }
-  if (!r.sampling.empty()) {
-    o << "\n| scale | batch | DDPM step s/sample | DDIM step s/sample | decode s | SPADE E+G s | DDPM-1000 labels/s | "
-         "DDIM-50 labels/s | DDPM-1000 pairs/s | DDIM-50 pairs/s | DDIM/DDPM | GFLOP/pair DDPM-1000 | GFLOP/pair DDIM-50 |\n"
-         "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
-    for (const auto& s : r.sampling)
-      o << "| " << s.scale << " | " << s.batch << " | " << fmt(s.ddpm_step_s, 4) << " | " << fmt(s.ddim_step_s, 4) << " | "
-        << fmt(s.decode_s, 4) << " | " << fmt(s.image_s, 4) << " | " << fmt(s.ddpm1000_labels_per_s, 5) << " | "
-        << fmt(s.ddim50_labels_per_s, 5) << " | " << fmt(s.ddpm1000_pairs_per_s, 5) << " | "
-        << fmt(s.ddim50_pairs_per_s, 5) << " | " << fmt(s.ddim50_pairs_per_s / s.ddpm1000_pairs_per_s, 1) << "x | "
-        << fmt(s.ddpm1000_flops_per_pair / 1e9, 0) << " | " << fmt(s.ddim50_flops_per_pair / 1e9, 0) << " |\n";
-  }
-  return o.str();
-}
-
-std::string bench_report_json(const BenchReport& r) {
-  // A non-finite measurement (a network not timed) is null.
-  auto num = [](double v) { return std::isfinite(v) ? nlohmann::ordered_json(v) : nlohmann::ordered_json(nullptr); };
-  const auto& c = r.ceiling;
-  nlohmann::ordered_json o;
-  o["date"] = r.date;
-  o["cpu"] = r.cpu;
-  o["cores"] = r.cores;
-  o["threads"] = r.threads;
-  o["dtype"] = r.dtype;
-  o["channels_last"] = r.channels_last;
-  o["load_before"] = r.load_before;
-  o["load_after"] = r.load_after;
-  o["ceiling"] = {{"matmul_gflops", num(c.matmul_gflops)},
-                  {"conv_gflops", num(c.conv_gflops)},
-                  {"matmul_bf16_gflops", num(c.matmul_bf16_gflops)},
-                  {"conv_bf16_gflops", num(c.conv_bf16_gflops)}};
-  o["networks"] = nlohmann::ordered_json::array();
-  for (const auto& n : r.networks) {
-    nlohmann::ordered_json e;
-    e["scale"] = n.scale;
-    e["network"] = n.network;
-    e["input"] = n.input;
-    e["batch"] = n.batch;
-    e["params"] = n.params;
-    e["flops_per_sample"] = num(n.flops);
-    e["forward_s"] = num(n.forward_s);
-    e["forward_gflops"] = num(n.forward_gflops);
-    e["forward_fraction_of_matmul"] = num(n.forward_gflops / c.matmul_gflops);
-    e["forward_fraction_of_conv"] = num(n.forward_gflops / c.conv_gflops);
-    e["forward_backward_s"] = n.forward_backward_s > 0 ? num(n.forward_backward_s) : nlohmann::ordered_json(nullptr);
-    e["forward_backward_gflops"] = n.forward_backward_s > 0 ? num(n.forward_backward_gflops) : nlohmann::ordered_json(nullptr);
-    e["forward_peak_mb"] = num(n.forward_peak_mb);
-    e["forward_backward_peak_mb"] = num(n.forward_backward_peak_mb);
-    o["networks"].push_back(e);
-  }
-  o["sampling"] = nlohmann::ordered_json::array();
-  for (const auto& x : r.sampling) {
-    nlohmann::ordered_json e;
-    e["scale"] = x.scale;
-    e["batch"] = x.batch;
-    e["ddpm_step_s"] = num(x.ddpm_step_s);
-    e["ddim_step_s"] = num(x.ddim_step_s);
-    e["decode_s"] = num(x.decode_s);
-    e["image_s"] = num(x.image_s);
-    e["ddpm1000_labels_per_s"] = num(x.ddpm1000_labels_per_s);
-    e["ddim50_labels_per_s"] = num(x.ddim50_labels_per_s);
-    e["ddpm1000_pairs_per_s"] = num(x.ddpm1000_pairs_per_s);
-    e["ddim50_pairs_per_s"] = num(x.ddim50_pairs_per_s);
-    e["ddpm1000_flops_per_pair"] = num(x.ddpm1000_flops_per_pair);
-    e["ddim50_flops_per_pair"] = num(x.ddim50_flops_per_pair);
-    o["sampling"].push_back(e);
-  }
-  return o.dump(2) + "\n";
-}
-
-}  // namespace brainspade::eval
+}  // namespace brainspade

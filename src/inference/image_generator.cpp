@@ -10,9 +10,9 @@ namespace brainspade {
 ModalityClassifierBundle load_classifier(const std::string& path, torch::Device device) {
   auto ck = Checkpoint::load(path);
   check_checkpoint_stage(ck, "classifier");
-  auto opts = load_section<models::ModalityClassifierOptions>("classifier", ck.get_string("model_config"), path);
+  auto opts = load_section<ModalityClassifierOptions>("classifier", ck.get_string("model_config"), path);
   ModalityClassifierBundle b;
-  b.net = models::ModalityClassifier(opts);
+  b.net = ModalityClassifier(opts);
   ck.load_module("classifier", *b.net, "classifier checkpoint " + path);
   b.net->to(device);
   b.net->eval();
@@ -27,10 +27,10 @@ ImageGenerator load_image_generator(const std::string& path, torch::Device devic
   check_checkpoint_stage(ck, "spade");
   const std::string yaml = ck.get_string("model_config");
   ImageGenerator g;
-  auto gen_opts = load_section<models::SPADEGeneratorOptions>("generator", yaml, path);
-  auto enc_opts = load_section<models::ConvEncoderOptions>("encoder", yaml, path);
-  g.generator = models::SPADEGenerator(gen_opts);
-  g.encoder = models::ConvEncoder(enc_opts);
+  auto gen_opts = load_section<SPADEGeneratorOptions>("generator", yaml, path);
+  auto enc_opts = load_section<ConvEncoderOptions>("encoder", yaml, path);
+  g.generator = SPADEGenerator(gen_opts);
+  g.encoder = ConvEncoder(enc_opts);
   ck.load_module("generator", *g.generator, "SPADE checkpoint " + path);
   ck.load_module("encoder", *g.encoder, "SPADE checkpoint " + path);
   g.generator->to(device);

@@ -1,16 +1,16 @@
 #include "brainspade/losses/spade_losses.h"
 
-namespace brainspade::losses {
+namespace brainspade {
 
 namespace {
-void check_features(const models::DiscriminatorFeatures& f, const char* what) {
+void check_features(const DiscriminatorFeatures& f, const char* what) {
   TORCH_CHECK(!f.empty(), what, ": no discriminator scales");
   for (const auto& scale : f) TORCH_CHECK(!scale.empty(), what, ": a discriminator scale has no outputs");
 }
 
 // Mean over scales of `per_scale(logits)`.
 template <class Fn>
-torch::Tensor mean_over_scales(const models::DiscriminatorFeatures& f, Fn per_scale) {
+torch::Tensor mean_over_scales(const DiscriminatorFeatures& f, Fn per_scale) {
   torch::Tensor total;
   for (const auto& scale : f) {
     torch::Tensor l = per_scale(scale.back());
@@ -20,23 +20,23 @@ torch::Tensor mean_over_scales(const models::DiscriminatorFeatures& f, Fn per_sc
 }
 }  // namespace
 
-torch::Tensor loss_gan_d_real(const models::DiscriminatorFeatures& real) {
+torch::Tensor loss_gan_d_real(const DiscriminatorFeatures& real) {
   check_features(real, "loss_gan_d_real");
   return mean_over_scales(real, [](const torch::Tensor& d) { return -torch::clamp_max(d - 1, 0).mean(); });
 }
 
-torch::Tensor loss_gan_d_fake(const models::DiscriminatorFeatures& fake) {
+torch::Tensor loss_gan_d_fake(const DiscriminatorFeatures& fake) {
   check_features(fake, "loss_gan_d_fake");
   return mean_over_scales(fake, [](const torch::Tensor& d) { return -torch::clamp_max(-d - 1, 0).mean(); });
 }
 
-torch::Tensor loss_gan_g(const models::DiscriminatorFeatures& fake) {
+torch::Tensor loss_gan_g(const DiscriminatorFeatures& fake) {
   check_features(fake, "loss_gan_g");
   return mean_over_scales(fake, [](const torch::Tensor& d) { return -d.mean(); });
 }
 
-torch::Tensor loss_feature_matching(const models::DiscriminatorFeatures& fake,
-                                    const models::DiscriminatorFeatures& real) {
+torch::Tensor loss_feature_matching(const DiscriminatorFeatures& fake,
+                                    const DiscriminatorFeatures& real) {
   check_features(fake, "loss_feature_matching");
   TORCH_CHECK(fake.size() == real.size(), "loss_feature_matching: ", fake.size(), " fake scales vs ", real.size(),
               " real scales");
@@ -54,7 +54,7 @@ torch::Tensor loss_kld(const torch::Tensor& mu, const torch::Tensor& logvar) {
   return -0.5 * torch::sum(1 + logvar - mu.pow(2) - logvar.exp());
 }
 
-ModalityDatasetLoss loss_modality_dataset(const models::ClassifierOutput& out, const torch::Tensor& modality,
+ModalityDatasetLoss loss_modality_dataset(const ClassifierOutput& out, const torch::Tensor& modality,
                                           const torch::Tensor& dataset, double alpha_mod, double alpha_dat) {
   const int64_t B = out.modality_logits.size(0);
   TORCH_CHECK(modality.dim() == 1 && modality.size(0) == B && dataset.dim() == 1 && dataset.size(0) == B,
@@ -76,4 +76,4 @@ torch::Tensor loss_contrastive_style(const torch::Tensor& z, const torch::Tensor
   return (1 - torch::cosine_similarity(z, z_aug, 1, 1e-8)).mean();
 }
 
-}  // namespace brainspade::losses
+}  // namespace brainspade

@@ -1,6 +1,6 @@
 #include "brainspade/models/modality_classifier.h"
 
-namespace brainspade::models {
+namespace brainspade {
 
 void ModalityClassifierOptions::visit(ConfigVisitor& v) {
   v.choice("arch", arch, {"densenet121", "small"}, "trunk: MONAI-style DenseNet-121 or a small conv net");
@@ -124,4 +124,4 @@ ClassifierOutput ModalityClassifierImpl::forward(const torch::Tensor& x) {
   return {class_layers->forward(f), dataset_layers->forward(f), f};
 }
 
-}  // namespace brainspade::models
+}  // namespace brainspade

@@ -1,6 +1,6 @@
 #include "brainspade/models/spade_discriminator.h"
 
-namespace brainspade::models {
+namespace brainspade {
 
 void MultiscaleDiscriminatorOptions::visit(ConfigVisitor& v) {
   v("label_nc", label_nc, "label channels given to the discriminator", Bounds::at_least(1));
@@ -113,4 +113,4 @@ DiscriminatorFeatures MultiscaleDiscriminatorImpl::forward_input(const torch::Te
   return result;
 }
 
-}  // namespace brainspade::models
+}  // namespace brainspade

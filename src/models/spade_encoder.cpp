@@ -1,6 +1,6 @@
 #include "brainspade/models/spade_encoder.h"
 
-namespace brainspade::models {
+namespace brainspade {
 
 void ConvEncoderOptions::visit(ConfigVisitor& v) {
   v("in_channels", in_channels, "channels of the style image", Bounds::at_least(1));
@@ -80,4 +80,4 @@ EncoderOutput ConvEncoderImpl::forward(const torch::Tensor& x, std::optional<tor
   return out;
 }
 
-}  // namespace brainspade::models
+}  // namespace brainspade

@@ -1,6 +1,6 @@
 #include "brainspade/models/spade_generator.h"
 
-namespace brainspade::models {
+namespace brainspade {
 
 void SPADEGeneratorOptions::visit(ConfigVisitor& v) {
   v("label_nc", label_nc, "channels of the partial-volume semantic map", Bounds::at_least(1));
@@ -101,4 +101,4 @@ torch::Tensor SPADEGeneratorImpl::forward(const torch::Tensor& seg, const torch:
   return o.output_activation == "tanh" ? torch::tanh(x) : torch::leaky_relu(x, 0.2);
 }
 
-}  // namespace brainspade::models
+}  // namespace brainspade

@@ -41,7 +41,6 @@ torch::Tensor randn_like(const torch::Tensor& ref, const std::optional<torch::Ge
   return t.to(ref.device(), ref.scalar_type());
 }
 
-torch::Generator make_generator(uint64_t seed) { return at::make_generator<at::CPUGeneratorImpl>(seed); }
 
 void zero_parameters(torch::nn::Module& m) {
   torch::NoGradGuard no_grad;

@@ -48,7 +48,7 @@ RandomizedImage randomized_image(const torch::Tensor& pv, const RandomizedImageO
   check_range(o.bias_field_coeff, "bias_field_coeff");
   check_range(o.blur_sigma, "blur_sigma");
   check_range(o.noise_sd, "noise_sd");
-  torch::Generator gen = data::make_generator(seed);
+  torch::Generator gen = make_generator(seed);
   const int64_t C = pv.size(0), H = pv.size(1), W = pv.size(2);
   auto w = pv.to(torch::kFloat).contiguous();  // [C, H, W]
   RandomizedImage out;
@@ -64,7 +64,7 @@ RandomizedImage randomized_image(const torch::Tensor& pv, const RandomizedImageO
   auto n = torch::randn({C, H, W}, gen);
   auto x = (w * (mu + sd * n)).sum(0, true).unsqueeze(0);  // [1, 1, H, W]
   if (o.bias_field_degree > 0)
-    x = data::random_bias_field(x, o.bias_field_coeff[0], o.bias_field_coeff[1], o.bias_field_degree, gen);
+    x = random_bias_field(x, o.bias_field_coeff[0], o.bias_field_coeff[1], o.bias_field_degree, gen);
   x = gaussian_blur(x, out.blur_sigma);
   auto brain_weight = (1.0 - w[0]).clamp(0.0, 1.0);  // [H, W]
   auto noise = torch::randn({H, W}, gen) * out.noise_sd;

@@ -67,9 +67,9 @@ ClassifierValidation train_classifier(const ClassifierTrainConfig& cfg, bool res
       if (key[i].item<int64_t>() == uniq[g].item<int64_t>()) groups[g].push_back(split.train[i]);
 
   torch::manual_seed(seed);
-  models::ModalityClassifier net = nullptr;
+  ModalityClassifier net = nullptr;
   check_networks_fit("section 'classifier'", slice_shape_string(data.images), [&] {
-    net = models::ModalityClassifier(cfg.classifier);
+    net = ModalityClassifier(cfg.classifier);
     net->eval();
     net->forward(torch::zeros({1, data.images.size(1), data.images.size(2), data.images.size(3)}));
     net->train();
@@ -114,8 +114,8 @@ ClassifierValidation train_classifier(const ClassifierTrainConfig& cfg, bool res
     auto idx = torch::tensor(rows);
     auto x = data.images.index_select(0, idx);
     if (cfg.optim.augment) {
-      auto gen = data::make_generator(derive_seed(seed, 6, step));
-      x = data::intensity_augment(data::random_affine(x, cfg.affine, gen), cfg.intensity_augment, gen);
+      auto gen = make_generator(derive_seed(seed, 6, step));
+      x = intensity_augment(random_affine(x, cfg.affine, gen), cfg.intensity_augment, gen);
     }
     // The global batch is drawn and augmented on every rank; each keeps its contiguous rows.
     idx = dist.local_rows(idx);
@@ -123,7 +123,7 @@ ClassifierValidation train_classifier(const ClassifierTrainConfig& cfg, bool res
     dist.seed_network_draws(derive_seed(seed, 4, step));  // dropout masks per (step, rank)
     set_lr(opt, cfg.optim.lr * std::pow(decay, double(step)));
     auto out = net->forward(x.to(device));
-    auto l = losses::loss_modality_dataset(out, data.modality.index_select(0, idx).to(device),
+    auto l = loss_modality_dataset(out, data.modality.index_select(0, idx).to(device),
                                            data.dataset.index_select(0, idx).to(device), 1.0, 1.0);
     opt.zero_grad();
     l.total.backward();

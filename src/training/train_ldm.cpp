@@ -169,8 +169,8 @@ double train_ldm(const LDMTrainConfig& cfg, bool resume) {
     auto labels_tr = data.labels.index_select(0, tr);
     std::vector<torch::Tensor> means{mean_tr}, logvars{logvar_tr}, conds{cond_tr};
     for (int64_t k = 1; k < cfg.latent.augment_copies; ++k) {
-      auto gen = brainspade::data::make_generator(derive_seed(seed, 7, static_cast<uint64_t>(k)));
-      auto [m, lv] = encode_all(vae, brainspade::data::augment_label_maps(labels_tr, cfg.augment, gen), device);
+      auto gen = brainspade::make_generator(derive_seed(seed, 7, static_cast<uint64_t>(k)));
+      auto [m, lv] = encode_all(vae, brainspade::augment_label_maps(labels_tr, cfg.augment, gen), device);
       means.push_back(m);
       logvars.push_back(lv);
       conds.push_back(cond_tr);

@@ -202,15 +202,15 @@ void augment_batch(torch::Tensor& images, torch::Tensor& labels, int64_t K, cons
   const int64_t B = images.size(0);
   if (o.affine_prob > 0) {
     auto u = torch::rand({B}, gen);
-    std::vector<data::AffineParams> params(B);
+    std::vector<AffineParams> params(B);
     bool any = false;
     for (int64_t b = 0; b < B; ++b)
-      if (u[b].item<double>() < o.affine_prob) params[b] = data::sample_affine(o.affine, gen), any = true;
+      if (u[b].item<double>() < o.affine_prob) params[b] = sample_affine(o.affine, gen), any = true;
     if (any) {
-      images = data::apply_affine(images, params, o.affine.padding, "bilinear");
+      images = apply_affine(images, params, o.affine.padding, "bilinear");
       // Labels: the one-hot map warped bilinearly, then argmax (zeros outside → background).
       auto oh = F::one_hot(labels, K).permute({0, 3, 1, 2}).to(torch::kFloat32);
-      labels = data::apply_affine(oh, params, "zeros", "bilinear").argmax(1);
+      labels = apply_affine(oh, params, "zeros", "bilinear").argmax(1);
     }
   }
   if (o.mirror) {
@@ -224,7 +224,7 @@ void augment_batch(torch::Tensor& images, torch::Tensor& labels, int64_t K, cons
       }
     }
   }
-  images = data::intensity_augment(images, o.intensity, gen);
+  images = intensity_augment(images, o.intensity, gen);
 }
 
 // How batches are drawn: per-slice weights (a source's weight shared by its slices) and, for foreground oversampling,
@@ -425,7 +425,7 @@ SegValidation train_segmenter(const SegmenterTrainConfig& cfg, bool resume) {
     if (run.interrupted(step)) return last_val;
     const uint64_t step_seed = derive_seed(seed, 8, static_cast<uint64_t>(step));
     torch::manual_seed(step_seed);
-    auto gen = data::make_generator(step_seed);
+    auto gen = make_generator(step_seed);
     auto rows = torch::multinomial(row_w, B - n_fg, true, gen);
     if (n_fg > 0) rows = torch::cat({rows, torch::multinomial(fg_w, n_fg, true, gen)});
     auto x = images_train.index_select(0, rows).clone();                         // [B, 1, H, W]

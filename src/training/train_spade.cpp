@@ -120,7 +120,7 @@ torch::Tensor gather_rows(const torch::Tensor& t, const std::vector<int64_t>& ro
 
 // Held-out L1 between the image made from a validation label map (with a style from another slice of its volume)
 // and the real image.
-SPADEValidation spade_validation(models::SPADEGenerator& G, models::ConvEncoder& E, const SliceDataset& data,
+SPADEValidation spade_validation(SPADEGenerator& G, ConvEncoder& E, const SliceDataset& data,
                                  const std::vector<int64_t>& val_rows, uint64_t seed, torch::Device device) {
   auto gather = gather_rows;
   torch::NoGradGuard g;
@@ -142,7 +142,7 @@ SPADEValidation spade_validation(models::SPADEGenerator& G, models::ConvEncoder&
 }
 
 // Montage: label | style | output | real, for a few held-out slices (rank 0).
-void write_spade_montage(models::SPADEGenerator& G, models::ConvEncoder& E, const SliceDataset& data,
+void write_spade_montage(SPADEGenerator& G, ConvEncoder& E, const SliceDataset& data,
                          const std::vector<int64_t>& val_rows, uint64_t seed, torch::Device device,
                          const std::string& path) {
   auto gather = gather_rows;
@@ -173,9 +173,9 @@ SPADENetworks build_spade_networks(const SPADETrainConfig& cfg, const SliceDatas
   auto& E = n.E;
   auto& D = n.D;
   check_networks_fit("sections 'generator'/'encoder'/'discriminator'", slice_shape_string(data.images), [&] {
-    G = models::SPADEGenerator(cfg.generator);
-    E = models::ConvEncoder(cfg.encoder);
-    D = models::MultiscaleDiscriminator(cfg.discriminator);
+    G = SPADEGenerator(cfg.generator);
+    E = ConvEncoder(cfg.encoder);
+    D = MultiscaleDiscriminator(cfg.discriminator);
     const auto image = torch::zeros({1, data.images.size(1), data.images.size(2), data.images.size(3)});
     const auto labels = torch::zeros({1, data.labels.size(1), data.labels.size(2), data.labels.size(3)});
     for (torch::nn::Module* m : {static_cast<torch::nn::Module*>(G.get()), static_cast<torch::nn::Module*>(E.get()),
@@ -226,14 +226,14 @@ std::vector<int64_t> spade_batch_rows(const SPADETrainConfig& cfg, const Split& 
 
 // One hinge step of the discriminator on fake (detached) and real images; records its accuracy (the mean over the
 // ranks, so that the gating decides the same everywhere) in the running window `d_acc`. Steps only when `train_d`.
-void spade_discriminator_step(models::MultiscaleDiscriminator& D, torch::optim::Adam& opt_d, const torch::Tensor& seg,
+void spade_discriminator_step(MultiscaleDiscriminator& D, torch::optim::Adam& opt_d, const torch::Tensor& seg,
                               const torch::Tensor& fake, const torch::Tensor& real, bool train_d,
                               const SPADETrainConfig& cfg, std::deque<double>& d_acc,
                               std::map<std::string, double>& row) {
   Distributed& dist = distributed();
   auto d_fake = D->forward(seg, fake);
   auto d_real = D->forward(seg, real);
-  auto loss_d = losses::loss_gan_d_fake(d_fake) + losses::loss_gan_d_real(d_real);
+  auto loss_d = loss_gan_d_fake(d_fake) + loss_gan_d_real(d_real);
   // Accuracy of the last scale's patch logits: real > 0, fake < 0.
   double acc = 0.5 * ((d_real.back().back() > 0).to(torch::kFloat).mean().item<double>() +
                       (d_fake.back().back() < 0).to(torch::kFloat).mean().item<double>());
@@ -254,26 +254,26 @@ void spade_discriminator_step(models::MultiscaleDiscriminator& D, torch::optim::
 }  // namespace
 
 torch::Tensor spade_generator_loss(SPADENetworks& nets, ModalityClassifierBundle* clf,
-                                   const SPADETrainConfig& cfg, int64_t step, const models::EncoderOutput& enc,
+                                   const SPADETrainConfig& cfg, int64_t step, const EncoderOutput& enc,
                                    const torch::Tensor& fake, const torch::Tensor& seg, const torch::Tensor& real,
                                    const torch::Tensor& style_in, const torch::Tensor& style_modality,
                                    const torch::Tensor& style_dataset, torch::Generator& gen,
                                    std::map<std::string, double>& row) {
   const auto& L = cfg.loss;
   auto d_fake = nets.D->forward(seg, fake);
-  torch::Tensor loss_g = losses::loss_gan_g(d_fake);
+  torch::Tensor loss_g = loss_gan_g(d_fake);
   row["g_gan"] = loss_g.item<double>();
   if (L.lambda_feat > 0) {
-    models::DiscriminatorFeatures d_real;
+    DiscriminatorFeatures d_real;
     {
       torch::NoGradGuard ng;  // real features are targets; gradients flow through the fake branch only
       d_real = nets.D->forward(seg, real);
     }
-    auto fm = losses::loss_feature_matching(d_fake, d_real);
+    auto fm = loss_feature_matching(d_fake, d_real);
     loss_g = loss_g + L.lambda_feat * fm;
     row["g_feat"] = fm.item<double>();
   }
-  auto kld = losses::loss_kld(enc.mu, enc.logvar);
+  auto kld = loss_kld(enc.mu, enc.logvar);
   loss_g = loss_g + L.lambda_kld * kld;
   row["kld"] = kld.item<double>();
   if (clf) {
@@ -283,7 +283,7 @@ torch::Tensor spade_generator_loss(SPADENetworks& nets, ModalityClassifierBundle
       ramp = std::min(1.0, double(step - L.mod_dat_start_step + 1) / L.mod_dat_ramp_steps);
     if (ramp > 0 && (L.alpha_mod > 0 || L.alpha_dat > 0)) {
       auto out = clf->net->forward(fake);
-      auto md = losses::loss_modality_dataset(out, style_modality, style_dataset, L.alpha_mod * ramp, L.alpha_dat * ramp);
+      auto md = loss_modality_dataset(out, style_modality, style_dataset, L.alpha_mod * ramp, L.alpha_dat * ramp);
       loss_g = loss_g + md.total;
       row["bce_modality"] = md.modality.item<double>();
       row["bce_dataset"] = md.dataset.item<double>();
@@ -300,8 +300,8 @@ torch::Tensor spade_generator_loss(SPADENetworks& nets, ModalityClassifierBundle
     }
   }
   if (L.lambda_contrastive > 0) {
-    auto style_t = data::random_affine(style_in, cfg.affine, gen);
-    auto con = losses::loss_contrastive_style(enc.mu, nets.E->encode(style_t).mu);
+    auto style_t = random_affine(style_in, cfg.affine, gen);
+    auto con = loss_contrastive_style(enc.mu, nets.E->encode(style_t).mu);
     loss_g = loss_g + L.lambda_contrastive * con;
     row["contrastive"] = con.item<double>();
   }
@@ -374,13 +374,13 @@ SPADEValidation train_spade(const SPADETrainConfig& cfg, bool resume) {
   for (int64_t step = start; step < cfg.train.steps;) {
     if (run.interrupted(step)) return val;
     torch::manual_seed(derive_seed(seed, 7, step));
-    auto gen = data::make_generator(derive_seed(seed, 8, step));
+    auto gen = make_generator(derive_seed(seed, 8, step));
     std::vector<int64_t> rows = spade_batch_rows(cfg, split, modality_rows, seed, step);
     auto style_rows = style_rows_for(rows, derive_seed(seed, 9, step));
     auto seg = gather(data.labels, rows).to(device);     // [B, C, H, W] content
     auto real = gather(data.images, rows).to(device);    // [B, 1, H, W] ground truth of the content slice
     auto style = gather(data.images, style_rows).to(device);  // [B, 1, H, W] another slice of the same volume
-    auto style_in = cfg.augment_style ? data::intensity_augment(style, cfg.intensity_augment, gen) : style;
+    auto style_in = cfg.augment_style ? intensity_augment(style, cfg.intensity_augment, gen) : style;
     // The global batch is gathered and augmented on every rank; each keeps its contiguous rows.
     rows = dist.local_rows(rows);
     style_rows = dist.local_rows(style_rows);
@@ -389,7 +389,7 @@ SPADEValidation train_spade(const SPADETrainConfig& cfg, bool resume) {
     style = dist.local_rows(style);
     style_in = dist.local_rows(style_in);
     dist.seed_network_draws(derive_seed(seed, 7, step));  // encoder noise per (step, rank)
-    if (dist.active()) gen = data::make_generator(derive_seed(derive_seed(seed, 8, step), 0xD157ULL, dist.rank()));
+    if (dist.active()) gen = make_generator(derive_seed(derive_seed(seed, 8, step), 0xD157ULL, dist.rank()));
 
     // Gating (authors' train.py): running D accuracy decides which networks step.
     bool train_g = true, train_d = true;

@@ -207,8 +207,8 @@ VAEValidation train_vae(const VAETrainConfig& cfg, bool resume) {
     auto global_rows = batch_rows(seed, step, labels_train.size(0), cfg.train.batch_size);
     torch::Tensor x;
     if (cfg.augment.enabled()) {  // drawn for the global batch, so that W ranks see what one process sees
-      auto gen = brainspade::data::make_generator(derive_seed(seed, 6, static_cast<uint64_t>(step)));
-      x = dist.local_rows(brainspade::data::augment_label_maps(labels_train.index_select(0, torch::tensor(global_rows)),
+      auto gen = brainspade::make_generator(derive_seed(seed, 6, static_cast<uint64_t>(step)));
+      x = dist.local_rows(brainspade::augment_label_maps(labels_train.index_select(0, torch::tensor(global_rows)),
                                                    cfg.augment, gen)).to(device);
     } else {
       x = labels_train.index_select(0, torch::tensor(dist.local_rows(global_rows))).to(device);  // [B/world, C, H, W]

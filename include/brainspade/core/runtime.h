@@ -29,6 +29,9 @@ void seed_everything(uint64_t seed);
 /// Used for per-step and per-sample randomness so that resume and sharding reproduce exact results.
 uint64_t derive_seed(uint64_t seed, uint64_t a, uint64_t b = 0);
 
+/// A CPU generator seeded with `seed`, for randomness independent of the global generator (LibTorch 1.13 and 2.x).
+torch::Generator make_generator(uint64_t seed);
+
 /// Console logging at the given level ("debug", "info", "warn", "error").
 void setup_console_logging(const std::string& level = "info");
 /// Adds a log file `<dir>/<name>` to the default logger (creates dir).

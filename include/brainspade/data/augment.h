@@ -13,8 +13,9 @@
 #include <torch/torch.h>
 
 #include "brainspade/core/config.h"
+#include "brainspade/core/runtime.h"
 
-namespace brainspade::data {
+namespace brainspade {
 
 /// One 2D similarity transform in pixel units, about the image centre ((W−1)/2, (H−1)/2):
 /// p_out = c + scale·R(rotation)·(p_in − c) + (tx, ty), with R = [[cos, −sin], [sin, cos]] acting on (x, y).
@@ -97,7 +98,5 @@ struct LabelAugmentOptions {
 torch::Tensor augment_label_maps(const torch::Tensor& maps, const LabelAugmentOptions& options,
                                  torch::Generator& generator);
 
-/// A CPU generator seeded with `seed` (works with LibTorch 1.13 and 2.x).
-torch::Generator make_generator(uint64_t seed);
 
-}  // namespace brainspade::data
+}  // namespace brainspade

@@ -20,15 +20,20 @@
 #include "brainspade/models/spade_discriminator.h"
 #include "brainspade/models/spade_encoder.h"
 #include "brainspade/models/spade_generator.h"
+#include "brainspade/schedulers/ddpm_scheduler.h"
 
-namespace brainspade::eval {
+namespace brainspade {
 
 /// Names of the benchmarked networks, in table order.
 const std::vector<std::string>& bench_network_names();  // vae_encoder, vae_decoder, unet, spade_generator, ...
 
-/// The networks of one scale (tiny or paper) and how long to measure them.
+/// The networks of one scale (tiny or paper) and how long to measure them. The networks are those of the shipped
+/// configs in `configs` (vae.yaml's `vae`, ldm.yaml's `unet`, `scheduler` and `conditioning`, spade.yaml's
+/// `generator`, `encoder` and `discriminator`), read when the benchmark runs (load_bench_networks), so that the
+/// figures measure what those configs train; height × width is the SPADE generator's.
 struct BenchScale {
   std::string name;
+  std::string configs;    ///< folder of the scale's YAML configs (relative to the working directory)
   int64_t height = 192;   ///< image / label map size; the latent is height/f × width/f (f = VAE factor)
   int64_t width = 256;
   int64_t batch = 1;      ///< samples per timed call; figures are per sample
@@ -36,16 +41,26 @@ struct BenchScale {
   int64_t repeats = 2;    ///< measured calls; the median is reported
   AutoencoderKLOptions vae;
   DiffusionUNetOptions unet;
-  models::SPADEGeneratorOptions generator;
-  models::ConvEncoderOptions encoder;
-  models::MultiscaleDiscriminatorOptions discriminator;
+  DDPMSchedulerOptions scheduler;
+  int64_t cond_dim = 1;   ///< conditioning vector length of the LDM (ldm.yaml `conditioning`)
+  SPADEGeneratorOptions generator;
+  ConvEncoderOptions encoder;
+  MultiscaleDiscriminatorOptions discriminator;
   void visit(ConfigVisitor& v);
 };
-/// configs/tiny/{vae,ldm,spade}.yaml at 96×128 (batch 4, 2 warm-up + 10 measured calls).
+/// configs/tiny at batch 4, 2 warm-up + 10 measured calls.
 BenchScale tiny_bench_scale();
-/// configs/paper/{vae,ldm}.yaml and the authors' SPADE defaults at 192×256, U-Net on the 48×64 latent
-/// (batch 1, 1 warm-up + 2 measured calls: a paper-scale U-Net forward takes seconds on a CPU).
+/// configs/paper at batch 1, 1 warm-up + 2 measured calls (a paper-scale U-Net forward takes seconds on a CPU).
 BenchScale paper_bench_scale();
+/// Fills the networks, schedule and size of `s` from its `configs` folder (InputError naming a missing file or key).
+void load_bench_networks(BenchScale& s);
+
+/// One end-to-end sampling configuration: `sampler:steps` (ddpm, ddim or dpmpp_2m), e.g. "dpmpp_2m:20".
+struct SamplingRunSpec {
+  std::string sampler;
+  int64_t steps = 0;
+};
+SamplingRunSpec parse_sampling_spec(const std::string& spec);
 
 /// Root of `brainspade bench`.
 struct BenchJob {
@@ -58,6 +73,15 @@ struct BenchJob {
   bool flush_denormal = false;                  ///< at::globalContext().setFlushDenormal (FTZ/DAZ)
   bool backward = true;                         ///< also time forward+backward (float32 only)
   int64_t sampling_steps = 2;                   ///< measured reverse steps for the sampling estimate (0 = skip)
+  /// End-to-end sampling (`bench --sampling`): real sample_label_batch runs (random weights, the configs' networks)
+  /// plus the style encoder and SPADE generator, for every sampler × dtype × batch below.
+  bool sampling_runs = false;
+  std::vector<std::string> sampling_samplers{"ddim:50", "dpmpp_2m:20", "dpmpp_2m:15", "ddpm:1000"};
+  std::vector<std::string> sampling_dtypes{"float32", "bfloat16"};
+  std::vector<int64_t> sampling_batches{1, 8};
+  /// runs with more reverse steps than this are timed at this many steps and 1 step and extrapolated linearly
+  /// (reported as extrapolated); 0 = time every run in full
+  int64_t sampling_max_timed_steps = 0;
   int64_t ceiling_repeats = 5;
   BenchScale tiny = tiny_bench_scale();
   BenchScale paper = paper_bench_scale();
@@ -96,6 +120,17 @@ struct SamplingBench {
   double ddpm1000_flops_per_pair = 0, ddim50_flops_per_pair = 0;
 };
 
+/// One timed end-to-end sampling run (per sample = per label map or pair).
+struct SamplingRun {
+  std::string scale, sampler, dtype;
+  int64_t steps = 0, batch = 1;
+  int64_t timed_steps = 0;          ///< reverse steps actually run (< steps: extrapolated)
+  bool extrapolated = false;
+  double label_s = 0;               ///< seconds per label map: conditions, reverse loop, VAE decode, post-processing
+  double image_s = 0;               ///< seconds per image: style encoder + SPADE generator at the same batch and dtype
+  double pairs_per_s = 0;           ///< 1 / (label_s + image_s)
+};
+
 struct BenchReport {
   std::string date, cpu, dtype;
   int64_t cores = 0, threads = 0;
@@ -104,7 +139,11 @@ struct BenchReport {
   BenchCeiling ceiling;
   std::vector<NetworkBench> networks;
   std::vector<SamplingBench> sampling;
+  std::vector<SamplingRun> sampling_runs;
 };
+
+/// Times the end-to-end sampling runs of `job` at scale `s` (networks loaded); appends to `report`.
+void measure_sampling_runs(const BenchScale& s, const BenchJob& job, BenchReport& report);
 
 /// Runs everything `job` asks for; logs progress through spdlog.
 BenchReport run_benchmark(const BenchJob& job);
@@ -119,4 +158,4 @@ double count_flops(const std::function<void()>& fn);
 /// Median wall time in seconds of `repeats` calls of `fn` after `warmup` calls.
 double median_seconds(const std::function<void()>& fn, int64_t warmup, int64_t repeats);
 
-}  // namespace brainspade::eval
+}  // namespace brainspade

@@ -16,7 +16,7 @@ namespace brainspade {
 
 /// A frozen classifier with the names of its classes.
 struct ModalityClassifierBundle {
-  models::ModalityClassifier net{nullptr};
+  ModalityClassifier net{nullptr};
   std::vector<std::string> modality_names, dataset_names;
 };
 /// Loads a classifier checkpoint (stage classifier); eval mode, parameters frozen.
@@ -24,8 +24,8 @@ ModalityClassifierBundle load_classifier(const std::string& path, torch::Device 
 
 /// A trained image generator for synthesis.
 struct ImageGenerator {
-  models::SPADEGenerator generator{nullptr};
-  models::ConvEncoder encoder{nullptr};
+  SPADEGenerator generator{nullptr};
+  ConvEncoder encoder{nullptr};
   std::vector<std::string> channel_names, modality_names;
   int64_t downsample = 1;  ///< data.downsample of the training run: style images are pooled by it
   std::array<double, 3> spacing{1.0, 1.0, 1.0};  ///< voxel spacing of the training slices: style volumes are resampled to it

@@ -10,18 +10,18 @@
 #include "brainspade/models/modality_classifier.h"
 #include "brainspade/models/spade_discriminator.h"
 
-namespace brainspade::losses {
+namespace brainspade {
 
 /// Hinge loss of the discriminator on real inputs: mean over scales of −mean(min(D(x) − 1, 0)).
-torch::Tensor loss_gan_d_real(const models::DiscriminatorFeatures& real);
+torch::Tensor loss_gan_d_real(const DiscriminatorFeatures& real);
 /// Hinge loss of the discriminator on generated inputs: mean over scales of −mean(min(−D(x) − 1, 0)).
-torch::Tensor loss_gan_d_fake(const models::DiscriminatorFeatures& fake);
+torch::Tensor loss_gan_d_fake(const DiscriminatorFeatures& fake);
 /// Hinge (adversarial) loss of the generator: mean over scales of −mean(D(G(z))).
-torch::Tensor loss_gan_g(const models::DiscriminatorFeatures& fake);
+torch::Tensor loss_gan_g(const DiscriminatorFeatures& fake);
 
 /// Feature matching (pix2pixHD / SPADE): Σ_scales Σ_{layers except logits} L1(fake, real.detach()) / num_D.
-torch::Tensor loss_feature_matching(const models::DiscriminatorFeatures& fake,
-                                    const models::DiscriminatorFeatures& real);
+torch::Tensor loss_feature_matching(const DiscriminatorFeatures& fake,
+                                    const DiscriminatorFeatures& real);
 
 /// KL divergence of N(mu, exp(logvar)) from N(0, I) in SPADE's form: −0.5·Σ(1 + logvar − mu² − exp(logvar)),
 /// summed over batch and dimensions (not averaged). mu, logvar: [B, z_dim].
@@ -34,11 +34,11 @@ struct ModalityDatasetLoss {
   torch::Tensor dataset;   ///< BCE-with-logits on one-hot dataset targets (mean)
 };
 /// modality, dataset: class indices [B] (int64). Targets are one-hot, as in the authors' code.
-ModalityDatasetLoss loss_modality_dataset(const models::ClassifierOutput& out, const torch::Tensor& modality,
+ModalityDatasetLoss loss_modality_dataset(const ClassifierOutput& out, const torch::Tensor& modality,
                                           const torch::Tensor& dataset, double alpha_mod, double alpha_dat);
 
 /// Contrastive style loss (paper section 2.2, after SimCLR): mean over the batch of 1 − cos(z, z_aug),
 /// z = E_s(i), z_aug = E_s(T(i)). z, z_aug: [B, z_dim].
 torch::Tensor loss_contrastive_style(const torch::Tensor& z, const torch::Tensor& z_aug);
 
-}  // namespace brainspade::losses
+}  // namespace brainspade

@@ -18,7 +18,7 @@
 
 #include "brainspade/core/config.h"
 
-namespace brainspade::models {
+namespace brainspade {
 
 /// Settings of the modality/dataset classifier (config section "classifier").
 struct ModalityClassifierOptions {
@@ -89,4 +89,4 @@ class ModalityClassifierImpl : public torch::nn::Module {
 };
 TORCH_MODULE(ModalityClassifier);
 
-}  // namespace brainspade::models
+}  // namespace brainspade

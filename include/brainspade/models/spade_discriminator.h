@@ -16,7 +16,7 @@
 #include "brainspade/core/config.h"
 #include "brainspade/nn/spectral_norm.h"
 
-namespace brainspade::models {
+namespace brainspade {
 
 /// Settings of the multiscale discriminator (config section "discriminator").
 struct MultiscaleDiscriminatorOptions {
@@ -78,4 +78,4 @@ TORCH_MODULE(MultiscaleDiscriminator);
 /// One-hot encoding of argmax over channels: [B, C, H, W] → [B, C, H, W] of 0/1 (authors' discriminator input).
 torch::Tensor one_hot_argmax(const torch::Tensor& pv);
 
-}  // namespace brainspade::models
+}  // namespace brainspade

@@ -16,7 +16,7 @@
 #include "brainspade/core/config.h"
 #include "brainspade/nn/spectral_norm.h"
 
-namespace brainspade::models {
+namespace brainspade {
 
 /// Settings of the style encoder (config section "encoder").
 struct ConvEncoderOptions {
@@ -65,4 +65,4 @@ class ConvEncoderImpl : public torch::nn::Module {
 };
 TORCH_MODULE(ConvEncoder);
 
-}  // namespace brainspade::models
+}  // namespace brainspade

@@ -15,7 +15,7 @@
 #include "brainspade/core/config.h"
 #include "brainspade/nn/spade_norm.h"
 
-namespace brainspade::models {
+namespace brainspade {
 
 /// Settings of the SPADE generator (config section "generator").
 struct SPADEGeneratorOptions {
@@ -59,4 +59,4 @@ class SPADEGeneratorImpl : public torch::nn::Module {
 };
 TORCH_MODULE(SPADEGenerator);
 
-}  // namespace brainspade::models
+}  // namespace brainspade

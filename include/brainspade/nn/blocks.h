@@ -18,6 +18,8 @@
 
 #include <torch/torch.h>
 
+#include "brainspade/core/runtime.h"
+
 namespace brainspade::nn {
 
 /// GroupNorm with affine parameters; 32 groups and eps 1e-6 as in every CompVis block.
@@ -206,8 +208,6 @@ TORCH_MODULE(Upsample);
 /// gives the same numbers on CPU and GPU; without one, the global generator of `ref`'s device is used.
 torch::Tensor randn_like(const torch::Tensor& ref, const std::optional<torch::Generator>& generator);
 
-/// A CPU generator seeded with `seed` (for reproducible sampling independent of the global generator).
-torch::Generator make_generator(uint64_t seed);
 
 /// Sets every parameter of `m` to zero (CompVis `zero_module`).
 void zero_parameters(torch::nn::Module& m);

@@ -24,10 +24,10 @@ struct ClassifierOptimOptions {
 struct ClassifierTrainConfig {
   RunOptions run;
   DataSource data;
-  models::ModalityClassifierOptions classifier;
+  ModalityClassifierOptions classifier;
   ClassifierOptimOptions optim;
-  data::RandomAffineOptions affine;
-  data::IntensityAugmentOptions intensity_augment;
+  RandomAffineOptions affine;
+  IntensityAugmentOptions intensity_augment;
   TrainLoopOptions train;
   void visit(ConfigVisitor& v);
 };

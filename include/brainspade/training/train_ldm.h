@@ -39,7 +39,7 @@ struct LDMTrainConfig {
   DDPMSchedulerOptions scheduler;
   ConditioningOptions conditioning;
   LatentOptions latent;
-  data::LabelAugmentOptions augment;  ///< used when latent.augment_copies > 1
+  LabelAugmentOptions augment;  ///< used when latent.augment_copies > 1
   LDMOptimOptions optim;
   TrainLoopOptions train;
   void visit(ConfigVisitor& v);

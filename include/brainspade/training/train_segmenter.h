@@ -38,8 +38,8 @@ struct SegDataOptions {
 /// nnU-Net's augmentation, reduced to what the 2D slices need.
 struct SegAugmentOptions {
   double affine_prob = 0.2;          ///< share of samples warped (nnU-Net: rotation p 0.2, scaling p 0.2)
-  data::RandomAffineOptions affine = [] {
-    data::RandomAffineOptions a;
+  RandomAffineOptions affine = [] {
+    RandomAffineOptions a;
     a.rotate_range = 3.14159265358979;  // nnU-Net 2D: ±180°
     a.scale_range = 0.3;                // nnU-Net: 0.7–1.4
     a.translate_range = 0.0;
@@ -47,8 +47,8 @@ struct SegAugmentOptions {
     return a;
   }();
   bool mirror = true;                ///< flip each axis with p 0.5 (nnU-Net mirroring)
-  data::IntensityAugmentOptions intensity = [] {
-    data::IntensityAugmentOptions i;
+  IntensityAugmentOptions intensity = [] {
+    IntensityAugmentOptions i;
     i.bias_field_prob = 0.0;
     i.gamma_prob = 0.3;
     i.gamma = {0.7, 1.5};

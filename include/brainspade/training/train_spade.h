@@ -49,13 +49,13 @@ struct SPADETrainConfig {
   RunOptions run;
   DataSource data;
   std::string classifier_checkpoint;  ///< trained classifier (stage classifier); empty = modality/dataset loss off
-  models::SPADEGeneratorOptions generator;
-  models::ConvEncoderOptions encoder;
-  models::MultiscaleDiscriminatorOptions discriminator;
+  SPADEGeneratorOptions generator;
+  ConvEncoderOptions encoder;
+  MultiscaleDiscriminatorOptions discriminator;
   SPADELossOptions loss;
   SPADEOptimOptions optim;
-  data::RandomAffineOptions affine;                 ///< T of the contrastive loss
-  data::IntensityAugmentOptions intensity_augment;  ///< applied to the style input (Appendix A.1)
+  RandomAffineOptions affine;                 ///< T of the contrastive loss
+  IntensityAugmentOptions intensity_augment;  ///< applied to the style input (Appendix A.1)
   bool augment_style = true;
   /// Draw every batch row's modality uniformly, then a training slice of that modality (default: uniform over slices).
   bool balance_modalities = false;
@@ -70,9 +70,9 @@ SPADEValidation train_spade(const SPADETrainConfig& cfg, bool resume);
 
 /// The generator, style encoder and discriminator that `train spade` trains together.
 struct SPADENetworks {
-  models::SPADEGenerator G{nullptr};
-  models::ConvEncoder E{nullptr};
-  models::MultiscaleDiscriminator D{nullptr};
+  SPADEGenerator G{nullptr};
+  ConvEncoder E{nullptr};
+  MultiscaleDiscriminator D{nullptr};
 };
 
 /// The generator + encoder loss of one `train spade` step (D frozen by the caller): hinge GAN, feature matching, KLD,
@@ -80,7 +80,7 @@ struct SPADENetworks {
 /// style term (its affine transform drawn from `gen`), with the weights and schedules of cfg.loss at `step`. `fake` is
 /// G(seg, z) with z from `enc`; `style_in` the encoder's input. Adds each term to `row` (g_gan, g_feat, kld, ...).
 torch::Tensor spade_generator_loss(SPADENetworks& nets, ModalityClassifierBundle* clf, const SPADETrainConfig& cfg,
-                                   int64_t step, const models::EncoderOutput& enc, const torch::Tensor& fake,
+                                   int64_t step, const EncoderOutput& enc, const torch::Tensor& fake,
                                    const torch::Tensor& seg, const torch::Tensor& real, const torch::Tensor& style_in,
                                    const torch::Tensor& style_modality, const torch::Tensor& style_dataset,
                                    torch::Generator& gen, std::map<std::string, double>& row);

@@ -45,7 +45,7 @@ struct VAETrainConfig {
   PatchDiscriminatorOptions discriminator;
   VAELossOptions loss;
   VAEOptimOptions optim;
-  data::LabelAugmentOptions augment;  ///< spatial augmentation of each training batch (off by default)
+  LabelAugmentOptions augment;  ///< spatial augmentation of each training batch (off by default)
   TrainLoopOptions train;
   void visit(ConfigVisitor& v);
 };
