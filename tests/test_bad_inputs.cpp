@@ -89,7 +89,7 @@ VAETrainConfig tiny_vae(const std::string& dataset, const std::string& out) {
   c.vae.mid_attention = false;
   c.discriminator.in_channels = 6;
   c.discriminator.ndf = 8;
-  c.discriminator.n_layers = 2;
+  c.discriminator.num_layers = 2;
   c.train.steps = 2;
   c.train.batch_size = 2;
   c.train.log_every = 1;

@@ -120,7 +120,7 @@ std::string write_vae_config(const testutil::TempDir& dir, const std::string& da
   testutil::write_file(path, "run: {seed: 3, device: cpu, threads: 1}\n"
                              "data: {dataset: " + dataset + "}\n"
                              "vae: {in_channels: 6, channels: [8, 16], num_res_blocks: 1, norm_groups: 4}\n"
-                             "discriminator: {in_channels: 6, ndf: 8, n_layers: 2, norm: instance}\n"
+                             "discriminator: {in_channels: 6, ndf: 8, num_layers: 2, norm: instance}\n"
                              "loss: {adv_start_step: 0}\n"
                              "optim: {lr: 2.0e-3, lr_d: 2.0e-3}\n"
                              "train: {steps: " + std::to_string(steps) + ", batch_size: 4, log_every: 1, "

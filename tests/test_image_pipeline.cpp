@@ -53,7 +53,7 @@ SPADETrainConfig tiny_spade(const std::string& dataset, const std::string& clf, 
   c.run.device = "cpu";
   c.data.dataset = dataset;
   c.classifier_checkpoint = clf;
-  c.generator.label_nc = 6;
+  c.generator.label_channels = 6;
   c.generator.ngf = 4;
   c.generator.z_dim = 8;
   c.generator.num_upsampling_layers = "less";
@@ -66,9 +66,9 @@ SPADETrainConfig tiny_spade(const std::string& dataset, const std::string& clf, 
   c.encoder.num_layers = 3;
   c.encoder.height = 32;
   c.encoder.width = 48;
-  c.discriminator.label_nc = 6;
+  c.discriminator.label_channels = 6;
   c.discriminator.ndf = 4;
-  c.discriminator.n_layers = 2;
+  c.discriminator.num_layers = 2;
   c.loss.lambda_perceptual = 1.0;
   c.train.steps = steps;
   c.train.batch_size = 4;

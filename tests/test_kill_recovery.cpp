@@ -184,7 +184,7 @@ TEST(KillRecovery, TrainVAEKilledAnywhereResumesToTheUninterruptedWeights) {
   c.vae.mid_attention = false;
   c.discriminator.in_channels = 6;
   c.discriminator.ndf = 8;
-  c.discriminator.n_layers = 2;
+  c.discriminator.num_layers = 2;
   c.loss.adv_start_step = 3;
   save_every_step(c.train, 16, 2);
   c.train.val_fraction = 0.2;
@@ -268,7 +268,7 @@ TEST(KillRecovery, LDMSpadeAndSamplingKilledAnywhereEndAsTheUninterruptedRun) {
   s.encoder.height = 32;
   s.encoder.width = 48;
   s.discriminator.ndf = 4;
-  s.discriminator.n_layers = 2;
+  s.discriminator.num_layers = 2;
   save_every_step(s.train, 10, 2);
   s.train.val_fraction = 0.25;
   write_text_atomic(dir / "spade.yaml", dump_config(s));

@@ -33,7 +33,7 @@ VAETrainConfig tiny_vae(const std::string& dataset, const std::string& out, int6
   c.vae.norm_groups = 4;
   c.discriminator.in_channels = 6;
   c.discriminator.ndf = 8;
-  c.discriminator.n_layers = 2;
+  c.discriminator.num_layers = 2;
   c.loss.adv_start_step = 2;
   c.optim.lr = 2e-3;
   c.optim.lr_d = 2e-3;

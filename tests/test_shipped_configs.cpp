@@ -41,7 +41,7 @@ void check_file(const std::string& path) {
     EXPECT_NO_THROW(c.encoder.validate());
     EXPECT_NO_THROW(c.discriminator.validate());
     EXPECT_EQ(c.generator.z_dim, c.encoder.z_dim);
-    EXPECT_EQ(c.generator.label_nc, c.discriminator.label_nc);
+    EXPECT_EQ(c.generator.label_channels, c.discriminator.label_channels);
     EXPECT_EQ(c.generator.height, c.encoder.height);
     EXPECT_EQ(c.generator.width, c.encoder.width);
     EXPECT_LT(c.loss.alpha_dat, c.loss.alpha_mod) << "the paper keeps alpha_mod > alpha_dat";

@@ -29,7 +29,7 @@ TEST(SpadeBench, DISABLED_PaperScaleForwardAndBackward) {
   torch::set_num_threads(2);
   torch::manual_seed(0);
   const int64_t B = 2, reps = 3;
-  SPADEGeneratorOptions go;  // 192x256, ngf 64, z 256, label_nc 6, normal
+  SPADEGeneratorOptions go;  // 192x256, ngf 64, z 256, label_channels 6, normal
   SPADEGenerator gen(go);
   ConvEncoderOptions eo;
   ConvEncoder enc(eo);

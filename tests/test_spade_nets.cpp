@@ -224,9 +224,9 @@ struct GenCase {
   int64_t h, w, ngf;
   std::string norm, interp, act;
 };
-SPADEGeneratorOptions gen_options(const GenCase& c, int64_t label_nc = 3, int64_t z_dim = 16) {
+SPADEGeneratorOptions gen_options(const GenCase& c, int64_t label_channels = 3, int64_t z_dim = 16) {
   SPADEGeneratorOptions o;
-  o.label_nc = label_nc;
+  o.label_channels = label_channels;
   o.ngf = c.ngf;
   o.z_dim = z_dim;
   o.num_upsampling_layers = c.ups;
@@ -399,10 +399,10 @@ TEST(MultiscaleDiscriminator, MatchesGolden) {
   const auto& g = golden("spade_discriminator");
   ASSERT_FALSE(g.empty());
   MultiscaleDiscriminatorOptions o;
-  o.label_nc = 3;
-  o.image_nc = 1;
+  o.label_channels = 3;
+  o.image_channels = 1;
   o.ndf = 8;
-  o.n_layers = 3;
+  o.num_layers = 3;
   o.num_d = 2;
   o.downsample_kernel = 4;
   MultiscaleDiscriminator d(o);
@@ -421,15 +421,15 @@ TEST(MultiscaleDiscriminator, MatchesGolden) {
 
 TEST(MultiscaleDiscriminator, ShapesOverCases) {
   struct Case {
-    int64_t num_d, n_layers, k;
+    int64_t num_d, num_layers, k;
     std::string label_input;
   };
   for (const auto& c : std::vector<Case>{{2, 4, 4, "onehot"}, {3, 3, 3, "pv"}, {1, 2, 2, "onehot"}}) {
     MultiscaleDiscriminatorOptions o;
-    o.label_nc = 4;
+    o.label_channels = 4;
     o.ndf = 8;
     o.num_d = c.num_d;
-    o.n_layers = c.n_layers;
+    o.num_layers = c.num_layers;
     o.downsample_kernel = c.k;
     o.label_input = c.label_input;
     MultiscaleDiscriminator d(o);
@@ -437,7 +437,7 @@ TEST(MultiscaleDiscriminator, ShapesOverCases) {
     auto feats = d->forward(random_pv(2, 4, 48, 64), img);
     ASSERT_EQ(static_cast<int64_t>(feats.size()), c.num_d);
     for (const auto& f : feats) {
-      ASSERT_EQ(static_cast<int64_t>(f.size()), c.n_layers + 1);
+      ASSERT_EQ(static_cast<int64_t>(f.size()), c.num_layers + 1);
       EXPECT_EQ(f.back().size(1), 1);
       EXPECT_TRUE(finite(f.back()));
     }
@@ -517,7 +517,7 @@ TEST(SPADEGenerator, MatchesPythonReferenceEndToEnd) {
                                       {"more", 64, 128, 4, "instance", "bilinear", "tanh"}};
   for (const auto& c : cases) {
     SCOPED_TRACE(c.ups);
-    auto o = gen_options(c, /*label_nc=*/3, /*z_dim=*/8);
+    auto o = gen_options(c, /*label_channels=*/3, /*z_dim=*/8);
     o.spade_hidden = 8;
     SPADEGenerator gen(o);
     fill_deterministic(*gen);

@@ -6,6 +6,8 @@
 #include <set>
 #include <sstream>
 
+#include <spdlog/spdlog.h>
+
 namespace brainspade {
 
 void RunOptions::visit(ConfigVisitor& v) {
@@ -136,6 +138,20 @@ class Loader final : public ConfigVisitor {
 
   /// After the root section: every key of the tree must have been visited.
   void finish() { check_unknown(); }
+
+  void renamed(const char* old_key, const char* new_key) override {
+    YAML::Node cur = nodes_.back();
+    if (!cur.IsMap()) return;
+    const YAML::Node old_node = static_cast<const YAML::Node&>(cur)[old_key];
+    if (!old_node.IsDefined()) return;
+    if (static_cast<const YAML::Node&>(cur)[new_key].IsDefined())
+      fail(old_key, "was renamed to '", new_key, "'; give only '", new_key, "'");
+    spdlog::warn("{}: config key '{}' is now '{}' (read as that)", describe(src_, join_path(stack_, old_key), overridden_),
+                 join_path(stack_, old_key), join_path(stack_, new_key));
+    YAML::Node value = YAML::Clone(old_node);
+    cur.remove(old_key);
+    cur[new_key] = value;
+  }
 
  protected:
   void begin_section(const char* key, const char* doc) override {

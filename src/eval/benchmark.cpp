@@ -247,7 +247,7 @@ std::vector<Runner> make_runners(const BenchScale& s, const BenchJob& job, torch
   if (wants("spade_generator")) {
     SPADEGenerator g(s.generator);
     prepare_module(*g, job);
-    auto seg = prepare_input(torch::softmax(torch::randn({B, s.generator.label_nc, s.generator.height, s.generator.width}, gen), 1), job);
+    auto seg = prepare_input(torch::softmax(torch::randn({B, s.generator.label_channels, s.generator.height, s.generator.width}, gen), 1), job);
     auto z = in({B, s.generator.z_dim});
     r.push_back({"spade_generator", shape_str(seg.sizes()), g.ptr(), [g, seg, z]() mutable { g->forward(seg, z); },
                  [g, seg, z]() mutable { return g->forward(seg, z).sum(); }});
@@ -265,8 +265,8 @@ std::vector<Runner> make_runners(const BenchScale& s, const BenchJob& job, torch
   if (wants("discriminator")) {
     MultiscaleDiscriminator d(s.discriminator);
     prepare_module(*d, job);
-    auto pv = prepare_input(torch::softmax(torch::randn({B, s.discriminator.label_nc, s.height, s.width}, gen), 1), job);
-    auto img = in({B, s.discriminator.image_nc, s.height, s.width});
+    auto pv = prepare_input(torch::softmax(torch::randn({B, s.discriminator.label_channels, s.height, s.width}, gen), 1), job);
+    auto img = in({B, s.discriminator.image_channels, s.height, s.width});
     r.push_back({"discriminator", shape_str(pv.sizes()) + "+" + shape_str(img.sizes()), d.ptr(),
                  [d, pv, img]() mutable { d->forward(pv, img); },
                  [d, pv, img]() mutable {

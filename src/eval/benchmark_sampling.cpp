@@ -88,7 +88,7 @@ void measure_sampling_runs(const BenchScale& s, const BenchJob& job, BenchReport
         }
         {
           torch::InferenceMode im;
-          auto seg = torch::softmax(torch::randn({batch, s.generator.label_nc, s.height, s.width}), 1);
+          auto seg = torch::softmax(torch::randn({batch, s.generator.label_channels, s.height, s.width}), 1);
           auto style = torch::randn({batch, s.encoder.in_channels, s.height, s.width});
           auto image = [&] { return G->forward(seg, E->encode(style).mu); };
           image();  // warm-up

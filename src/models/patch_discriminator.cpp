@@ -5,18 +5,19 @@
 namespace brainspade {
 
 void PatchDiscriminatorOptions::visit(ConfigVisitor& v) {
+  v.renamed("n_layers", "num_layers");  // until 2026-11-30
   v("in_channels", in_channels, "input channels", Bounds::at_least(1));
   v("ndf", ndf, "filters of the first layer", Bounds::at_least(1));
-  v("n_layers", n_layers, "stride-2 layers", Bounds::at_least(1));
+  v("num_layers", num_layers, "stride-2 layers", Bounds::at_least(1));
   v.choice("norm", norm, {"batch", "instance", "none"}, "normalisation after each inner conv");
 }
 
 PatchDiscriminatorImpl::PatchDiscriminatorImpl(const PatchDiscriminatorOptions& o) : options(o) {
   TORCH_CHECK(o.norm == "batch" || o.norm == "instance" || o.norm == "none",
               "PatchDiscriminator norm must be batch, instance or none; got '", o.norm, "'");
-  TORCH_CHECK(o.in_channels >= 1 && o.ndf >= 1 && o.n_layers >= 1,
-              "PatchDiscriminator needs in_channels, ndf and n_layers >= 1; got ", o.in_channels, ", ", o.ndf, ", ",
-              o.n_layers);
+  TORCH_CHECK(o.in_channels >= 1 && o.ndf >= 1 && o.num_layers >= 1,
+              "PatchDiscriminator needs in_channels, ndf and num_layers >= 1; got ", o.in_channels, ", ", o.ndf, ", ",
+              o.num_layers);
   const bool bias = o.norm != "batch";
   auto conv = [](int64_t in, int64_t out, int64_t stride, bool b) {
     return torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, 4).stride(stride).padding(1).bias(b));
@@ -30,7 +31,7 @@ PatchDiscriminatorImpl::PatchDiscriminatorImpl(const PatchDiscriminatorOptions& 
   seq->push_back(conv(o.in_channels, o.ndf, 2, true));
   seq->push_back(lrelu());
   int64_t mult = 1;
-  for (int64_t n = 1; n < o.n_layers; ++n) {
+  for (int64_t n = 1; n < o.num_layers; ++n) {
     int64_t prev = mult;
     mult = std::min<int64_t>(int64_t{1} << n, 8);
     seq->push_back(conv(o.ndf * prev, o.ndf * mult, 2, bias));
@@ -38,7 +39,7 @@ PatchDiscriminatorImpl::PatchDiscriminatorImpl(const PatchDiscriminatorOptions& 
     seq->push_back(lrelu());
   }
   int64_t prev = mult;
-  mult = std::min<int64_t>(int64_t{1} << o.n_layers, 8);
+  mult = std::min<int64_t>(int64_t{1} << o.num_layers, 8);
   seq->push_back(conv(o.ndf * prev, o.ndf * mult, 1, bias));
   add_norm(seq, o.ndf * mult);
   seq->push_back(lrelu());

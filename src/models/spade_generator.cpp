@@ -3,7 +3,8 @@
 namespace brainspade {
 
 void SPADEGeneratorOptions::visit(ConfigVisitor& v) {
-  v("label_nc", label_nc, "channels of the partial-volume semantic map", Bounds::at_least(1));
+  v.renamed("label_nc", "label_channels");  // until 2026-11-30
+  v("label_channels", label_channels, "channels of the partial-volume semantic map", Bounds::at_least(1));
   v("ngf", ngf, "base width of the generator (head is 16*ngf channels)", Bounds::at_least(1));
   v("z_dim", z_dim, "size of the style code", Bounds::at_least(1));
   v.choice("num_upsampling_layers", num_upsampling_layers, {"less", "normal", "more", "most"},
@@ -36,8 +37,8 @@ void SPADEGeneratorOptions::validate() const {
   BRAINSPADE_CHECK_INPUT(norm != "instance" || (height / f) * (width / f) > 1, "generator: norm=instance needs a ",
                          "latent grid of more than one pixel, got ", height / f, "x", width / f,
                          " (instance statistics of a single pixel are undefined)");
-  BRAINSPADE_CHECK_INPUT(label_nc > 0 && ngf > 0 && z_dim > 0 && spade_hidden > 0,
-                         "generator: label_nc, ngf, z_dim and spade_hidden must be positive");
+  BRAINSPADE_CHECK_INPUT(label_channels > 0 && ngf > 0 && z_dim > 0 && spade_hidden > 0,
+                         "generator: label_channels, ngf, z_dim and spade_hidden must be positive");
   BRAINSPADE_CHECK_INPUT(num_upsampling_layers != "most" || ngf >= 2, "generator: num_upsampling_layers=most needs ngf >= 2");
   BRAINSPADE_CHECK_INPUT(norm == "batch" || norm == "instance" || norm == "group",
                          "generator.norm must be batch, instance or group, got '", norm, "'");
@@ -49,7 +50,7 @@ void SPADEGeneratorOptions::validate() const {
 
 SPADEGeneratorImpl::SPADEGeneratorImpl(SPADEGeneratorOptions options) : options_(std::move(options)) {
   options_.validate();
-  const int64_t n = options_.upsampling_count(), nf = options_.ngf, L = options_.label_nc;
+  const int64_t n = options_.upsampling_count(), nf = options_.ngf, L = options_.label_channels;
   sh_ = options_.height >> n;
   sw_ = options_.width >> n;
   auto block = [&](int64_t fin, int64_t fout) {
@@ -77,7 +78,7 @@ SPADEGeneratorImpl::SPADEGeneratorImpl(SPADEGeneratorOptions options) : options_
 
 torch::Tensor SPADEGeneratorImpl::forward(const torch::Tensor& seg, const torch::Tensor& z) {
   const auto& o = options_;
-  TORCH_CHECK(seg.dim() == 4 && seg.size(1) == o.label_nc, "SPADEGenerator expects seg [B, ", o.label_nc, ", ",
+  TORCH_CHECK(seg.dim() == 4 && seg.size(1) == o.label_channels, "SPADEGenerator expects seg [B, ", o.label_channels, ", ",
               o.height, ", ", o.width, "], got ", seg.sizes());
   TORCH_CHECK(z.dim() == 2 && z.size(1) == o.z_dim && z.size(0) == seg.size(0), "SPADEGenerator expects z [",
               seg.size(0), ", ", o.z_dim, "], got ", z.sizes());

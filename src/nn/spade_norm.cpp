@@ -33,9 +33,9 @@ torch::Tensor resize_segmap(const torch::Tensor& segmap, torch::IntArrayRef size
 }
 
 SPADEImpl::SPADEImpl(SPADEOptions options_) : options(std::move(options_)) {
-  TORCH_CHECK(options.norm_nc() > 0 && options.label_nc() > 0 && options.hidden() > 0,
-              "SPADE needs positive channel counts, got norm_nc=", options.norm_nc(), " label_nc=",
-              options.label_nc(), " hidden=", options.hidden());
+  TORCH_CHECK(options.norm_nc() > 0 && options.label_channels() > 0 && options.hidden() > 0,
+              "SPADE needs positive channel counts, got norm_nc=", options.norm_nc(), " label_channels=",
+              options.label_channels(), " hidden=", options.hidden());
   TORCH_CHECK(options.kernel_size() % 2 == 1, "SPADE kernel size must be odd, got ", options.kernel_size());
   TORCH_CHECK(options.interpolation() == "nearest" || options.interpolation() == "bilinear",
               "SPADE interpolation must be nearest or bilinear, got '", options.interpolation(), "'");
@@ -44,7 +44,7 @@ SPADEImpl::SPADEImpl(SPADEOptions options_) : options(std::move(options_)) {
   const int64_t k = options.kernel_size(), p = k / 2;
   mlp_shared = register_module(
       "mlp_shared", torch::nn::Sequential(
-                        torch::nn::Conv2d(torch::nn::Conv2dOptions(options.label_nc(), options.hidden(), k).padding(p)),
+                        torch::nn::Conv2d(torch::nn::Conv2dOptions(options.label_channels(), options.hidden(), k).padding(p)),
                         torch::nn::ReLU()));
   mlp_gamma = register_module(
       "mlp_gamma", torch::nn::Conv2d(torch::nn::Conv2dOptions(options.hidden(), options.norm_nc(), k).padding(p)));
@@ -55,8 +55,8 @@ SPADEImpl::SPADEImpl(SPADEOptions options_) : options(std::move(options_)) {
 torch::Tensor SPADEImpl::forward(const torch::Tensor& x, const torch::Tensor& segmap) {
   TORCH_CHECK(x.dim() == 4 && x.size(1) == options.norm_nc(), "SPADE expects x [B, ", options.norm_nc(),
               ", H, W], got ", x.sizes());
-  TORCH_CHECK(segmap.dim() == 4 && segmap.size(1) == options.label_nc() && segmap.size(0) == x.size(0),
-              "SPADE expects segmap [", x.size(0), ", ", options.label_nc(), ", H0, W0], got ", segmap.sizes());
+  TORCH_CHECK(segmap.dim() == 4 && segmap.size(1) == options.label_channels() && segmap.size(0) == x.size(0),
+              "SPADE expects segmap [", x.size(0), ", ", options.label_channels(), ", H0, W0], got ", segmap.sizes());
   torch::Tensor normalized = param_free_norm.forward(x);                                // [B, C, H, W]
   torch::Tensor seg = resize_segmap(segmap, {x.size(2), x.size(3)}, options.interpolation());  // [B, L, H, W]
   torch::Tensor actv = mlp_shared->forward(seg);                                        // [B, hidden, H, W]
@@ -66,9 +66,9 @@ torch::Tensor SPADEImpl::forward(const torch::Tensor& x, const torch::Tensor& se
 }
 
 SPADEResnetBlockImpl::SPADEResnetBlockImpl(SPADEResnetBlockOptions options_) : options(std::move(options_)) {
-  TORCH_CHECK(options.fin() > 0 && options.fout() > 0 && options.label_nc() > 0,
+  TORCH_CHECK(options.fin() > 0 && options.fout() > 0 && options.label_channels() > 0,
               "SPADEResnetBlock needs positive channel counts, got fin=", options.fin(), " fout=", options.fout(),
-              " label_nc=", options.label_nc());
+              " label_channels=", options.label_channels());
   const int64_t fmiddle = std::min(options.fin(), options.fout());
   conv_0 = make_conv(options.fin(), fmiddle, 3, options.spectral(), true);
   register_module("conv_0", conv_0.ptr());
@@ -79,7 +79,7 @@ SPADEResnetBlockImpl::SPADEResnetBlockImpl(SPADEResnetBlockOptions options_) : o
     register_module("conv_s", conv_s.ptr());
   }
   auto spade = [&](int64_t nc) {
-    return SPADE(SPADEOptions(nc, options.label_nc())
+    return SPADE(SPADEOptions(nc, options.label_channels())
                      .norm(options.norm())
                      .interpolation(options.interpolation())
                      .hidden(options.hidden()));

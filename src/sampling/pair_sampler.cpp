@@ -119,8 +119,8 @@ torch::Tensor synthesize_images(ImageGenerator& g, const torch::Tensor& seg, con
                                 at::Generator& gen, torch::Device device) {
   torch::NoGradGuard no_grad;
   const auto& o = g.generator->options();
-  BRAINSPADE_CHECK_INPUT(seg.dim() == 4 && seg.size(1) == o.label_nc, "label maps have ", seg.dim() == 4 ? seg.size(1) : -1,
-                         " channels but the SPADE generator expects ", o.label_nc);
+  BRAINSPADE_CHECK_INPUT(seg.dim() == 4 && seg.size(1) == o.label_channels, "label maps have ", seg.dim() == 4 ? seg.size(1) : -1,
+                         " channels but the SPADE generator expects ", o.label_channels);
   BRAINSPADE_CHECK_INPUT(seg.size(2) == o.height && seg.size(3) == o.width, "label maps are ", seg.size(2), "x",
                          seg.size(3), " but the SPADE generator makes ", o.height, "x", o.width);
   BRAINSPADE_CHECK_INPUT(style.dim() == 4 && style.size(1) == 1 && style.size(2) == o.height && style.size(3) == o.width,
@@ -455,8 +455,8 @@ void run_image_sampling(const ImageSampleJob& job) {
   Progress progress("sample images", static_cast<int64_t>(inputs.size()));
   for (size_t i = 0; i < inputs.size(); ++i) {
     const auto& in = inputs[i];
-    BRAINSPADE_CHECK_INPUT(in.pv.size(0) == o.label_nc, in.source, ": has ", in.pv.size(0),
-                           " channels but the SPADE generator expects ", o.label_nc, " (",
+    BRAINSPADE_CHECK_INPUT(in.pv.size(0) == o.label_channels, in.source, ": has ", in.pv.size(0),
+                           " channels but the SPADE generator expects ", o.label_channels, " (",
                            fmt::format("{}", fmt::join(g.channel_names, ", ")), ")");
     BRAINSPADE_CHECK_INPUT(in.pv.size(1) == o.height && in.pv.size(2) == o.width, in.source, ": slice is ",
                            in.pv.size(1), "x", in.pv.size(2), " but the generator makes ", o.height, "x", o.width);

@@ -65,10 +65,10 @@ namespace {
 // Config and data that cannot train together: exit 2 before anything is written.
 void check_spade_config(const SPADETrainConfig& cfg, const SliceDataset& data) {
   const auto& G_o = cfg.generator;
-  BRAINSPADE_CHECK_INPUT(data.channels() == G_o.label_nc, cfg.data.dataset, ": label maps have ", data.channels(),
-                         " channels but generator.label_nc is ", G_o.label_nc);
-  BRAINSPADE_CHECK_INPUT(cfg.discriminator.label_nc == G_o.label_nc, "config key 'discriminator.label_nc' (",
-                         cfg.discriminator.label_nc, ") must equal generator.label_nc (", G_o.label_nc, ")");
+  BRAINSPADE_CHECK_INPUT(data.channels() == G_o.label_channels, cfg.data.dataset, ": label maps have ", data.channels(),
+                         " channels but generator.label_channels is ", G_o.label_channels);
+  BRAINSPADE_CHECK_INPUT(cfg.discriminator.label_channels == G_o.label_channels, "config key 'discriminator.label_channels' (",
+                         cfg.discriminator.label_channels, ") must equal generator.label_channels (", G_o.label_channels, ")");
   BRAINSPADE_CHECK_INPUT(data.height() == G_o.height && data.width() == G_o.width, cfg.data.dataset, ": slices are ",
                          data.height(), "x", data.width(), " but generator.height/width are ", G_o.height, "x", G_o.width);
   BRAINSPADE_CHECK_INPUT(cfg.encoder.height == G_o.height && cfg.encoder.width == G_o.width,

@@ -50,6 +50,9 @@ class ConfigVisitor {
   /// A string that must be one of `choices`.
   virtual void choice(const char* key, std::string& value, const std::vector<std::string>& choices,
                       const char* doc) = 0;
+  /// `old_key` of this section is read as `new_key` (a key renamed since a release: old configs and the model configs
+  /// stored in old checkpoints still load, with a warning). Call before visiting `new_key`. Giving both is an error.
+  virtual void renamed(const char* old_key, const char* new_key) { (void)old_key, (void)new_key; }
   /// A nested section: `v.section("vae", vae)` visits vae.visit(v) under the key "vae".
   template <class Section>
   void section(const char* key, Section& s, const char* doc = "") {

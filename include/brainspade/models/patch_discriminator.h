@@ -1,8 +1,8 @@
 #pragma once
 /// PatchGAN discriminator of pix2pix (Isola et al. 2017 §3.2.2; `NLayerDiscriminator` in
 /// junyanz/pytorch-CycleGAN-and-pix2pix), as used by brainSPADE to train the label VAE:
-///   conv4 s2 p1 (in → ndf) → LReLU(0.2) → for n = 1..n_layers-1: conv4 s2 p1 (→ ndf·min(2^n, 8)) → norm → LReLU
-///   → conv4 s1 p1 (→ ndf·min(2^n_layers, 8)) → norm → LReLU → conv4 s1 p1 (→ 1 logit per patch).
+///   conv4 s2 p1 (in → ndf) → LReLU(0.2) → for n = 1..num_layers-1: conv4 s2 p1 (→ ndf·min(2^n, 8)) → norm → LReLU
+///   → conv4 s1 p1 (→ ndf·min(2^num_layers, 8)) → norm → LReLU → conv4 s1 p1 (→ 1 logit per patch).
 /// Convolutions followed by BatchNorm have no bias (pix2pix `use_bias = norm is InstanceNorm`).
 /// Weights are initialised N(0, 0.02), norm scales N(1, 0.02), biases 0 (pix2pix `init_weights('normal')`).
 #include <cstdint>
@@ -17,7 +17,7 @@ namespace brainspade {
 struct PatchDiscriminatorOptions {
   int64_t in_channels = 6;
   int64_t ndf = 64;       ///< filters of the first layer
-  int64_t n_layers = 3;   ///< stride-2 layers (receptive field 70x70 for 3)
+  int64_t num_layers = 3;   ///< stride-2 layers (receptive field 70x70 for 3)
   std::string norm = "batch";  ///< batch | instance | none
   void visit(ConfigVisitor& v);
 };

@@ -20,10 +20,10 @@ namespace brainspade {
 
 /// Settings of the multiscale discriminator (config section "discriminator").
 struct MultiscaleDiscriminatorOptions {
-  int64_t label_nc = 6;   ///< label channels (one-hot classes or PV channels)
-  int64_t image_nc = 1;
+  int64_t label_channels = 6;   ///< label channels (one-hot classes or PV channels)
+  int64_t image_channels = 1;
   int64_t ndf = 64;
-  int64_t n_layers = 4;   ///< n_layers_D
+  int64_t num_layers = 4;   ///< n_layers_D
   int64_t num_d = 2;      ///< scales
   int64_t downsample_kernel = 4;  ///< avg-pool kernel between scales (brainSPADE 4, NVlabs 3)
   std::string label_input = "onehot";  ///< onehot: one-hot(argmax PV) | pv: the PV map as it is
@@ -49,8 +49,8 @@ TORCH_MODULE(ConvInstanceNorm);
 /// One PatchGAN at one scale.
 class NLayerDiscriminatorImpl : public torch::nn::Module {
  public:
-  NLayerDiscriminatorImpl(int64_t input_nc, int64_t ndf, int64_t n_layers, bool spectral);
-  /// x: [B, input_nc, H, W] → outputs of model0 ... model{n_layers}.
+  NLayerDiscriminatorImpl(int64_t input_nc, int64_t ndf, int64_t num_layers, bool spectral);
+  /// x: [B, input_nc, H, W] → outputs of model0 ... model{num_layers}.
   std::vector<torch::Tensor> forward(const torch::Tensor& x);
   std::vector<torch::nn::Sequential> models;
 };
@@ -59,10 +59,10 @@ TORCH_MODULE(NLayerDiscriminator);
 class MultiscaleDiscriminatorImpl : public torch::nn::Module {
  public:
   explicit MultiscaleDiscriminatorImpl(MultiscaleDiscriminatorOptions options);
-  /// pv: [B, label_nc, H, W] partial-volume (or one-hot) map; image: [B, image_nc, H, W].
+  /// pv: [B, label_channels, H, W] partial-volume (or one-hot) map; image: [B, image_channels, H, W].
   /// Builds the label planes (label_input), concatenates them with the image and runs every scale.
   DiscriminatorFeatures forward(const torch::Tensor& pv, const torch::Tensor& image);
-  /// x: [B, label_nc + image_nc, H, W] already concatenated.
+  /// x: [B, label_channels + image_channels, H, W] already concatenated.
   DiscriminatorFeatures forward_input(const torch::Tensor& x);
   /// The label planes this discriminator sees for `pv` (one-hot of argmax, or pv itself).
   torch::Tensor label_planes(const torch::Tensor& pv) const;

@@ -19,7 +19,7 @@ namespace brainspade {
 
 /// Settings of the SPADE generator (config section "generator").
 struct SPADEGeneratorOptions {
-  int64_t label_nc = 6;      ///< partial-volume channels of the semantic map
+  int64_t label_channels = 6;      ///< partial-volume channels of the semantic map
   int64_t ngf = 64;          ///< base width; the 1024-channel head is 16·ngf
   int64_t z_dim = 256;       ///< style code size
   std::string num_upsampling_layers = "normal";  ///< less (4, project extension) | normal (5) | more (6) | most (7)
@@ -41,7 +41,7 @@ struct SPADEGeneratorOptions {
 class SPADEGeneratorImpl : public torch::nn::Module {
  public:
   explicit SPADEGeneratorImpl(SPADEGeneratorOptions options);
-  /// seg: [B, label_nc, height, width] partial-volume map; z: [B, z_dim] style code → [B, 1, height, width].
+  /// seg: [B, label_channels, height, width] partial-volume map; z: [B, z_dim] style code → [B, 1, height, width].
   torch::Tensor forward(const torch::Tensor& seg, const torch::Tensor& z);
 
   const SPADEGeneratorOptions& options() const { return options_; }

@@ -15,9 +15,9 @@ namespace brainspade::nn {
 
 /// Settings of one SPADE normalisation layer.
 struct SPADEOptions {
-  SPADEOptions(int64_t norm_nc, int64_t label_nc) : norm_nc_(norm_nc), label_nc_(label_nc) {}
+  SPADEOptions(int64_t norm_nc, int64_t label_channels) : norm_nc_(norm_nc), label_channels_(label_channels) {}
   TORCH_ARG(int64_t, norm_nc);             ///< channels of the normalised activations
-  TORCH_ARG(int64_t, label_nc);            ///< channels of the semantic (partial-volume) map
+  TORCH_ARG(int64_t, label_channels);            ///< channels of the semantic (partial-volume) map
   TORCH_ARG(int64_t, hidden) = 128;        ///< width of mlp_shared (NVlabs hard-codes 128)
   TORCH_ARG(int64_t, kernel_size) = 3;     ///< kernel of mlp_shared / mlp_gamma / mlp_beta
   TORCH_ARG(std::string, norm) = "batch";  ///< parameter-free norm: batch | instance | group
@@ -29,12 +29,12 @@ struct SPADEOptions {
 class SPADEImpl : public torch::nn::Module {
  public:
   explicit SPADEImpl(SPADEOptions options);
-  /// x: [B, norm_nc, H, W]; segmap: [B, label_nc, H0, W0] (any size, resized to H×W) → [B, norm_nc, H, W].
+  /// x: [B, norm_nc, H, W]; segmap: [B, label_channels, H0, W0] (any size, resized to H×W) → [B, norm_nc, H, W].
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& segmap);
 
   SPADEOptions options;
   torch::nn::AnyModule param_free_norm;
-  torch::nn::Sequential mlp_shared{nullptr};  // [conv(label_nc→hidden), ReLU]
+  torch::nn::Sequential mlp_shared{nullptr};  // [conv(label_channels→hidden), ReLU]
   torch::nn::Conv2d mlp_gamma{nullptr}, mlp_beta{nullptr};
 };
 TORCH_MODULE(SPADE);
@@ -44,10 +44,10 @@ torch::Tensor resize_segmap(const torch::Tensor& segmap, torch::IntArrayRef size
 
 /// Settings of a SPADE residual block.
 struct SPADEResnetBlockOptions {
-  SPADEResnetBlockOptions(int64_t fin, int64_t fout, int64_t label_nc) : fin_(fin), fout_(fout), label_nc_(label_nc) {}
+  SPADEResnetBlockOptions(int64_t fin, int64_t fout, int64_t label_channels) : fin_(fin), fout_(fout), label_channels_(label_channels) {}
   TORCH_ARG(int64_t, fin);
   TORCH_ARG(int64_t, fout);
-  TORCH_ARG(int64_t, label_nc);
+  TORCH_ARG(int64_t, label_channels);
   TORCH_ARG(bool, spectral) = true;        ///< spectral norm on conv_0, conv_1, conv_s (norm_G "spectral...")
   TORCH_ARG(std::string, norm) = "batch";  ///< SPADE's parameter-free norm
   TORCH_ARG(std::string, interpolation) = "nearest";
@@ -59,7 +59,7 @@ struct SPADEResnetBlockOptions {
 class SPADEResnetBlockImpl : public torch::nn::Module {
  public:
   explicit SPADEResnetBlockImpl(SPADEResnetBlockOptions options);
-  /// x: [B, fin, H, W]; seg: [B, label_nc, H0, W0] → [B, fout, H, W].
+  /// x: [B, fin, H, W]; seg: [B, label_channels, H0, W0] → [B, fout, H, W].
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& seg);
   bool learned_shortcut() const { return options.fin() != options.fout(); }
 
