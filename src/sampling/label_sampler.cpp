@@ -6,6 +6,7 @@
 #include "brainspade/data/slice_dataset.h"
 #include "brainspade/schedulers/ddim_scheduler.h"
 #include "brainspade/schedulers/dpm_solver.h"
+#include "../schedulers/schedule_keys.h"
 
 namespace brainspade {
 
@@ -97,11 +98,7 @@ ReverseProcess make_reverse_process(const LabelGenerator& g, const LabelSamplerO
   try {
     if (o.sampler == "ddim") {
       DDIMSchedulerOptions d;
-      d.num_train_timesteps = s.num_train_timesteps;
-      d.beta_schedule = s.beta_schedule;
-      d.beta_start = s.beta_start;
-      d.beta_end = s.beta_end;
-      d.prediction_type = s.prediction_type;
+      copy_schedule(s, d);
       d.clip_sample = s.clip_sample;
       d.clip_sample_range = s.clip_sample_range;
       d.eta = o.eta;
@@ -111,11 +108,7 @@ ReverseProcess make_reverse_process(const LabelGenerator& g, const LabelSamplerO
       rp.timesteps = rp.ddim->timesteps();
     } else if (o.sampler == "dpmpp_2m") {
       DPMSolverOptions d;
-      d.num_train_timesteps = s.num_train_timesteps;
-      d.beta_schedule = s.beta_schedule;
-      d.beta_start = s.beta_start;
-      d.beta_end = s.beta_end;
-      d.prediction_type = s.prediction_type;
+      copy_schedule(s, d);
       d.timestep_spacing = spacing("linspace", {"linspace", "leading"});
       d.use_karras_sigmas = o.use_karras_sigmas;
       rp.dpm = std::make_shared<DPMSolverMultistepScheduler>(d);

@@ -4,15 +4,12 @@
 
 #include "brainspade/nn/blocks.h"
 
+#include "schedule_keys.h"
+
 namespace brainspade {
 
 void DDIMSchedulerOptions::visit(ConfigVisitor& v) {
-  v("num_train_timesteps", num_train_timesteps, "diffusion steps T", Bounds::at_least(1));
-  v.choice("beta_schedule", beta_schedule, {"linear", "scaled_linear", "cosine"},
-           "noise schedule (CompVis 'linear' is scaled_linear)");
-  v("beta_start", beta_start, "first beta", Bounds::range(0.0, 1.0));
-  v("beta_end", beta_end, "last beta", Bounds::range(0.0, 1.0));
-  v.choice("prediction_type", prediction_type, {"epsilon", "v_prediction", "sample"}, "what the network predicts");
+  visit_schedule_keys(v, *this);
   v.choice("timestep_spacing", timestep_spacing, {"compvis", "leading"},
            "compvis: range(0,T,T//S)+1 with alpha_prev[0]=alphabar[0]; leading: diffusers grid, final alpha 1");
   v("eta", eta, "DDIM eta (0 deterministic, 1 as the authors)", Bounds::non_negative());

@@ -3,15 +3,12 @@
 #include <algorithm>
 #include <cmath>
 
+#include "schedule_keys.h"
+
 namespace brainspade {
 
 void DPMSolverOptions::visit(ConfigVisitor& v) {
-  v("num_train_timesteps", num_train_timesteps, "diffusion steps T", Bounds::at_least(1));
-  v.choice("beta_schedule", beta_schedule, {"linear", "scaled_linear", "cosine"},
-           "noise schedule (CompVis 'linear' is scaled_linear)");
-  v("beta_start", beta_start, "first beta", Bounds::range(0.0, 1.0));
-  v("beta_end", beta_end, "last beta", Bounds::range(0.0, 1.0));
-  v.choice("prediction_type", prediction_type, {"epsilon", "v_prediction", "sample"}, "what the network predicts");
+  visit_schedule_keys(v, *this);
   v.choice("timestep_spacing", timestep_spacing, {"linspace", "leading"}, "grid of the solver's timesteps");
   v("use_karras_sigmas", use_karras_sigmas, "space the grid's noise levels as Karras et al. 2022 (rho 7)");
   v("solver_order", solver_order, "1 (DDIM, eta 0) or 2 (DPM-Solver++ 2M)", Bounds::range(1, 2));
