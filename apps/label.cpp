@@ -4,6 +4,7 @@
 #include "app.h"
 #include "brainspade/core/progress.h"
 #include "brainspade/data/labelling.h"
+#include "brainspade/draw/montage.h"
 #include "brainspade/io/image_io.h"
 
 namespace brainspade::app {

@@ -7,6 +7,7 @@
 #include "app.h"
 #include "brainspade/core/atomic_file.h"
 #include "brainspade/core/error.h"
+#include "brainspade/draw/montage.h"
 #include "brainspade/data/slice_registration.h"
 #include "plane_flags.h"
 

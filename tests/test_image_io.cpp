@@ -6,6 +6,7 @@
 
 #include "brainspade/core/atomic_file.h"
 #include "brainspade/core/error.h"
+#include "brainspade/draw/montage.h"
 #include "brainspade/io/image_io.h"
 #include "support/helpers.h"
 

@@ -108,6 +108,33 @@ TEST(TrainVAE, ResumeGivesTheSameWeightsAsAnUninterruptedRun) {
   EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 1 + 3) << csv;
 }
 
+// optim.ema_decay: the raw weights train exactly as without it, the checkpoint holds the average too, a resumed run
+// averages the same weights, and load_vae (every later stage) hands out the average.
+TEST(TrainVAE, EmaWeightsAreResumedAndAreWhatLaterStagesLoad) {
+  testutil::TempDir dir;
+  auto ds = testutil::write_phantom_dataset(dir.path(), {});
+  auto with_ema = [&](const std::string& out, int64_t steps) {
+    auto c = tiny_vae(ds, dir / out, steps);
+    c.optim.ema_decay = 0.9;
+    return c;
+  };
+  train_vae(tiny_vae(ds, dir / "plain", 6), false);
+  train_vae(with_ema("a", 6), false);
+  train_vae(with_ema("b", 4), false);
+  train_vae(with_ema("b", 6), true);
+  const std::string a = dir / "a/checkpoints/last.ckpt", b = dir / "b/checkpoints/last.ckpt";
+  EXPECT_TRUE(testutil::same_checkpoint_tensors(dir / "plain/checkpoints/last.ckpt", a, "vae."));
+  EXPECT_TRUE(testutil::same_checkpoint_tensors(a, b, "ema."));
+  auto ck = Checkpoint::load(a);
+  auto vae = load_vae(a, torch::kCPU);
+  double max_raw_vs_ema = 0;
+  for (auto& p : vae->named_parameters()) {
+    EXPECT_TRUE(torch::equal(p.value(), ck.tensor("ema." + p.key()))) << p.key();
+    max_raw_vs_ema = std::max(max_raw_vs_ema, (ck.tensor("vae." + p.key()) - ck.tensor("ema." + p.key())).abs().max().item<double>());
+  }
+  EXPECT_GT(max_raw_vs_ema, 0.0) << "the average equals the raw weights: EMA not applied";
+}
+
 // loss.channel_weights are rescaled to mean 1: equal weights of any size are the authors' unweighted loss, bit for
 // bit; unequal weights change the training.
 TEST(TrainVAE, ChannelWeightsAreRescaledToMeanOne) {

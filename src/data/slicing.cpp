@@ -9,6 +9,7 @@
 #include <spdlog/spdlog.h>
 
 #include "brainspade/core/error.h"
+#include "brainspade/draw/montage.h"
 #include "brainspade/io/geometry.h"
 
 namespace brainspade {

@@ -1,9 +1,9 @@
-// Pictures of tensors: windowing to 8 bits, the label colour map and montages (declared in io/image_io.h; the PNG is
-// written by io's write_png).
+// Pictures of tensors: windowing to 8 bits, the label colour map and montages (draw/montage.h).
 #include <algorithm>
 #include <array>
 #include <cmath>
 
+#include "brainspade/draw/montage.h"
 #include "brainspade/io/image_io.h"
 
 namespace brainspade {

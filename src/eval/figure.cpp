@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "brainspade/core/error.h"
+#include "brainspade/draw/montage.h"
 #include "brainspade/io/image_io.h"
 
 namespace brainspade {

@@ -17,6 +17,10 @@ AutoencoderKL load_vae(const std::string& path, torch::Device device, std::vecto
   auto opts = load_section<AutoencoderKLOptions>("vae", ck.get_string("model_config"), path);
   AutoencoderKL vae(opts);
   ck.load_module("vae", *vae, "VAE checkpoint " + path);
+  if (ck.has("ema." + vae->named_parameters().keys().front())) {  // trained with optim.ema_decay: the averaged weights
+    torch::NoGradGuard no_grad;
+    for (auto& p : vae->named_parameters()) p.value().copy_(ck.tensor("ema." + p.key()));
+  }
   vae->to(device);
   vae->eval();
   if (channel_names) *channel_names = ck.get_strings("channel_names");

@@ -190,6 +190,7 @@ LabelBatch sample_label_batch(LabelGenerator& g, const LabelSamplerOptions& o, i
 #include "brainspade/core/csv.h"
 #include "brainspade/core/progress.h"
 #include "brainspade/core/runtime.h"
+#include "brainspade/draw/montage.h"
 #include "brainspade/io/image_io.h"
 
 namespace brainspade {

@@ -16,6 +16,7 @@
 #include "brainspade/core/runtime.h"
 #include "brainspade/core/stop_signal.h"
 #include "brainspade/io/geometry.h"
+#include "brainspade/draw/montage.h"
 #include "brainspade/io/image_io.h"
 #include "brainspade/data/slice_dataset.h"
 

@@ -12,6 +12,7 @@
 #include "brainspade/core/csv.h"
 #include "brainspade/core/runtime.h"
 #include "brainspade/draw/plot.h"
+#include "brainspade/draw/montage.h"
 #include "brainspade/io/image_io.h"
 
 namespace brainspade {

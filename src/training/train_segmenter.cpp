@@ -11,6 +11,7 @@
 #include "brainspade/core/atomic_file.h"
 #include "brainspade/core/csv.h"
 #include "brainspade/core/distributed.h"
+#include "brainspade/draw/montage.h"
 #include "brainspade/core/progress.h"
 #include "brainspade/core/runtime.h"
 #include "brainspade/data/slice_dataset.h"

@@ -9,6 +9,7 @@
 #include "brainspade/core/progress.h"
 #include "brainspade/core/runtime.h"
 #include "brainspade/data/slice_dataset.h"
+#include "brainspade/draw/montage.h"
 #include "brainspade/io/image_io.h"
 #include "brainspade/losses/spade_losses.h"
 #include "brainspade/nn/spade_norm.h"

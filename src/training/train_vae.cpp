@@ -39,6 +39,8 @@ void VAEOptimOptions::visit(ConfigVisitor& v) {
   v("lr", lr, "Adam learning rate of the VAE (authors: 5e-5)", Bounds::positive());
   v("lr_d", lr_d, "Adam learning rate of the discriminator (authors: 1e-4)", Bounds::positive());
   v("lr_decay", lr_decay, "exponential learning-rate decay per step (authors: 0.999995)", Bounds::range(0.5, 1.0));
+  v("ema_decay", ema_decay, "EMA of the VAE weights, used for validation and by later stages; 0 = off",
+    Bounds::range(0.0, 0.99999));
 }
 
 void VAETrainConfig::visit(ConfigVisitor& v) {
@@ -188,8 +190,29 @@ VAEValidation train_vae(const VAETrainConfig& cfg, bool resume) {
   run.track("discriminator", *disc);
   run.track("optim_g", opt_g);
   run.track("optim_d", opt_d);
-  run.on_save([&](Checkpoint& ck) { ck.set_strings("channel_names", data.channel_names); });
+  // EMA weights (optim.ema_decay > 0) are what validation and every later stage see; the raw weights keep training.
+  std::unique_ptr<EMA> ema;
+  AutoencoderKL vae_ema = nullptr;
+  if (cfg.optim.ema_decay > 0) {
+    ema = std::make_unique<EMA>(*vae, cfg.optim.ema_decay);
+    vae_ema = AutoencoderKL(cfg.vae);  // the global generator is reseeded at every step, so this draw shifts nothing
+    vae_ema->to(device);
+    vae_ema->eval();
+  }
+  run.on_save([&](Checkpoint& ck) {
+    ck.set_strings("channel_names", data.channel_names);
+    if (ema) ema->save(ck, "ema");
+  });
+  run.on_resume([&](const Checkpoint& ck) {
+    if (ema) ema->load(ck, "ema");
+  });
   const int64_t start = run.begin(resume);
+  if (ema && start == 0) ema = std::make_unique<EMA>(*vae, cfg.optim.ema_decay);
+  auto evaluated = [&]() -> AutoencoderKL& {  // the weights later stages will use
+    if (!ema) return vae;
+    ema->copy_to(*vae_ema);
+    return vae_ema;
+  };
 
   vae->train();
   disc->train();
@@ -248,6 +271,7 @@ VAEValidation train_vae(const VAETrainConfig& cfg, bool resume) {
     dist.all_reduce_gradients(vae->parameters());
     double gnorm = clip_gradients(vae->parameters(), cfg.train.grad_clip);
     opt_g.step();
+    if (ema) ema->update(*vae);
 
     // Discriminator step (authors: 0.005 · 0.5 · (fake + real)).
     torch::Tensor d_loss = torch::zeros({}, x.options());
@@ -269,7 +293,7 @@ VAEValidation train_vae(const VAETrainConfig& cfg, bool resume) {
                              {"g_adv", g_adv.item<double>()}, {"d_loss", d_loss.item<double>()}, {"grad_norm", gnorm},
                              {"lr", cfg.optim.lr * lr_scale}, {"perceptual", perc.item<double>()}});
       if (run.validate_due(step)) {
-        last_val = validate(vae, labels_val, device, cfg.train.batch_size);
+        last_val = validate(evaluated(), labels_val, device, cfg.train.batch_size);
         row["val_l1"] = last_val.l1;
         for (size_t c = 0; c < last_val.dice.size(); ++c) {
           const std::string name = c < data.channel_names.size() ? data.channel_names[c] : std::to_string(c);
@@ -283,8 +307,8 @@ VAEValidation train_vae(const VAETrainConfig& cfg, bool resume) {
   }
   if (!dist.is_main()) return last_val;  // validation, montage and plots are rank 0's
   run.finish();
-  if (last_val.dice.empty()) last_val = validate(vae, labels_val, device, cfg.train.batch_size);
-  report_vae(last_val, data.channel_names, vae, labels_val, device, run.path("reconstructions.png"));
+  if (last_val.dice.empty()) last_val = validate(evaluated(), labels_val, device, cfg.train.batch_size);
+  report_vae(last_val, data.channel_names, evaluated(), labels_val, device, run.path("reconstructions.png"));
   plot_metrics(run.metrics_path(), {"l1", "val_l1"}, run.path("loss.png"));
   return last_val;
 }

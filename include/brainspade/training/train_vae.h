@@ -34,6 +34,10 @@ struct VAEOptimOptions {
   double lr = 5e-5;        ///< generator (VAE) learning rate
   double lr_d = 1e-4;      ///< discriminator learning rate
   double lr_decay = 0.999995;  ///< exponential decay per step (authors' ExponentialLR)
+  /// EMA of the VAE's weights, used for validation and by every later stage (load_vae); 0 = off (authors: off).
+  /// At a high learning rate the argmax of thin tissues (CSF, deep GM) flips between 0 and ~1x their real volume
+  /// from one validation to the next; the average does not (docs/label-generator.md).
+  double ema_decay = 0.0;
   void visit(ConfigVisitor& v);
 };
 
