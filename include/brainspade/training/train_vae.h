@@ -35,8 +35,9 @@ struct VAEOptimOptions {
   double lr_d = 1e-4;      ///< discriminator learning rate
   double lr_decay = 0.999995;  ///< exponential decay per step (authors' ExponentialLR)
   /// EMA of the VAE's weights, used for validation and by every later stage (load_vae); 0 = off (authors: off).
-  /// At a high learning rate the argmax of thin tissues (CSF, deep GM) flips between 0 and ~1x their real volume
-  /// from one validation to the next; the average does not (docs/label-generator.md).
+  /// At the tiny config's learning rate the argmax of thin tissues (CSF, deep GM) flips between 0 and ~1x their real
+  /// volume from one validation to the next; the average smooths the flicker but did not keep a seed that never
+  /// learns CSF from losing it (measured over 3 seeds: docs/quality.md, "Label-side levers").
   double ema_decay = 0.0;
   void visit(ConfigVisitor& v);
 };
