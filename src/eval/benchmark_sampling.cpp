@@ -79,9 +79,13 @@ void measure_sampling_runs(const BenchScale& s, const BenchJob& job, BenchReport
         run.timed_steps = extrapolate ? job.sampling_max_timed_steps : spec.steps;
         time_labels(std::min<int64_t>(2, spec.steps));  // warm-up: oneDNN primitives, allocator
         if (extrapolate) {
-          // label_s(S) = fixed + (S − 1)·step: fixed from a 1-step run (which still decodes), step from the timed run.
+          // label_s(S) = fixed + S·step: step from the difference of a timed run and a 1-step run (which still
+          // decodes), fixed = what the 1-step run spent besides its step. Under load the difference can come out
+          // <= 0; then the whole timed run counts as steps (fixed 0), so the estimate stays positive.
           const double one = time_labels(1), timed = time_labels(run.timed_steps);
-          run.label_s = one + double(spec.steps - 1) * (timed - one) / double(run.timed_steps - 1);
+          double step = (timed - one) / double(run.timed_steps - 1), fixed = one - step;
+          if (step <= 0 || fixed < 0) step = timed / double(run.timed_steps), fixed = 0;
+          run.label_s = fixed + double(spec.steps) * step;
           run.extrapolated = true;
         } else {
           run.label_s = time_labels(spec.steps);
