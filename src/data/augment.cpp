@@ -31,6 +31,19 @@ torch::Tensor legendre(const torch::Tensor& t, int64_t degree) {
   return torch::stack(p);
 }
 
+// grid_sample options for the config's interpolation mode and padding (align_corners false, as affine_theta assumes).
+torch::nn::functional::GridSampleFuncOptions grid_sample_options(const std::string& padding, const std::string& mode) {
+  auto opts = torch::nn::functional::GridSampleFuncOptions().align_corners(false);
+  if (mode == "bilinear") opts.mode(torch::kBilinear);
+  else if (mode == "nearest") opts.mode(torch::kNearest);
+  else TORCH_CHECK(false, "affine mode must be bilinear or nearest, got '", mode, "'");
+  if (padding == "border") opts.padding_mode(torch::kBorder);
+  else if (padding == "zeros") opts.padding_mode(torch::kZeros);
+  else if (padding == "reflection") opts.padding_mode(torch::kReflection);
+  else TORCH_CHECK(false, "affine padding must be zeros, border or reflection, got '", padding, "'");
+  return opts;
+}
+
 bool coin(double prob, torch::Generator& gen) { return prob >= 1.0 || uniform(1, 0.0, 1.0, gen)[0] < prob; }
 }  // namespace
 
@@ -84,15 +97,7 @@ torch::Tensor apply_affine(const torch::Tensor& images, const std::vector<Affine
   for (const auto& p : params) thetas.push_back(affine_theta(p, images.size(2), images.size(3)));
   torch::Tensor theta = torch::stack(thetas).to(images.options());                            // [B, 2, 3]
   torch::Tensor grid = F::affine_grid(theta, images.sizes(), /*align_corners=*/false);         // [B, H, W, 2]
-  auto opts = F::GridSampleFuncOptions().align_corners(false);
-  if (mode == "bilinear") opts.mode(torch::kBilinear);
-  else if (mode == "nearest") opts.mode(torch::kNearest);
-  else TORCH_CHECK(false, "affine mode must be bilinear or nearest, got '", mode, "'");
-  if (padding == "border") opts.padding_mode(torch::kBorder);
-  else if (padding == "zeros") opts.padding_mode(torch::kZeros);
-  else if (padding == "reflection") opts.padding_mode(torch::kReflection);
-  else TORCH_CHECK(false, "affine padding must be zeros, border or reflection, got '", padding, "'");
-  return F::grid_sample(images, grid, opts);  // [B, C, H, W]
+  return F::grid_sample(images, grid, grid_sample_options(padding, mode));  // [B, C, H, W]
 }
 
 AffineParams sample_affine(const RandomAffineOptions& o, torch::Generator& generator) {
@@ -217,11 +222,7 @@ torch::Tensor augment_label_maps(const torch::Tensor& maps, const LabelAugmentOp
   auto sel = out.index_select(0, idx);
   auto theta = torch::stack(thetas).to(sel.options());
   auto grid = F::affine_grid(theta, sel.sizes(), /*align_corners=*/false) + torch::stack(displacement).to(sel.options());
-  auto opts = F::GridSampleFuncOptions().align_corners(false).mode(torch::kBilinear);
-  if (o.affine.padding == "border") opts.padding_mode(torch::kBorder);
-  else if (o.affine.padding == "zeros") opts.padding_mode(torch::kZeros);
-  else opts.padding_mode(torch::kReflection);
-  out.index_copy_(0, idx, F::grid_sample(sel, grid, opts));
+  out.index_copy_(0, idx, F::grid_sample(sel, grid, grid_sample_options(o.affine.padding, o.affine.mode)));
   return out;
 }
 

@@ -11,16 +11,23 @@ void ConditioningOptions::visit(ConfigVisitor& v) {
   v("cfg_dropout", cfg_dropout, "probability of training a row with the null condition (classifier-free guidance)",
     Bounds::unit());
 }
+namespace {
+// A stage trained with an EMA stores the averaged weights as "ema.<name>": later stages use those.
+void use_ema_weights(const Checkpoint& ck, torch::nn::Module& net) {
+  auto params = net.named_parameters();
+  if (params.is_empty() || !ck.has("ema." + params.keys().front())) return;
+  torch::NoGradGuard no_grad;
+  for (auto& p : params) p.value().copy_(ck.tensor("ema." + p.key()));
+}
+}  // namespace
+
 AutoencoderKL load_vae(const std::string& path, torch::Device device, std::vector<std::string>* channel_names) {
   auto ck = Checkpoint::load(path);
   check_checkpoint_stage(ck, "vae");
   auto opts = load_section<AutoencoderKLOptions>("vae", ck.get_string("model_config"), path);
   AutoencoderKL vae(opts);
   ck.load_module("vae", *vae, "VAE checkpoint " + path);
-  if (ck.has("ema." + vae->named_parameters().keys().front())) {  // trained with optim.ema_decay: the averaged weights
-    torch::NoGradGuard no_grad;
-    for (auto& p : vae->named_parameters()) p.value().copy_(ck.tensor("ema." + p.key()));
-  }
+  use_ema_weights(ck, *vae);  // trained with optim.ema_decay: the averaged weights
   vae->to(device);
   vae->eval();
   if (channel_names) *channel_names = ck.get_strings("channel_names");
@@ -40,10 +47,7 @@ LabelGenerator load_label_generator(const std::string& ldm_path, const std::stri
   auto unet_opts = load_section<DiffusionUNetOptions>("unet", ck.get_string("model_config"), ldm_path);
   g.unet = DiffusionUNet(unet_opts);
   ck.load_module("unet", *g.unet, "LDM checkpoint " + ldm_path);
-  if (ck.has("ema." + g.unet->named_parameters().keys().front())) {  // sample with the averaged weights
-    torch::NoGradGuard no_grad;
-    for (auto& p : g.unet->named_parameters()) p.value().copy_(ck.tensor("ema." + p.key()));
-  }
+  use_ema_weights(ck, *g.unet);  // sample with the averaged weights
   g.unet->to(device);
   g.unet->eval();
   g.scheduler = load_section<DDPMSchedulerOptions>("scheduler", ck.get_string("scheduler_config"), ldm_path);
