@@ -282,6 +282,46 @@ TEST(AutoencoderKL, KLMatchesTheFormula) {
   EXPECT_NEAR(loss_kl(p).item<double>(), expect, 1e-6);
 }
 
+TEST(AutoencoderKL, SoftmaxOutputDecodesToPVMaps) {
+  torch::manual_seed(0);
+  AutoencoderKLOptions o;
+  o.channels = {16, 16};
+  o.num_res_blocks = 1;
+  o.mid_attention = false;
+  o.norm_groups = 8;
+  o.output = "softmax";
+  AutoencoderKL vae(o);
+  torch::NoGradGuard no_grad;
+  auto z = torch::randn({2, 3, 8, 8});
+  auto raw = vae->decode_raw(z), pv = vae->decode(z);
+  EXPECT_TRUE(torch::allclose(pv, torch::softmax(raw, 1)));
+  EXPECT_TRUE(torch::allclose(pv.sum(1), torch::ones({2, 16, 16}), 1e-5, 1e-5));
+  o.output = "raw";
+  AutoencoderKL plain(o);
+  EXPECT_TRUE(torch::equal(plain->decode(z), plain->decode_raw(z)));
+  EXPECT_THROW(load_config_text<AutoencoderKLOptions>("output: sigmoid\n"), InputError);
+}
+
+TEST(Losses, DiceLossesOnHandComputedCases) {
+  // One sample, 1x4 pixels. Tissue 0 covers 3 pixels, tissue 1 one; the prediction is flat (0.75 / 0.25).
+  auto t = torch::tensor({1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0}).view({1, 2, 1, 4});
+  auto p = torch::tensor({0.75, 0.75, 0.75, 0.75, 0.25, 0.25, 0.25, 0.25}).view({1, 2, 1, 4});
+  // Dice: tissue 0 1 − 2·2.25/(3 + 3) = 0.25, tissue 1 1 − 2·0.25/(1 + 1) = 0.75; mean 0.5.
+  EXPECT_NEAR(loss_soft_dice(p, t, 0.0).item<double>(), 0.5, 1e-6);
+  // Generalised: w = 1/3², 1/1²; 1 − 2·(2.25/9 + 0.25)/(6/9 + 2) = 1 − 1/(8/3) = 0.625.
+  EXPECT_NEAR(loss_generalized_dice(p, t, 0.0).item<double>(), 0.625, 1e-6);
+  // A tissue absent from the sample takes the largest weight (1): its 0.5 predicted on one pixel adds 0.5 to the
+  // denominator: 1 − 1/(8/3 + 0.5) = 0.684211.
+  auto t3 = torch::cat({t, torch::zeros({1, 1, 1, 4})}, 1);
+  auto p3 = torch::cat({p, torch::tensor({0.5, 0.0, 0.0, 0.0}).view({1, 1, 1, 4})}, 1);
+  EXPECT_NEAR(loss_generalized_dice(p3, t3, 0.0).item<double>(), 1.0 - 1.0 / (8.0 / 3.0 + 0.5), 1e-6);
+  // A perfect prediction scores 0 for both; samples are averaged.
+  auto tt = torch::cat({t, t3.narrow(1, 0, 2).flip(3)}, 0);
+  EXPECT_NEAR(loss_soft_dice(tt, tt).item<double>(), 0.0, 1e-6);
+  EXPECT_NEAR(loss_generalized_dice(tt, tt).item<double>(), 0.0, 1e-6);
+  EXPECT_THROW(loss_soft_dice(p, t.view({1, 2, 4})), c10::Error);
+}
+
 TEST(AutoencoderKL, TinyModelOverfitsAFixedPVBatch) {
   torch::manual_seed(0);
   AutoencoderKLOptions o;

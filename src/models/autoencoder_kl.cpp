@@ -12,6 +12,9 @@ void AutoencoderKLOptions::visit(ConfigVisitor& v) {
   v("norm_eps", norm_eps, "GroupNorm epsilon", Bounds::positive());
   v("logvar_min", logvar_min, "lower clamp of the posterior log-variance");
   v("logvar_max", logvar_max, "upper clamp of the posterior log-variance");
+  v.choice("output", output, {"raw", "softmax"},
+           "what decoding returns: raw (trained as the PV map by L1; authors' default) or softmax over channels "
+           "(needed by loss.reconstruction: dice)");
 }
 
 torch::Tensor Posterior::sample(std::optional<torch::Generator> generator) const {
@@ -144,10 +147,15 @@ Posterior AutoencoderKLImpl::encode(const torch::Tensor& x) {
   return p;
 }
 
-torch::Tensor AutoencoderKLImpl::decode(const torch::Tensor& z) {
+torch::Tensor AutoencoderKLImpl::decode_raw(const torch::Tensor& z) {
   TORCH_CHECK(z.dim() == 4 && z.size(1) == options.latent_channels, "AutoencoderKL.decode expects [B, ",
               options.latent_channels, ", h, w]; got ", z.sizes());
   return decoder(post_quant_conv(z));
+}
+
+torch::Tensor AutoencoderKLImpl::decode(const torch::Tensor& z) {
+  auto raw = decode_raw(z);
+  return options.output == "softmax" ? torch::softmax(raw, 1) : raw;
 }
 
 AutoencoderOutput AutoencoderKLImpl::forward(const torch::Tensor& x, std::optional<torch::Generator> generator) {

@@ -19,7 +19,10 @@
 namespace brainspade {
 
 void VAELossOptions::visit(ConfigVisitor& v) {
-  v("l1_weight", l1_weight, "weight of the L1 reconstruction loss", Bounds::non_negative());
+  v.choice("reconstruction", reconstruction, {"l1", "gdice"},
+           "reconstruction term: l1 on the PV maps (authors' default) or gdice = generalised Dice + Dice on the softmax "
+           "+ 0.1 L1 on the raw output (authors' --loss_fct gdice; needs vae.output: softmax)");
+  v("l1_weight", l1_weight, "weight of the reconstruction term (l1 or gdice)", Bounds::non_negative());
   v("channel_weights", channel_weights,
     "per-label-channel weights of the L1 term, rescaled to mean 1; empty = uniform (authors). One per vae.in_channels",
     Bounds::non_negative());
@@ -99,6 +102,9 @@ void check_vae_config(const VAETrainConfig& cfg, const SliceDataset& data) {
                          " label channels (vae.in_channels)");
   BRAINSPADE_CHECK_INPUT(cw.empty() || std::accumulate(cw.begin(), cw.end(), 0.0) > 0,
                          "config key 'loss.channel_weights': every weight is 0");
+  BRAINSPADE_CHECK_INPUT(cfg.loss.reconstruction != "gdice" || cfg.vae.output == "softmax",
+                         "config key 'loss.reconstruction': gdice trains the decoder's raw output as per-tissue logits, ",
+                         "so decoding must apply the softmax: set vae.output: softmax");
   BRAINSPADE_CHECK_INPUT(cfg.discriminator.in_channels == cfg.vae.in_channels, "config key 'discriminator.in_channels' (",
                          cfg.discriminator.in_channels, ") must equal vae.in_channels (", cfg.vae.in_channels, ")");
   const int64_t factor = int64_t(1) << (cfg.vae.channels.size() - 1);
@@ -249,11 +255,18 @@ VAEValidation train_vae(const VAETrainConfig& cfg, bool resume) {
     auto eps_shape = out.posterior.mean.sizes().vec();
     eps_shape[0] = cfg.train.batch_size;
     auto eps = dist.local_rows(torch::randn(eps_shape, out.posterior.mean.options()));  // [B/world, Z, h, w]
-    out.reconstruction = vae->decode(out.posterior.mean + out.posterior.std() * eps);
-    auto l1 = l1_channel_weights.defined() ? ((out.reconstruction - x).abs() * l1_channel_weights).mean()
-                                           : (out.reconstruction - x).abs().mean();
+    auto raw = vae->decode_raw(out.posterior.mean + out.posterior.std() * eps);
+    out.reconstruction = cfg.vae.output == "softmax" ? torch::softmax(raw, 1) : raw;  // what decode() returns
+    auto weighted_l1 = [&](const torch::Tensor& y) {
+      return l1_channel_weights.defined() ? ((y - x).abs() * l1_channel_weights).mean() : (y - x).abs().mean();
+    };
+    auto l1 = weighted_l1(out.reconstruction);
+    auto recon = L.reconstruction == "gdice"  // authors: GeneralizedDice + Dice (softmax) + 0.1·L1 (raw)
+                     ? loss_generalized_dice(out.reconstruction, x) + loss_soft_dice(out.reconstruction, x) +
+                           0.1 * weighted_l1(raw)
+                     : l1;
     auto kl = loss_kl(out.posterior);
-    auto loss_g = L.l1_weight * l1 + L.kl_weight * kl;
+    auto loss_g = L.l1_weight * recon + L.kl_weight * kl;
     torch::Tensor perc = torch::zeros({}, x.options());
     if (!perceptual.is_empty()) {
       perc = perceptual->forward(out.reconstruction, x);
@@ -289,7 +302,7 @@ VAEValidation train_vae(const VAETrainConfig& cfg, bool resume) {
 
     run.check_finite(loss_g.item<double>(), step, "VAE loss", " (lower optim.lr or check the data)");
     if (run.log_due(step)) {
-      auto row = run.reduce({{"loss", loss_g.item<double>()}, {"l1", l1.item<double>()}, {"kl", kl.item<double>()},
+      auto row = run.reduce({{"loss", loss_g.item<double>()}, {"recon", recon.item<double>()}, {"l1", l1.item<double>()}, {"kl", kl.item<double>()},
                              {"g_adv", g_adv.item<double>()}, {"d_loss", d_loss.item<double>()}, {"grad_norm", gnorm},
                              {"lr", cfg.optim.lr * lr_scale}, {"perceptual", perc.item<double>()}});
       if (run.validate_due(step)) {

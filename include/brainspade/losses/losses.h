@@ -29,4 +29,15 @@ torch::Tensor loss_adversarial(const torch::Tensor& logits, GanTarget target, bo
 /// LDM) or "l2" mean (a − b)².
 torch::Tensor loss_diffusion(const torch::Tensor& prediction, const torch::Tensor& target, const std::string& kind = "l1");
 
+/// Soft Dice loss of probabilities `probs` against a soft (partial-volume) `target`, both [B, C, H, W], every channel
+/// counted (MONAI DiceLoss, include_background, batch false): per sample and channel
+/// 1 − (2·Σ p·t + smooth) / (Σ p + Σ t + smooth), mean over samples and channels.
+torch::Tensor loss_soft_dice(const torch::Tensor& probs, const torch::Tensor& target, double smooth = 1e-4);
+
+/// Generalised Dice loss (Crum et al. 2006; MONAI GeneralizedDiceLoss, square weights, batch false): per sample
+/// w_c = 1 / (Σ t_c)², 1 − (2·Σ_c w_c Σ p·t + smooth) / (Σ_c w_c Σ (p + t) + smooth), mean over samples. A channel
+/// absent from a sample (Σ t_c = 0) takes the largest finite weight of that sample, as MONAI does. Rare tissues weigh
+/// as much as common ones: what keeps thin sulcal CSF in the label VAE's reconstruction.
+torch::Tensor loss_generalized_dice(const torch::Tensor& probs, const torch::Tensor& target, double smooth = 1e-4);
+
 }  // namespace brainspade

@@ -12,6 +12,7 @@
 /// 192x256 input with 3 levels → [B, latent_channels, 48, 64] latent.
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include <torch/torch.h>
@@ -31,6 +32,9 @@ struct AutoencoderKLOptions {
   double norm_eps = 1e-6;
   double logvar_min = -30.0;
   double logvar_max = 20.0;
+  /// What decode() returns: "raw" (the decoder's output, trained by L1 to be the PV map; the authors' default) or
+  /// "softmax" over channels (a VAE trained with loss.reconstruction: dice, whose raw output is per-tissue logits).
+  std::string output = "raw";
   void visit(ConfigVisitor& v);
 };
 
@@ -96,8 +100,10 @@ class AutoencoderKLImpl : public torch::nn::Module {
   explicit AutoencoderKLImpl(const AutoencoderKLOptions& options = {});
   /// x: [B, in_channels, H, W] (H, W divisible by 2^(levels-1)) → posterior over [B, Z, h, w].
   Posterior encode(const torch::Tensor& x);
-  /// z: [B, latent_channels, h, w] → [B, in_channels, h·2^(L-1), w·2^(L-1)].
+  /// z: [B, latent_channels, h, w] → [B, in_channels, h·2^(L-1), w·2^(L-1)]: the PV map (options.output applied).
   torch::Tensor decode(const torch::Tensor& z);
+  /// The decoder's raw output before options.output (what the reconstruction losses of training see).
+  torch::Tensor decode_raw(const torch::Tensor& z);
   /// encode → sample (from `generator`, or the global one) → decode.
   AutoencoderOutput forward(const torch::Tensor& x, std::optional<torch::Generator> generator = std::nullopt);
   /// Spatial downsampling factor 2^(levels-1) (4 for the paper's 3 levels).

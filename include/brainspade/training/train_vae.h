@@ -16,7 +16,10 @@ namespace brainspade {
 
 /// Loss weights of the VAE (defaults: the authors' values).
 struct VAELossOptions {
-  double l1_weight = 1.0;
+  /// Reconstruction term: "l1" (mean |x̂ − x| on the PV maps; the authors' default) or "gdice" (the authors'
+  /// --loss_fct gdice: generalised Dice + Dice on softmax(x̂) + 0.1·L1 on the raw output; needs vae.output: softmax).
+  std::string reconstruction = "l1";
+  double l1_weight = 1.0;  ///< weight of the reconstruction term (either kind)
   /// per-channel weight of the L1 term, rescaled to mean 1 (empty = uniform, the authors' loss). Thin tissues that the
   /// reconstruction shrinks (sulcal CSF) can be weighted up: docs/label-generator.md.
   std::vector<double> channel_weights;
