@@ -370,6 +370,22 @@ TEST(SampleLabels, PostprocessingFillsBackgroundAndRenormalises) {
   EXPECT_TRUE(torch::allclose(y.sum(1), torch::ones({1, 1, 2})));
 }
 
+// The authors' fill_labels_gaps / impute fill pixels that no channel claims (sum 0) with their neighbours' majority.
+// Their PV pipeline (LDM_and_SPADE_pv.py) never calls it, and here no such pixel can arise: a pixel whose tissues are all
+// below the threshold becomes background before the clamp, and any other pixel keeps a tissue >= the threshold.
+TEST(SampleLabels, PostprocessingLeavesNoPixelWithoutTissue) {
+  torch::manual_seed(3);
+  auto x = torch::randn({4, 6, 24, 32}) * 2.0 - 1.0;  // mostly negative: raw decoder output far from PV maps
+  x.select(1, 0).fill_(-5.0);                           // background channel never claims a pixel on its own
+  x.index_put_({0, torch::indexing::Slice(1), 3, 4}, -1.0);   // every tissue negative -> background
+  x.index_put_({1, torch::indexing::Slice(1), 5, 6}, 0.075);  // exactly at the threshold -> all tissues kept
+  auto y = postprocess_labels(x, 0.075);
+  EXPECT_TRUE(torch::allclose(y.sum(1), torch::ones({4, 24, 32}), 1e-5, 1e-5));
+  EXPECT_GE(y.min().item<double>(), 0.0);
+  EXPECT_NEAR(y[0][0][3][4].item<double>(), 1.0, 1e-6);
+  EXPECT_NEAR(y[1][1][5][6].item<double>(), 0.2, 1e-6);  // five tissues at 0.075, renormalised
+}
+
 TEST(SampleLabels, CommandWritesNiftiMapsAndRefusesWrongCheckpoints) {
   auto& t = trained();
   testutil::TempDir dir;

@@ -70,6 +70,20 @@ TEST(Slicing, KeepsOnlySlicesWithEnoughBrain) {
   EXPECT_EQ(ds.subject_names, (std::vector<std::string>{"s"}));
 }
 
+TEST(Slicing, SlicePositionDivisorGivesTheAuthorsScale) {
+  std::vector<int64_t> area{0, 50, 153, 154, 200, 400, 154, 10, 0, 300};
+  auto o = small_options();
+  o.slice_position_divisor = 256;  // the authors' slice_no = index / 256
+  auto ds = slice_volumes({block_volume(area)}, o, 0);
+  ASSERT_EQ(ds.size(), 5);
+  EXPECT_FLOAT_EQ(ds.slice_position[0].item<float>(), 3.0f / 256.0f);
+  EXPECT_FLOAT_EQ(ds.slice_position[4].item<float>(), 9.0f / 256.0f);
+  o.slice_position_divisor = 5;  // below the 10 slices: positions would pass 1
+  auto msg = error_of([&] { slice_volumes({block_volume(area)}, o, 0); });
+  EXPECT_NE(msg.find("slice_position_divisor"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("labels.nii.gz"), std::string::npos) << msg;
+}
+
 TEST(Slicing, CropAndPadAreCentredAndPaddingIsBackground) {
   std::vector<int64_t> area(kZ, 400);
   auto in = block_volume(area);

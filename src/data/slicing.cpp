@@ -37,6 +37,9 @@ void SliceOptions::visit(ConfigVisitor& v) {
   v("renormalise_labels", renormalise_labels, "clamp and renormalise PV maps instead of refusing them");
   v("label_tolerance", label_tolerance, "tolerance on PV range and channel sum", Bounds::non_negative());
   v("min_slices", min_slices, "error when fewer slices are left", Bounds::at_least(1));
+  v("slice_position_divisor", slice_position_divisor,
+    "slice position = slice index / this (the LDM's slice condition); 0 = the volume's depth. Authors: 256 (slice_no)",
+    Bounds::non_negative());
 }
 
 namespace {
@@ -212,7 +215,11 @@ VolumeSlices slice_one(const SliceInput& in, const SliceOptions& o, const std::v
     }
   }
   out.slice_index = rows;
-  out.position = rows.to(torch::kFloat32) / static_cast<float>(Z);
+  const double divisor = o.slice_position_divisor > 0 ? o.slice_position_divisor : static_cast<double>(Z);
+  BRAINSPADE_CHECK_INPUT(divisor >= static_cast<double>(Z), "config key 'slice_position_divisor': ", divisor,
+                         " is below the ", Z, " slices of ", in.label_path, ", so positions would pass 1 (use 0 for the ",
+                         "depth, or a divisor >= every volume's depth)");
+  out.position = rows.to(torch::kFloat32) / static_cast<float>(divisor);
   out.lesion_flags = (lesion_counts.index_select(0, rows) >= o.min_lesion_pixels).to(torch::kFloat32);
   out.lesion_pixels = any_lesion.index_select(0, rows);
   out.subject = in.subject;

@@ -39,6 +39,9 @@ struct SliceOptions {
   bool renormalise_labels = false;      ///< clamp to [0,1] and divide by the sum instead of refusing bad PV maps
   double label_tolerance = 1e-3;        ///< allowed excess outside [0,1] and deviation of the channel sum from 1
   int64_t min_slices = 1;               ///< fewer slices left is an error
+  /// slice position (the LDM's slice condition) = slice index / this; 0 = the volume's depth, so positions span [0, 1)
+  /// whatever the depth. The authors divide by a fixed 256 (their slice_no); set 256 to condition as they did.
+  double slice_position_divisor = 0.0;
   void visit(ConfigVisitor& v);
 };
 
