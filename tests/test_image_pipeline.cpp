@@ -213,6 +213,8 @@ TEST(TrainSPADE, WritesMontageLossPlotAndMetrics) {
   auto& t = trained();
   testutil::TempDir dir;
   auto c = tiny_spade(t.dataset, t.classifier, dir / "s", 6);
+  c.optim.lr_decay = 0.9;
+  c.train.log_every = 1;
   auto val = train_spade(c, false);
   EXPECT_TRUE(std::isfinite(val.l1));
   EXPECT_TRUE(fs::exists(dir / "s/samples.png"));
@@ -220,6 +222,13 @@ TEST(TrainSPADE, WritesMontageLossPlotAndMetrics) {
   auto csv = read_text(dir / "s/metrics.csv");
   for (const char* col : {"g_gan", "g_feat", "kld", "bce_modality", "bce_dataset", "perceptual", "contrastive", "loss_d"})
     EXPECT_NE(csv.find(col), std::string::npos) << col << " missing from " << csv.substr(0, 200);
+  // optim.lr_decay: the learning rate of step s (1-based) is lr_g · 0.9^(s−1).
+  auto table = read_csv_table(dir / "s/metrics.csv");
+  const int lr = table.column("lr_g"), step = table.column("step");
+  ASSERT_TRUE(lr >= 0 && step >= 0 && !table.rows.empty());
+  const auto& last = table.rows.back();
+  EXPECT_EQ(std::stoi(last[step]), 6);
+  EXPECT_NEAR(std::stod(last[lr]), c.optim.lr_g * std::pow(0.9, 5), 1e-9);
 }
 
 TEST(TrainSPADE, MissingClassifierCheckpointIsNamed) {

@@ -36,6 +36,8 @@ void SPADEOptimOptions::visit(ConfigVisitor& v) {
   v("lr_d", lr_d, "Adam learning rate of the discriminator (TTUR: 4e-4)", Bounds::positive());
   v("beta1", beta1, "Adam beta1 (SPADE: 0)", Bounds::range(0.0, 0.999));
   v("beta2", beta2, "Adam beta2 (SPADE: 0.9)", Bounds::range(0.0, 0.9999));
+  v("lr_decay", lr_decay, "exponential learning-rate decay per step of both optimisers; 1 = constant (authors' code)",
+    Bounds::range(0.5, 1.0));
   v("d_gating", d_gating, "discriminator-accuracy gating (train only D below gating_low, only G above gating_high)");
   v("gating_low", gating_low, "accuracy below which only D trains", Bounds::unit());
   v("gating_high", gating_high, "accuracy above which only G trains", Bounds::unit());
@@ -392,6 +394,12 @@ SPADEValidation train_spade(const SPADETrainConfig& cfg, bool resume) {
     dist.seed_network_draws(derive_seed(seed, 7, step));  // encoder noise per (step, rank)
     if (dist.active()) gen = make_generator(derive_seed(derive_seed(seed, 8, step), 0xD157ULL, dist.rank()));
 
+    if (cfg.optim.lr_decay < 1.0) {
+      const double scale = std::pow(cfg.optim.lr_decay, static_cast<double>(step));
+      for (auto& g : opt_g.param_groups()) static_cast<torch::optim::AdamOptions&>(g.options()).lr(cfg.optim.lr_g * scale);
+      for (auto& g : opt_d.param_groups()) static_cast<torch::optim::AdamOptions&>(g.options()).lr(cfg.optim.lr_d * scale);
+    }
+
     // Gating (authors' train.py): running D accuracy decides which networks step.
     bool train_g = true, train_d = true;
     if (cfg.optim.d_gating && static_cast<int64_t>(d_acc.size()) >= cfg.optim.gating_window) {
@@ -425,6 +433,7 @@ SPADEValidation train_spade(const SPADETrainConfig& cfg, bool resume) {
     ++step;
     if (run.log_due(step)) {
       row["l1_to_real"] = (fake.detach() - real).abs().mean().item<double>();
+      row["lr_g"] = cfg.optim.lr_g * std::pow(cfg.optim.lr_decay, static_cast<double>(step - 1));
       row = run.reduce(row);
       if (run.validate_due(step)) {
         val = validate();
