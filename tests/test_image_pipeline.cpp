@@ -209,6 +209,26 @@ TEST(TrainSPADE, TwoGeneratorStepsLowerTheGeneratorLossOnAFixedBatch) {
   EXPECT_LT(after, before) << "before " << before << " after " << after;
 }
 
+TEST(TrainSPADE, ModalityAndDatasetWeightsRampBetweenTheirRanges) {
+  SPADELossOptions L;
+  L.alpha_mod = 2.5;
+  L.alpha_dat = 0.75;
+  L.alpha_mod_start = 0.1;
+  L.alpha_dat_start = 0.05;
+  L.mod_dat_start_step = 10;
+  L.mod_dat_ramp_steps = 4;
+  EXPECT_EQ(modality_dataset_weights(L, 9), std::make_pair(0.0, 0.0));  // before the start: off
+  auto w = modality_dataset_weights(L, 10);                              // first ramp step: 1/4 of the way
+  EXPECT_NEAR(w.first, 0.1 + 2.4 / 4, 1e-12);
+  EXPECT_NEAR(w.second, 0.05 + 0.7 / 4, 1e-12);
+  w = modality_dataset_weights(L, 13);
+  EXPECT_NEAR(w.first, 2.5, 1e-12);
+  EXPECT_NEAR(w.second, 0.75, 1e-12);
+  EXPECT_EQ(modality_dataset_weights(L, 1000), w);
+  L.mod_dat_ramp_steps = 0;  // no ramp: the final weights from the start step (the authors' code, start step 0)
+  EXPECT_EQ(modality_dataset_weights(L, 10), std::make_pair(2.5, 0.75));
+}
+
 TEST(TrainSPADE, WritesMontageLossPlotAndMetrics) {
   auto& t = trained();
   testutil::TempDir dir;

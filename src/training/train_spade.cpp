@@ -29,6 +29,9 @@ void SPADELossOptions::visit(ConfigVisitor& v) {
   v("mod_dat_start_step", mod_dat_start_step, "step at which the modality/dataset terms start", Bounds::non_negative());
   v("mod_dat_ramp_steps", mod_dat_ramp_steps, "linear ramp of the modality/dataset weights (0 = at once)",
     Bounds::non_negative());
+  v("alpha_mod_start", alpha_mod_start, "modality weight at the start of the ramp (paper: 0.1; authors' code: no ramp)",
+    Bounds::non_negative());
+  v("alpha_dat_start", alpha_dat_start, "dataset weight at the start of the ramp (paper: 0.05)", Bounds::non_negative());
   v("lambda_contrastive", lambda_contrastive, "weight of 1 - cos(E(i), E(T(i)))", Bounds::non_negative());
 }
 void SPADEOptimOptions::visit(ConfigVisitor& v) {
@@ -256,6 +259,15 @@ void spade_discriminator_step(MultiscaleDiscriminator& D, torch::optim::Adam& op
 
 }  // namespace
 
+std::pair<double, double> modality_dataset_weights(const SPADELossOptions& L, int64_t step) {
+  if (step < L.mod_dat_start_step) return {0.0, 0.0};
+  const double ramp = L.mod_dat_ramp_steps > 0
+                          ? std::min(1.0, double(step - L.mod_dat_start_step + 1) / double(L.mod_dat_ramp_steps))
+                          : 1.0;
+  return {L.alpha_mod_start + (L.alpha_mod - L.alpha_mod_start) * ramp,
+          L.alpha_dat_start + (L.alpha_dat - L.alpha_dat_start) * ramp};
+}
+
 torch::Tensor spade_generator_loss(SPADENetworks& nets, ModalityClassifierBundle* clf,
                                    const SPADETrainConfig& cfg, int64_t step, const EncoderOutput& enc,
                                    const torch::Tensor& fake, const torch::Tensor& seg, const torch::Tensor& real,
@@ -280,13 +292,10 @@ torch::Tensor spade_generator_loss(SPADENetworks& nets, ModalityClassifierBundle
   loss_g = loss_g + L.lambda_kld * kld;
   row["kld"] = kld.item<double>();
   if (clf) {
-    double ramp = 1.0;
-    if (step < L.mod_dat_start_step) ramp = 0.0;
-    else if (L.mod_dat_ramp_steps > 0)
-      ramp = std::min(1.0, double(step - L.mod_dat_start_step + 1) / L.mod_dat_ramp_steps);
-    if (ramp > 0 && (L.alpha_mod > 0 || L.alpha_dat > 0)) {
+    const auto [alpha_mod, alpha_dat] = modality_dataset_weights(L, step);
+    if (alpha_mod > 0 || alpha_dat > 0) {
       auto out = clf->net->forward(fake);
-      auto md = loss_modality_dataset(out, style_modality, style_dataset, L.alpha_mod * ramp, L.alpha_dat * ramp);
+      auto md = loss_modality_dataset(out, style_modality, style_dataset, alpha_mod, alpha_dat);
       loss_g = loss_g + md.total;
       row["bce_modality"] = md.modality.item<double>();
       row["bce_dataset"] = md.dataset.item<double>();

@@ -4,6 +4,7 @@
 ///   `train spade`:      the SPADE VAE-GAN with style and content from different slices of the same volume.
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "brainspade/core/config.h"
@@ -27,10 +28,16 @@ struct SPADELossOptions {
   double alpha_mod = 2.5;         ///< modality BCE through the frozen classifier (authors)
   double alpha_dat = 1.0;         ///< dataset BCE (authors); alpha_mod > alpha_dat always
   int64_t mod_dat_start_step = 0; ///< the modality/dataset terms ramp up linearly from here ...
-  int64_t mod_dat_ramp_steps = 0; ///< ... over this many steps (0 = full weight at once)
+  int64_t mod_dat_ramp_steps = 0; ///< ... over this many steps (0 = full weight at once) ...
+  double alpha_mod_start = 0.0;   ///< ... from these weights (the paper's ranges: 0.1 → 2.5 and 0.05 → 0.75)
+  double alpha_dat_start = 0.0;
   double lambda_contrastive = 1.0;  ///< 1 − cos(E(i), E(T(i))), T a random affine
   void visit(ConfigVisitor& v);
 };
+
+/// The modality and dataset weights at `step` (0-based): 0 before mod_dat_start_step, then a linear ramp from
+/// alpha_*_start to alpha_* over mod_dat_ramp_steps steps (reached at once when 0).
+std::pair<double, double> modality_dataset_weights(const SPADELossOptions& L, int64_t step);
 
 struct SPADEOptimOptions {
   double lr_g = 1e-4;   ///< generator and encoder (TTUR, authors)
