@@ -14,6 +14,7 @@
 #include "brainspade/training/train_vae.h"
 #include "brainspade/core/atomic_file.h"
 #include "support/helpers.h"
+#include "support/phantom.h"
 
 using namespace brainspade;
 namespace fs = std::filesystem;
@@ -86,4 +87,20 @@ TEST(ShippedConfigs, DocsConfigPageIsTheGeneratedOne) {
   ASSERT_EQ(generated.exit_code, 0) << generated.output;
   const std::string page = read_text(std::string(BRAINSPADE_SOURCE_DIR) + "/docs/config.md");
   EXPECT_TRUE(generated.output == page) << "docs/config.md is out of date: run build/brainspade config-docs > docs/config.md";
+}
+
+// configs/paper trains the label VAE as the authors did, with LPIPS-squeeze, whose weights cannot be downloaded here:
+// while the exported file is missing, training stops with exit 2 naming the export script, before writing anything.
+TEST(ShippedConfigs, PaperVAENamesTheExportScriptWhileItsPerceptualWeightsAreMissing) {
+  testutil::TempDir dir;
+  testutil::PhantomOptions po;
+  po.height = 32;
+  po.width = 48;
+  const std::string ds = testutil::write_phantom_dataset(dir / "data", po);
+  auto r = testutil::run_cli("train vae --config configs/paper/vae.yaml --set data.dataset=" + ds +
+                             " --set loss.perceptual_weights=" + (dir / "missing_squeeze.pt") + " -o " + (dir / "v"));
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("missing_squeeze.pt"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("scripts/export_perceptual_weights.py"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(dir / "v")) << "nothing may be written";
 }
