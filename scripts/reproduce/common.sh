@@ -10,6 +10,8 @@
 #   REPRO_SEED=N            seed of every training stage, the sampling and the segmenters (default: each config's
 #                           run.seed); outputs go to .../<experiment>-seedN. A figure that decides something is the
 #                           mean and spread over >= 3 seeds (REPRO_SEED=0, 1, 2)
+#   REPRO_THREADS=N         CPU threads of every training and sampling stage (default: all cores); e.g. 1 to run
+#                           two seeds side by side on 2 cores
 #   TEST_SUBJECT, TEST_IMAGE, TEST_LABELS   the test volume (default: first entries of the dataset config)
 #   REPRO_SEG_CONFIG=FILE   segmenter config (default configs/<scale>/segmenter.yaml)
 #   BRAINSPADE=PATH         the brainspade program (default build/brainspade)
@@ -23,12 +25,16 @@ SMOKE=${SMOKE:-0}
 BIN=${BRAINSPADE:-$ROOT/build/brainspade}
 CONFIGS=configs/$SCALE
 SEG_CONFIG=${REPRO_SEG_CONFIG:-$CONFIGS/segmenter.yaml}
-SEED_ARGS=()  # without REPRO_SEED every stage keeps its config's run.seed
+RUN_ARGS=()  # without REPRO_SEED every stage keeps its config's run.seed; without REPRO_THREADS all cores
 suffix=""
 if [ -n "${REPRO_SEED:-}" ]; then
   case "$REPRO_SEED" in *[!0-9]*) echo "[$EXP] error: REPRO_SEED '$REPRO_SEED': expected a non-negative integer" >&2; exit 2 ;; esac
-  SEED_ARGS=(--seed "$REPRO_SEED")
+  RUN_ARGS=(--seed "$REPRO_SEED")
   suffix="-seed$REPRO_SEED"
+fi
+if [ -n "${REPRO_THREADS:-}" ]; then
+  case "$REPRO_THREADS" in ''|*[!0-9]*) echo "[$EXP] error: REPRO_THREADS '$REPRO_THREADS': expected a non-negative integer" >&2; exit 2 ;; esac
+  RUN_ARGS+=(--threads "$REPRO_THREADS")
 fi
 [ "$SMOKE" = 1 ] && suffix="$suffix-smoke"
 OUT=${REPRO_OUT:-out/reproduce/$EXP$suffix}
@@ -94,7 +100,7 @@ train_stage() {
   fi
   local dir=$OUT/runs/$st
   stage "train $st" "$dir/done" bash -c '"$@" && touch "'"$dir"'/done"' _ \
-    "$BIN" train "$st" --config "$CONFIGS/$cfg.yaml" --out "$dir" --resume "${SEED_ARGS[@]}" --set data.dataset="$data" \
+    "$BIN" train "$st" --config "$CONFIGS/$cfg.yaml" --out "$dir" --resume "${RUN_ARGS[@]}" --set data.dataset="$data" \
     "${TRAIN_SET[@]}" "$@"
   eval "CK_$st=\$dir/checkpoints/last.ckpt"
 }
@@ -119,7 +125,7 @@ sample_pairs() {
     args+=(--set image_generator=randomized --set classifier_checkpoint=)
   fi
   stage "sample $name ($PAIRS pairs)" "$dir/manifest.csv" \
-    "$BIN" sample --config "$CONFIGS/sample.yaml" --out "$dir" --num "$PAIRS" "${SEED_ARGS[@]}" --ldm "$CK_ldm" "${args[@]}" \
+    "$BIN" sample --config "$CONFIGS/sample.yaml" --out "$dir" --num "$PAIRS" "${RUN_ARGS[@]}" --ldm "$CK_ldm" "${args[@]}" \
     "${SAMPLE_SET[@]}"
 }
 
@@ -134,7 +140,7 @@ train_segmenter() {
     if [ -d "$s" ]; then ds+="${ds:+, }1"; else ds+="${ds:+, }$f"; fi
   done
   stage "train segmenter $name" "$dir/done" bash -c '"$@" && touch "'"$dir"'/done"' _ \
-    "$BIN" train segmenter --config "$SEG_CONFIG" --out "$dir" --resume "${SEED_ARGS[@]}" \
+    "$BIN" train segmenter --config "$SEG_CONFIG" --out "$dir" --resume "${RUN_ARGS[@]}" \
     --set "data.sources=[$src]" --set "data.source_downsample=[$ds]" "${SEG_SET[@]}"
 }
 
