@@ -8,6 +8,8 @@
 
 #include <gtest/gtest.h>
 
+#include "brainspade/core/csv.h"
+
 #include "brainspade/core/atomic_file.h"
 #include "brainspade/core/checkpoint.h"
 #include "brainspade/data/slice_dataset.h"
@@ -398,6 +400,16 @@ TEST(SampleLabels, CommandWritesNiftiMapsAndRefusesWrongCheckpoints) {
     EXPECT_EQ(pv.channels(), 6);
   }
   EXPECT_TRUE(std::filesystem::exists(dir / "s/montage.png"));
+  // conditions.csv: one row per map, naming its file, with the slice position drawn from sampler.slice_range.
+  auto conditions = read_csv_table(dir / "s/conditions.csv");
+  ASSERT_EQ(conditions.rows.size(), 3u);
+  const int file = conditions.column("label_pv"), position = conditions.column("slice_position");
+  ASSERT_TRUE(file >= 0 && position >= 0);
+  for (const auto& row : conditions.rows) {
+    EXPECT_TRUE(std::filesystem::exists(dir / ("s/" + row[file]))) << row[file];
+    const double p = std::stod(row[position]);
+    EXPECT_TRUE(p >= 0.2 && p <= 0.5) << p;  // the default slice_range
+  }
   // Beside real maps: two rows of the same cell size, so twice the height of one row of 8 samples.
   auto real = testutil::run_cli("sample labels --ldm " + t.ldm + " --num 8 --steps 5 --real " + t.dataset + " --out " +
                                 (dir / "r"));

@@ -244,3 +244,45 @@ TEST(Quality, LabelOnlyFolderAndBadInput) {
     EXPECT_NE(std::string(e.what()).find("nothing"), std::string::npos) << e.what();
   }
 }
+
+// `sample labels` records each map's conditions in conditions.csv; quality then compares with the real slices inside
+// the synthetic maps' slice-position range (real_positions: matched), so maps of one level of the brain are not
+// measured against every level. Synthetic = the real slices of that range: every ratio is 1 again.
+TEST(Quality, RealSlicesAreMatchedToTheSyntheticPositions) {
+  testutil::TempDir dir;
+  testutil::PhantomOptions po;
+  po.two_modalities = false;
+  po.slices = 10;
+  const std::string real = testutil::write_phantom_dataset(dir / "real", po);
+  const SliceDataset ds = SliceDataset::load(real);
+  auto pos = ds.slice_position.to(torch::kDouble);
+  const double lo = 0.3, hi = 0.6;
+  auto rows = ((pos >= lo) & (pos <= hi)).nonzero().flatten();
+  ASSERT_GE(rows.numel(), 2);
+  ASSERT_LT(rows.numel(), ds.size());
+  make_dirs(dir / "labels_only/labels");
+  std::string conditions = csv_row({"id", "label_pv", "slice_position"});
+  for (int64_t k = 0; k < rows.numel(); ++k) {
+    const int64_t i = rows[k].item<int64_t>();
+    const std::string file = "labels/label_" + std::to_string(k) + "_pv.nii.gz";
+    write_slice_nifti(dir / ("labels_only/" + file), ds.labels[i]);
+    conditions += csv_row({std::to_string(k), file, fmt::format("{:.17g}", pos[i].item<double>())});
+  }
+  write_text_atomic(dir / "labels_only/conditions.csv", conditions);
+  QualityJob job;
+  job.run.out_dir = dir / "q";
+  job.pairs = dir / "labels_only";
+  job.real = real;
+  job.pca_dims = 2;
+  job.feature_grid = 2;
+  const QualityReport r = run_quality(job);
+  EXPECT_EQ(r.n_synthetic, rows.numel());
+  EXPECT_EQ(r.n_real, rows.numel());
+  EXPECT_NEAR(r.real_position_lo, pos.index_select(0, rows).min().item<double>(), 1e-9);
+  for (size_t c = 1; c < r.fraction_real.size(); ++c) EXPECT_NEAR(r.fraction_synthetic[c], r.fraction_real[c], 1e-6);
+  EXPECT_NE(read_text(dir / "q/quality.md").find("the synthetic maps' range"), std::string::npos);
+  job.real_positions = "all";
+  const QualityReport a = run_quality(job);
+  EXPECT_EQ(a.n_real, ds.size());
+  EXPECT_TRUE(std::isnan(a.real_position_lo));
+}

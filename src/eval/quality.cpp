@@ -49,6 +49,9 @@ void QualityJob::visit(ConfigVisitor& v) {
   v("feature_grid", feature_grid, "Fréchet features: tissue shares on grid x grid cells of each map", Bounds::range(1, 64));
   v("pca_dims", pca_dims, "Fréchet features projected on this many principal components of the real maps",
     Bounds::range(1, 256));
+  v.choice("real_positions", real_positions, {"matched", "all"},
+           "matched: compare with the real slices inside the synthetic maps' slice-position range (when recorded); "
+           "all: with every real slice");
   v.section("thresholds", thresholds);
 }
 
@@ -100,7 +103,17 @@ Side read_pairs(const std::string& dir) {
       if (ci >= 0) image_paths.push_back(dir + "/" + row[ci]);
     }
     s.position = manifest_positions(t);
-  } else if (fs::is_directory(dir + "/labels")) {
+  } else if (file_exists(dir + "/conditions.csv")) {  // `sample labels`: one row per map with its conditions
+    const CsvTable t = read_csv_table(dir + "/conditions.csv");
+    const int cp = t.column("label_pv"), pos = t.column("slice_position");
+    BRAINSPADE_CHECK_INPUT(cp >= 0, dir, "/conditions.csv: no 'label_pv' column");
+    std::vector<double> positions;
+    for (const auto& row : t.rows) {
+      pv_paths.push_back(dir + "/" + row[cp]);
+      if (pos >= 0) positions.push_back(std::atof(row[pos].c_str()));
+    }
+    if (pos >= 0) s.position = torch::tensor(positions, torch::kDouble);
+  } else if (fs::is_directory(dir + "/labels")) {  // label maps without their conditions (older `sample labels`)
     for (const auto& e : fs::directory_iterator(dir + "/labels")) {
       const std::string n = e.path().filename().string();
       if (n.size() > 10 && n.compare(n.size() - 10, 10, "_pv.nii.gz") == 0) pv_paths.push_back(e.path().string());
@@ -214,6 +227,8 @@ void write_outputs(const QualityJob& job, const QualityReport& r) {
   nlohmann::ordered_json js;
   js["n_synthetic"] = r.n_synthetic;
   js["n_real"] = r.n_real;
+  js["real_position_range"] = std::isnan(r.real_position_lo) ? nlohmann::ordered_json(nullptr)
+                                                              : nlohmann::ordered_json({r.real_position_lo, r.real_position_hi});
   js["pairs"] = job.pairs;
   js["real"] = job.real;
   js["segmenter"] = r.segmenter_used;
@@ -259,7 +274,13 @@ void write_outputs(const QualityJob& job, const QualityReport& r) {
   for (const auto& c : r.checks) passed += c.pass;
   md << "# Quality of " << job.pairs << "\n\n"
      << r.n_synthetic << " synthetic maps" << (r.has_images ? " and images" : " (no images)") << " against "
-     << r.n_real << " real slices of " << job.real << ". " << passed << " of " << r.checks.size()
+     << r.n_real << " real slices of " << job.real
+     << (std::isnan(r.real_position_lo)
+             ? std::string(" (every slice)")
+             : fmt::format(" (those at slice positions {:.2f}–{:.2f}, the synthetic maps' range; real_positions: all "
+                           "compares with every slice)",
+                           r.real_position_lo, r.real_position_hi))
+     << ". " << passed << " of " << r.checks.size()
      << " checks pass (thresholds: `thresholds` in the quality config; docs/quality.md explains each number).\n\n"
      << "| check | value | target | |\n|---|---|---|---|\n";
   for (const auto& c : r.checks)
@@ -351,7 +372,22 @@ QualityReport run_quality(const QualityJob& job) {
   Side syn = read_pairs(job.pairs);
   const int64_t C = syn.pv.size(1), H = syn.pv.size(2), W = syn.pv.size(3);
   std::string modality;
-  Side real = read_real(job, H, W, C, &modality, &r.tissue_names);
+  Side real_all = read_real(job, H, W, C, &modality, &r.tissue_names);
+  Side real = real_all;
+  if (job.real_positions == "matched" && syn.position.defined() && real_all.position.defined()) {
+    const double lo = syn.position.min().item<double>(), hi = syn.position.max().item<double>();
+    auto rows = ((real_all.position >= lo - 1e-9) & (real_all.position <= hi + 1e-9)).nonzero().flatten();
+    if (rows.numel() >= 2) {
+      real.pv = real_all.pv.index_select(0, rows);
+      real.position = real_all.position.index_select(0, rows);
+      if (real_all.images.defined()) real.images = real_all.images.index_select(0, rows);
+      r.real_position_lo = lo;
+      r.real_position_hi = hi;
+    } else {
+      spdlog::warn("quality: fewer than 2 real slices at the synthetic positions {:.2f}-{:.2f}; comparing with all {}",
+                   lo, hi, real_all.pv.size(0));
+    }
+  }
   r.n_synthetic = syn.pv.size(0);
   r.n_real = real.pv.size(0);
   r.has_images = syn.images.defined();
@@ -385,11 +421,11 @@ QualityReport run_quality(const QualityJob& job) {
       auto in = [&](const torch::Tensor& p) {
         return ((p >= band.lo) & (b == 2 ? p <= 1.0 : p < band.hi)).nonzero().flatten();
       };
-      auto is = in(syn.position), ir = in(real.position);
+      auto is = in(syn.position), ir = in(real_all.position);
       band.n_synthetic = is.numel();
       band.n_real = ir.numel();
       if (band.n_synthetic > 0 && band.n_real > 0) {
-        auto bs = hs.index_select(0, is), br = hr.index_select(0, ir);
+        auto bs = hs.index_select(0, is), br = real_all.pv.argmax(1).index_select(0, ir);
         band.fraction_synthetic = class_fractions(bs, C);
         band.fraction_real = class_fractions(br, C);
         band.boundary_density_synthetic = boundary_density(bs);

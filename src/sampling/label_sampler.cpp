@@ -245,7 +245,7 @@ void run_label_sampling(const LabelSampleJob& job) {
       real_tiles.push_back(label_to_rgb(pv));
     }
   }
-  const std::string dir = job.run.out_dir + "/labels";
+  const std::string dir = job.run.out_dir + "/labels", records = job.run.out_dir + "/records";
   make_dirs(dir);
   const int64_t B = job.sampler.batch_size, n_batches = (job.num + B - 1) / B;
   auto name = [&](int64_t i, const char* kind) {
@@ -264,6 +264,15 @@ void run_label_sampling(const LabelSampleJob& job) {
       continue;
     }
     auto batch = sample_label_batch(g, job.sampler, B, derive_seed(job.run.seed, 0x1abe1, k), device);
+    // The batch's conditions, before its segmentations (which mark it finished): conditions.csv is built from these.
+    std::string record;
+    for (int64_t j = 0; j < count; ++j) {
+      std::vector<std::string> row{std::to_string(first + j), "labels/" + std::filesystem::path(name(first + j, "pv")).filename().string()};
+      for (int64_t c = 0; c < batch.cond.size(1); ++c) row.push_back(fmt::format("{:.6g}", batch.cond[j][c].item<double>()));
+      record += csv_row(row);
+    }
+    make_dirs(records);
+    write_text_atomic(fmt::format("{}/batch_{:06d}.csv", records, k), record);
     for (int64_t j = 0; j < count; ++j) {
       auto pv = batch.pv[j];  // [C, H, W]
       // The segmentation is written last: its presence marks a finished sample.
@@ -274,6 +283,16 @@ void run_label_sampling(const LabelSampleJob& job) {
     progress.update(count);
   }
   progress.finish();
+  // conditions.csv: one row per map of this run (id, file, one column per condition: lesion flags, slice_position).
+  std::vector<std::string> header{"id", "label_pv"};
+  for (const auto& l : g.conditioning.lesions) header.push_back(l);
+  if (g.conditioning.slice_position) header.push_back("slice_position");
+  std::string conditions = csv_row(header);
+  for (int64_t k = 0; k < n_batches; ++k) {
+    const std::string f = fmt::format("{}/batch_{:06d}.csv", records, k);
+    if (file_exists(f)) conditions += read_text(f);
+  }
+  write_text_atomic(job.run.out_dir + "/conditions.csv", conditions);
   write_montage_png(job.run.out_dir + "/montage.png", montage, 8);
   spdlog::info("wrote {} label maps to {} (montage: {}/montage.png)", job.num, dir, job.run.out_dir);
   if (!real_tiles.empty()) {

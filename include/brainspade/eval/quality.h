@@ -74,6 +74,9 @@ struct QualityJob {
   std::vector<int64_t> label_map{0, 1, 2, 3, 2, 3};  ///< PV channel → segmenter class (the paper's CSF/GM/WM)
   int64_t feature_grid = 8;    ///< Fréchet features: class shares on a grid × grid of cells per map
   int64_t pca_dims = 16;       ///< ... projected on this many principal components of the real maps
+  /// "matched": real slices restricted to the synthetic maps' range of slice positions (when the pairs record them),
+  /// so that maps of the middle of the brain are not compared with every level of it; "all": every real slice
+  std::string real_positions = "matched";
   QualityThresholds thresholds;
   void visit(ConfigVisitor& v);
 };
@@ -96,6 +99,8 @@ struct QualityBand {
 
 struct QualityReport {
   int64_t n_synthetic = 0, n_real = 0;
+  /// slice positions of the real slices compared (real_positions: matched); NaN when every real slice is used
+  double real_position_lo = NAN, real_position_hi = NAN;
   bool has_images = false;
   std::string segmenter_used;  ///< the checkpoint, and whether quality trained it
   std::vector<std::string> tissue_names;  ///< PV channel names (index 0: background)
