@@ -3,6 +3,7 @@
 
 #include "app.h"
 #include "brainspade/data/slicing.h"
+#include "brainspade/eval/audit.h"
 #include "brainspade/eval/quality.h"
 #include "brainspade/sampling/pair_sampler.h"
 #include "brainspade/training/train_ldm.h"
@@ -43,6 +44,7 @@ Registrar reg("91-config-docs", [](CLI::App& root) {
     std::cout << document_config<PairSampleJob>("brainspade sample") << "\n";
     std::cout << document_config<SegmenterTrainConfig>("brainspade train segmenter") << "\n";
     std::cout << document_config<QualityJob>("brainspade quality") << "\n";
+    std::cout << document_config<AuditJob>("brainspade audit") << "\n";
   });
 });
 }  // namespace

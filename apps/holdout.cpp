@@ -11,7 +11,7 @@
 #include "brainspade/data/holdout.h"
 
 namespace {
-std::string dataset, slab, subject, train_out, volume, volume_out, labels, labels_out;
+std::string dataset, slab, subject, train_out, holdout_out, volume, volume_out, labels, labels_out;
 std::vector<std::string> modalities;
 std::vector<int64_t> label_map;
 brainspade::app::Registrar reg("16-holdout", [](CLI::App& root) {
@@ -20,6 +20,7 @@ brainspade::app::Registrar reg("16-holdout", [](CLI::App& root) {
   cmd->add_option("--slab", slab, "LO:HI relative slice positions held out, e.g. 0.25:0.4")->required();
   cmd->add_option("--subject", subject, "subject whose slab is held out")->required();
   cmd->add_option("--train-out", train_out, "dataset of the remaining slices (.pt)")->required();
+  cmd->add_option("--holdout-out", holdout_out, "dataset of the held-out slices (.pt; e.g. for `brainspade audit`)");
   cmd->add_option("--modality", modalities, "keep only these modalities in --train-out (repeatable)");
   cmd->add_option("--volume", volume, "the subject's 3D image: written with zeros outside the slab to --volume-out");
   cmd->add_option("--volume-out", volume_out, "output test image");
@@ -37,7 +38,10 @@ brainspade::app::Registrar reg("16-holdout", [](CLI::App& root) {
     Volume img, lab;
     if (!volume.empty()) img = keep_slab(read_volume(volume), split.z_lo, split.z_hi);
     if (!labels.empty()) lab = keep_slab(hard_labels(read_volume(labels), label_map), split.z_lo, split.z_hi);
+    BRAINSPADE_CHECK_INPUT(holdout_out.empty() || split.held.size() > 0, "--holdout-out: no held-out slice of the ",
+                           "kept modalities");
     split.train.save(train_out);
+    if (!holdout_out.empty()) split.held.save(holdout_out);
     if (!volume.empty()) write_volume(volume_out, img);
     if (!labels.empty()) write_label_volume(labels_out, lab);
     spdlog::info("held out {} slices of {} (z {}..{}); {} training slices in {}", split.held_out, subject, split.z_lo,

@@ -22,9 +22,14 @@ TEST(Holdout, SlabRowsOfTheSubjectLeaveTheTrainingSetInEveryModality) {
   EXPECT_EQ(in_slab.sum().item<int64_t>(), 0);
   // The other subject keeps all its slices.
   EXPECT_EQ((split.train.subject == 1).sum().item<int64_t>(), 12);
+  // The held-out rows themselves: the subject's slab in both modalities.
+  EXPECT_EQ(split.held.size(), 4);
+  EXPECT_EQ((split.held.subject != 0).sum().item<int64_t>(), 0);
+  EXPECT_EQ(((split.held.slice_index < 12) | (split.held.slice_index > 13)).sum().item<int64_t>(), 0);
   auto t1 = split_slab(ds, 0.4, 0.6, "sub-0", {"T1"});
   EXPECT_EQ(t1.train.size(), 10);
   EXPECT_EQ((t1.train.modality != 0).sum().item<int64_t>(), 0);
+  EXPECT_EQ(t1.held.size(), 2);
 }
 
 TEST(Holdout, BadSlabsAreInputErrorsNamingTheProblem) {

@@ -24,12 +24,18 @@ lm=(); [ "$LABEL_MAP" != "-" ] && lm=(--label-map "$LABEL_MAP")
 stage "hold out slab $SLAB of $TEST_SUBJECT" "$OUT/data/train_t1.pt" bash -c '
   "$1" holdout --dataset "$2" --slab "$3" --subject "$4" --train-out "$5/data/train.pt" \
     --volume "$6" --volume-out "$5/test/images/$4.nii.gz" --labels "$7" --labels-out "$5/test/labels/$4.nii.gz" "${@:9}" &&
-  "$1" holdout --dataset "$2" --slab "$3" --subject "$4" --train-out "$5/data/train_t1.pt" --modality "$8"' _ \
+  "$1" holdout --dataset "$2" --slab "$3" --subject "$4" --train-out "$5/data/train_t1.pt" --modality "$8" \
+    --holdout-out "$5/data/holdout_t1.pt"' _ \
   "$BIN" "$DATASET" "$SLAB" "$TEST_SUBJECT" "$OUT" "$TEST_IMAGE" "$TEST_LABELS" "${REPRO_MODALITY:-T1}" "${lm[@]}"
 
 train_generators "$OUT/data/train.pt"
 sample_pairs spade spade "$STYLES"
 sample_pairs randomized randomized
+
+# Does the synthetic data copy the training slices? The held-out slab is the baseline (docs/privacy.md).
+stage "audit the SPADE pairs" "$REPORT/audit/audit.md" "$BIN" audit --pairs "$OUT/pairs/spade" \
+  --train "$OUT/data/train_t1.pt" --holdout "$OUT/data/holdout_t1.pt" --ldm "$CK_ldm" --out "$REPORT/audit" \
+  "${RUN_ARGS[@]}"
 
 train_segmenter R "$OUT/data/train_t1.pt"
 train_segmenter S "$OUT/pairs/spade"
@@ -58,6 +64,10 @@ caption=$(figure fig3_$TEST_SUBJECT "$TEST_SUBJECT.nii.gz" R S H DR)
   echo
   echo "## Paired tests"
   for e in S_vs_R H_vs_R DR_vs_S; do echo; echo "### ${e//_/ }"; echo; cat "$REPORT/eval_$e/summary.md"; done
+  echo
+  echo "## Privacy audit (docs/privacy.md)"
+  echo
+  sed -n '/^| check/,/^$/p' "$REPORT/audit/audit.md"
   echo
   echo "## Figure"
   echo

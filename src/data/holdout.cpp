@@ -57,6 +57,13 @@ SlabSplit split_slab(const SliceDataset& ds, double lo, double hi, const std::st
   out.held_out += static_cast<int64_t>(train_rows.size() - rows.size());
   BRAINSPADE_CHECK_INPUT(!rows.empty(), "slab ", lo, ":", hi, ": no training slice is left outside it");
   out.train = ds.select(torch::tensor(rows, torch::kLong));
+  // The held-out rows: the subject's rows inside [z_lo, z_hi], of the kept modalities (the audit's baseline).
+  std::vector<int64_t> held_rows;
+  for (int64_t i = 0; i < ds.size(); ++i)
+    if (subj[i] == s && idx[i] >= out.z_lo && idx[i] <= out.z_hi &&
+        (keep_modality.empty() || std::find(keep_modality.begin(), keep_modality.end(), mod[i]) != keep_modality.end()))
+      held_rows.push_back(i);
+  if (!held_rows.empty()) out.held = ds.select(torch::tensor(held_rows, torch::kLong));
   return out;
 }
 

@@ -143,6 +143,15 @@ Side read_pairs(const std::string& dir) {
   return s;
 }
 
+}  // namespace
+
+SyntheticFolder read_synthetic_folder(const std::string& dir) {
+  Side s = read_pairs(dir);
+  return {s.pv, s.images, s.position};
+}
+
+namespace {
+
 // Real rows of one modality, pooled to the synthetic size.
 Side read_real(const QualityJob& job, int64_t H, int64_t W, int64_t C, std::string* modality_used,
                std::vector<std::string>* channel_names) {

@@ -1,5 +1,7 @@
 #include "brainspade/inference/label_generator.h"
 
+#include "brainspade/data/slice_dataset.h"
+
 #include "brainspade/core/checkpoint.h"
 #include "brainspade/core/error.h"
 
@@ -20,6 +22,23 @@ void use_ema_weights(const Checkpoint& ck, torch::nn::Module& net) {
   for (auto& p : params) p.value().copy_(ck.tensor("ema." + p.key()));
 }
 }  // namespace
+
+torch::Tensor conditions_of(const SliceDataset& data, const ConditioningOptions& c) {
+  std::vector<torch::Tensor> cols;
+  for (const auto& name : c.lesions) {
+    auto it = std::find(data.lesion_names.begin(), data.lesion_names.end(), name);
+    if (it == data.lesion_names.end()) {
+      std::string have;
+      for (const auto& l : data.lesion_names) have += (have.empty() ? "" : ", ") + l;
+      throw input_error("config key 'conditioning.lesions': '", name, "' is not a lesion of the dataset (it has: ",
+                        have.empty() ? "none" : have, ")");
+    }
+    cols.push_back(data.lesion_flags.select(1, it - data.lesion_names.begin()).to(torch::kFloat));
+  }
+  if (c.slice_position) cols.push_back(data.slice_position.to(torch::kFloat));
+  if (cols.empty()) return torch::zeros({data.size(), 0});
+  return torch::stack(cols, 1);  // [N, K]
+}
 
 AutoencoderKL load_vae(const std::string& path, torch::Device device, std::vector<std::string>* channel_names) {
   auto ck = Checkpoint::load(path);

@@ -37,22 +37,6 @@ void LDMTrainConfig::visit(ConfigVisitor& v) {
   v.section("train", train);
 }
 
-torch::Tensor conditions_of(const SliceDataset& data, const ConditioningOptions& c) {
-  std::vector<torch::Tensor> cols;
-  for (const auto& name : c.lesions) {
-    auto it = std::find(data.lesion_names.begin(), data.lesion_names.end(), name);
-    if (it == data.lesion_names.end()) {
-      std::string have;
-      for (const auto& l : data.lesion_names) have += (have.empty() ? "" : ", ") + l;
-      throw input_error("config key 'conditioning.lesions': '", name, "' is not a lesion of the dataset (it has: ",
-                        have.empty() ? "none" : have, ")");
-    }
-    cols.push_back(data.lesion_flags.select(1, it - data.lesion_names.begin()).to(torch::kFloat));
-  }
-  if (c.slice_position) cols.push_back(data.slice_position.to(torch::kFloat));
-  if (cols.empty()) return torch::zeros({data.size(), 0});
-  return torch::stack(cols, 1);  // [N, K]
-}
 
 namespace {
 /// Encodes every row with the frozen VAE: posterior mean and log-variance [N, Z, h, w].

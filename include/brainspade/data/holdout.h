@@ -14,6 +14,7 @@ namespace brainspade {
 
 struct SlabSplit {
   SliceDataset train;             ///< every row outside the slab (restricted to the kept modalities)
+  SliceDataset held;              ///< the subject's rows inside the slab (the same modalities); empty when none is kept
   int64_t z_lo = 0, z_hi = 0;     ///< axial index range [z_lo, z_hi] of the held-out rows of `subject`
   int64_t held_out = 0;           ///< rows removed
 };

@@ -51,6 +51,15 @@ double axis_energy_share(const torch::Tensor& images, double from = 0.2);
 /// Mean power of the spectrum over bins with frequency >= `from` (the top band).
 double band_power(const RadialSpectrum& s, double from);
 
+/// A folder of synthetic maps as `sample` (manifest.csv) or `sample labels` (conditions.csv, or labels/*_pv.nii.gz)
+/// writes it. InputError naming the folder when it holds no maps or maps of different sizes.
+struct SyntheticFolder {
+  torch::Tensor pv;        ///< [N, C, H, W] partial-volume maps
+  torch::Tensor images;    ///< [N, 1, H, W], undefined for label-only folders
+  torch::Tensor position;  ///< [N] slice positions (float64), undefined when not recorded
+};
+SyntheticFolder read_synthetic_folder(const std::string& dir);
+
 // ---- the report ----
 
 struct QualityThresholds {

@@ -23,6 +23,10 @@ struct ConditioningOptions {
   int64_t dim() const { return static_cast<int64_t>(lesions.size()) + (slice_position ? 1 : 0); }
 };
 
+/// Conditioning vectors [N, K] of dataset rows, in ConditioningOptions order (training and the audit alike);
+/// InputError naming a lesion the dataset does not have.
+torch::Tensor conditions_of(const struct SliceDataset& data, const ConditioningOptions& c);
+
 /// Loads a VAE checkpoint (stage "vae") with the model options it was trained with; eval mode, on `device`.
 AutoencoderKL load_vae(const std::string& path, torch::Device device, std::vector<std::string>* channel_names = nullptr);
 

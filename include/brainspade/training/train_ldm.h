@@ -48,7 +48,4 @@ struct LDMTrainConfig {
 /// Returns the final held-out loss.
 double train_ldm(const LDMTrainConfig& cfg, bool resume);
 
-/// Conditioning vectors [N, K] of dataset rows, in ConditioningOptions order.
-torch::Tensor conditions_of(const struct SliceDataset& data, const ConditioningOptions& c);
-
 }  // namespace brainspade

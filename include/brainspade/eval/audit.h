@@ -1,0 +1,95 @@
+#pragma once
+/// `brainspade audit`: does a synthetic dataset carry its training patients? An empirical check before sharing
+/// (docs/privacy.md): not a formal guarantee such as differential privacy.
+///
+/// 1. Nearest neighbours. Every synthetic label map (argmax) is compared with every training slice by the mean Dice
+///    over the tissues either holds, every synthetic image by normalised cross-correlation, each at its best shift
+///    within ± max_shift pixels. The baseline is the same for every held-out real slice: a generator that does not
+///    copy sits where held-out real data sits. "Near copies" are synthetic samples more similar to a training slice
+///    than all but `near_copy_percentile` % of the held-out slices are.
+/// 2. Membership inference on the LDM. The denoising loss of each slice's latent at fixed timesteps and fixed noise:
+///    a model that memorised its training slices denoises them better than held-out ones. ROC AUC of training vs
+///    held-out (0.5: no signal) with a bootstrap interval.
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "brainspade/core/config.h"
+
+namespace brainspade {
+
+// ---- the measures, each usable alone (tests check them against hand-computed cases) ----
+
+/// For each query map a [M, H, W] (int64 classes 0..K-1, 0 = background): the highest similarity to any reference map
+/// b [N, H, W], over shifts of the query by (dy, dx) in [−s, s]² (pixels shifted in from outside are background).
+/// Similarity = mean Dice over the tissue classes 1..K-1 present in either map (1 when both are empty).
+/// Returns {best similarity [M], index of the reference that gave it [M]}.
+std::pair<torch::Tensor, torch::Tensor> nearest_label_maps(const torch::Tensor& a, const torch::Tensor& b,
+                                                           int64_t num_classes, int64_t max_shift);
+/// The same for images a [M, H, W] against b [N, H, W] by normalised cross-correlation of the mean-free images
+/// (pixels shifted in from outside are 0 after the mean is removed).
+std::pair<torch::Tensor, torch::Tensor> nearest_images(const torch::Tensor& a, const torch::Tensor& b,
+                                                       int64_t max_shift);
+/// ROC AUC of scores: P(a positive scores above a negative), ties counted ½ (the Mann–Whitney U / (n₊·n₋)).
+double roc_auc(const torch::Tensor& positive, const torch::Tensor& negative);
+/// Percentile bootstrap interval [lo, hi] of the AUC (each side resampled with replacement, `rounds` times).
+std::pair<double, double> roc_auc_interval(const torch::Tensor& positive, const torch::Tensor& negative,
+                                           int64_t rounds, double level, uint64_t seed);
+
+// ---- the command ----
+
+struct AuditThresholds {
+  /// near copies: synthetic samples above this percentile of the held-out slices' nearest-neighbour similarity
+  double near_copy_percentile = 95.0;
+  /// the check fails when more than this share of synthetic samples are near copies (a generator that does not copy
+  /// gives about 1 − near_copy_percentile/100)
+  double near_copy_max = 0.10;
+  /// membership: the check fails when the lower end of the AUC interval exceeds this
+  double auc_max = 0.60;
+  void visit(ConfigVisitor& v);
+};
+
+/// Root of `brainspade audit`.
+struct AuditJob {
+  RunOptions run;               ///< out_dir receives audit.md, audit.json, audit_montage.png
+  std::string pairs;            ///< folder of `sample` (manifest.csv) or `sample labels` (conditions.csv / labels/)
+  std::string train;            ///< slice dataset (.pt) the generators were trained on
+  std::string holdout;          ///< slice dataset (.pt) of real slices no generator saw (the baseline)
+  std::string modality;         ///< image rows compared (empty: each dataset's most frequent modality)
+  std::string ldm_checkpoint;   ///< LDM to test for membership (empty: that check is skipped)
+  int64_t max_shift = 2;        ///< nearest-neighbour shift search, pixels (at the synthetic size)
+  std::vector<int64_t> membership_timesteps{25, 100, 250, 500};  ///< timesteps of the denoising loss
+  int64_t membership_noise_draws = 4;  ///< fixed noise draws per timestep and slice
+  int64_t bootstrap_rounds = 1000;
+  AuditThresholds thresholds;
+  void visit(ConfigVisitor& v);
+};
+
+/// One verdict line of the report.
+struct AuditCheck {
+  std::string name;
+  double value = NAN;
+  std::string threshold;
+  bool pass = false;
+};
+
+struct AuditReport {
+  int64_t n_synthetic = 0, n_train = 0, n_holdout = 0;
+  torch::Tensor label_synthetic, label_holdout;  ///< nearest-training-slice similarity per sample [M], [R]
+  torch::Tensor image_synthetic, image_holdout;  ///< the same for images (undefined without images)
+  double label_threshold = NAN, image_threshold = NAN;  ///< near_copy_percentile of the held-out similarities
+  double label_near_copies = NAN, image_near_copies = NAN;  ///< share of synthetic samples above the threshold
+  torch::Tensor loss_train, loss_holdout;  ///< LDM denoising loss per slice (undefined without an LDM)
+  double auc = NAN, auc_lo = NAN, auc_hi = NAN;
+  std::vector<AuditCheck> checks;
+  double seconds = 0;
+};
+
+/// Reads the three inputs, measures, writes <out>/audit.md, audit.json and audit_montage.png (the closest synthetic
+/// maps beside their nearest training slices); InputError naming the file or key that cannot be used.
+AuditReport run_audit(const AuditJob& job);
+
+}  // namespace brainspade

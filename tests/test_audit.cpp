@@ -1,0 +1,185 @@
+// brainspade audit: each measure against a hand-computed case, and the command on folders that copy their training
+// slices (flagged) and that do not (passed).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "brainspade/core/atomic_file.h"
+#include "brainspade/core/csv.h"
+#include "brainspade/core/error.h"
+#include "brainspade/data/slice_dataset.h"
+#include "brainspade/eval/audit.h"
+#include "brainspade/sampling/label_sampler.h"
+#include "brainspade/training/train_ldm.h"
+#include "brainspade/training/train_vae.h"
+#include "support/helpers.h"
+#include "support/phantom.h"
+#include "support/tiny_configs.h"
+
+using namespace brainspade;
+namespace fs = std::filesystem;
+
+TEST(AuditMeasures, LabelSimilarityIsTheMeanDiceOfThePresentTissues) {
+  // 1 x 8 maps, 3 classes. Query: tissue 1 on pixels 0-3. Reference: tissue 1 on pixels 2-5, tissue 2 on pixel 7.
+  auto a = torch::tensor({1, 1, 1, 1, 0, 0, 0, 0}, torch::kLong).view({1, 1, 8});
+  auto b = torch::tensor({0, 0, 1, 1, 1, 1, 0, 2}, torch::kLong).view({1, 1, 8});
+  // Tissue 1: 2·2/(4 + 4) = 0.5; tissue 2: 0 (present in the reference only); mean 0.25.
+  auto [sim, idx] = nearest_label_maps(a, b, 3, 0);
+  EXPECT_NEAR(sim[0].item<double>(), 0.25, 1e-6);
+  // Both maps empty of tissue: similarity 1 (nothing differs).
+  auto empty = torch::zeros({1, 1, 8}, torch::kLong);
+  EXPECT_NEAR(nearest_label_maps(empty, empty, 3, 0).first[0].item<double>(), 1.0, 1e-6);
+}
+
+TEST(AuditMeasures, ShiftSearchFindsAShiftedCopyAndItsIndex) {
+  auto map = torch::zeros({12, 16}, torch::kLong);
+  map.slice(0, 3, 8).slice(1, 4, 10).fill_(2);
+  map.slice(0, 5, 6).slice(1, 5, 12).fill_(1);
+  auto other = torch::zeros({12, 16}, torch::kLong);
+  other.slice(0, 0, 4).slice(1, 0, 4).fill_(1);
+  auto moved = torch::roll(map, {1, 2}, {0, 1});  // the map shifted down 1 and right 2
+  auto refs = torch::stack({other, moved});
+  auto no_shift = nearest_label_maps(map.unsqueeze(0), refs, 3, 0);
+  EXPECT_LT(no_shift.first[0].item<double>(), 0.9);
+  auto shift2 = nearest_label_maps(map.unsqueeze(0), refs, 3, 2);
+  EXPECT_NEAR(shift2.first[0].item<double>(), 1.0, 1e-6);
+  EXPECT_EQ(shift2.second[0].item<int64_t>(), 1);
+}
+
+TEST(AuditMeasures, ImageSimilarityIsCorrelationInvariantToScaleAndOffset) {
+  torch::manual_seed(0);
+  auto img = torch::randn({1, 10, 12});
+  auto refs = torch::cat({-img, 3 * img + 5, torch::randn({1, 10, 12})});
+  auto [sim, idx] = nearest_images(img, refs, 0);
+  EXPECT_NEAR(sim[0].item<double>(), 1.0, 1e-5);
+  EXPECT_EQ(idx[0].item<int64_t>(), 1);
+  EXPECT_NEAR(nearest_images(img, -img, 0).first[0].item<double>(), -1.0, 1e-5);
+}
+
+TEST(AuditMeasures, RocAucCountsPairsAndTies) {
+  auto t = [](std::vector<double> v) { return torch::tensor(v, torch::kDouble); };
+  EXPECT_DOUBLE_EQ(roc_auc(t({3, 4}), t({1, 2})), 1.0);
+  EXPECT_DOUBLE_EQ(roc_auc(t({1, 2}), t({3, 4})), 0.0);
+  EXPECT_DOUBLE_EQ(roc_auc(t({2, 2}), t({2, 2})), 0.5);
+  // 3 > 2, 3 > 1, 2 = 2 (½), 2 > 1: 3.5 of 4 pairs.
+  EXPECT_DOUBLE_EQ(roc_auc(t({3, 2}), t({2, 1})), 0.875);
+  auto [lo, hi] = roc_auc_interval(t({3, 2, 5, 1}), t({2, 1, 0, 4}), 200, 0.95, 7);
+  const double auc = roc_auc(t({3, 2, 5, 1}), t({2, 1, 0, 4}));
+  EXPECT_LE(lo, auc);
+  EXPECT_GE(hi, auc);
+  EXPECT_GE(lo, 0.0);
+  EXPECT_LE(hi, 1.0);
+  EXPECT_EQ(roc_auc_interval(t({3, 2, 5, 1}), t({2, 1, 0, 4}), 200, 0.95, 7), std::make_pair(lo, hi));
+}
+
+namespace {
+// A label-only folder as `sample labels` writes it, from rows of a dataset.
+std::string write_label_folder(const std::string& dir, const torch::Tensor& pv) {
+  make_dirs(dir + "/labels");
+  std::string conditions = csv_row({"id", "label_pv", "slice_position"});
+  for (int64_t i = 0; i < pv.size(0); ++i) {
+    const std::string file = fmt::format("labels/label_{:06d}_pv.nii.gz", i);
+    write_slice_nifti(dir + "/" + file, pv[i]);
+    conditions += csv_row({std::to_string(i), file, "0.5"});
+  }
+  write_text_atomic(dir + "/conditions.csv", conditions);
+  return dir;
+}
+}  // namespace
+
+// Training slices: one phantom subject. Held-out and "honest" slices: the same anatomy moved by 6 px (beyond the
+// shift search), so they are close to, but not copies of, training slices. A folder of training slices is flagged;
+// a folder drawn like the held-out slices passes.
+TEST(Audit, FlagsAFolderOfTrainingSlicesAndPassesOneThatIsNot) {
+  testutil::TempDir dir;
+  testutil::PhantomOptions po;
+  po.subjects = 1;
+  po.slices = 12;
+  po.two_modalities = false;
+  SliceDataset ds = testutil::make_phantom_dataset(po);
+  ds.save(dir / "train.pt");
+  SliceDataset hold = ds;
+  hold.labels = torch::roll(ds.labels, {6}, {3});
+  hold.images = torch::roll(ds.images, {6}, {3});
+  hold.save(dir / "holdout.pt");
+  AuditJob job;
+  job.run.out_dir = dir / "copy";
+  job.train = dir / "train.pt";
+  job.holdout = dir / "holdout.pt";
+  job.pairs = write_label_folder(dir / "copies", ds.labels);
+  const AuditReport copied = run_audit(job);
+  EXPECT_EQ(copied.n_synthetic, 12);
+  EXPECT_DOUBLE_EQ(copied.label_near_copies, 1.0);
+  EXPECT_LT(copied.label_threshold, 1.0);
+  ASSERT_FALSE(copied.checks.empty());
+  EXPECT_FALSE(copied.checks[0].pass);
+  EXPECT_TRUE(fs::exists(dir / "copy/audit_montage.png"));
+  const auto js = nlohmann::json::parse(read_text(dir / "copy/audit.json"));
+  EXPECT_EQ(js.at("label_near_copies").get<double>(), 1.0);
+  EXPECT_NE(read_text(dir / "copy/audit.md").find("**fail**"), std::string::npos);
+
+  job.run.out_dir = dir / "honest";
+  job.pairs = write_label_folder(dir / "moved", torch::roll(ds.labels, {-6}, {3}));
+  const AuditReport honest = run_audit(job);
+  EXPECT_LE(honest.label_near_copies, 0.10);
+  EXPECT_TRUE(honest.checks[0].pass);
+
+  job.holdout = dir / "missing.pt";
+  EXPECT_THROW(run_audit(job), InputError);
+}
+
+// A label generator trained for many steps on 4 slices memorises them: the audit must catch it, by its samples (near
+// copies) and by membership inference on the LDM (its training slices denoised better than held-out ones).
+TEST(Audit, CatchesALabelGeneratorThatMemorisedFourSlices) {
+  testutil::TempDir dir;
+  testutil::PhantomOptions po;
+  po.subjects = 1;
+  po.slices = 8;
+  po.two_modalities = false;
+  SliceDataset ds = testutil::make_phantom_dataset(po);
+  SliceDataset train = ds.select(torch::tensor({0, 2, 4, 6}, torch::kLong));
+  SliceDataset hold = ds.select(torch::tensor({1, 3, 5, 7}, torch::kLong));
+  hold.labels = torch::roll(hold.labels, {6}, {3});
+  hold.images = torch::roll(hold.images, {6}, {3});
+  train.save(dir / "train.pt");
+  hold.save(dir / "holdout.pt");
+  auto v = testutil::tiny_vae(dir / "train.pt", dir / "vae", 200);
+  v.train.val_fraction = 0;
+  v.train.checkpoint_every = 200;
+  v.train.log_every = 50;
+  train_vae(v, false);
+  auto l = testutil::tiny_ldm(dir / "train.pt", dir / "vae/checkpoints/last.ckpt", dir / "ldm", 1000);
+  l.train.val_fraction = 0;
+  l.train.checkpoint_every = 1000;
+  l.train.log_every = 100;
+  l.optim.lr = 2e-3;
+  train_ldm(l, false);
+  LabelSampleJob s;
+  s.run.out_dir = dir / "samples";
+  s.run.device = "cpu";
+  s.ldm_checkpoint = dir / "ldm/checkpoints/last.ckpt";
+  s.num = 8;
+  s.sampler.steps = 25;
+  s.sampler.slice_range = {0.0, 1.0};
+  run_label_sampling(s);
+
+  AuditJob job;
+  job.run.out_dir = dir / "audit";
+  job.pairs = dir / "samples";
+  job.train = dir / "train.pt";
+  job.holdout = dir / "holdout.pt";
+  job.ldm_checkpoint = s.ldm_checkpoint;
+  job.bootstrap_rounds = 200;
+  const AuditReport r = run_audit(job);
+  std::printf("    memorising generator: near copies %.2f (threshold %.3f), membership AUC %.2f [%.2f, %.2f]\n",
+              r.label_near_copies, r.label_threshold, r.auc, r.auc_lo, r.auc_hi);
+  EXPECT_GE(r.label_near_copies, 0.5);
+  EXPECT_GE(r.auc, 0.9);
+  int failed = 0;
+  for (const auto& c : r.checks) failed += !c.pass;
+  EXPECT_GE(failed, 1);
+}
