@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The main job on the example data, end to end on a CPU: train the tiny label generator (VAE + LDM), the
 # modality classifier and SPADE (reused when already trained), then generate a small labelled synthetic
-# dataset with a montage into out/demo/, and measures it against the real slices (brainspade quality). 14 min 02 s on
-# 2 quiet cores from nothing (2026-11-30): VAE 2m43s, LDM 2,400 steps 7m55s, classifier 5s, SPADE 2m02s, 32 pairs 13s,
-# quality 55s (its reference segmenter, trained on the real slices once, 51s of it).
+# dataset with a montage into out/demo/, and measures it against the real slices (brainspade quality). 13 min 53 s on
+# 2 quiet cores from nothing (2026-11-30, session 8): VAE 2m38s, LDM 2,400 steps 7m47s, classifier 5s, SPADE 2m09s,
+# 32 pairs 13s, quality ~55s (its reference segmenter, trained on the real slices once, 48s of it).
 #   scripts/demo.sh                 # everything
 #   BRAINSPADE_DEMO_PAIRS=64 scripts/demo.sh
 set -euo pipefail
