@@ -197,18 +197,22 @@ TEST(ReproduceSmoke, Exp3WithoutALesionCohortSaysWhatIsNeeded) {
   EXPECT_FALSE(fs::exists(dir / "exp3/runs"));
 }
 
-// REPRO_SEED must be a non-negative integer (exit 2 before any stage runs); a valid one goes to every stage as --seed
-// and into the output folder's name.
+// REPRO_SEED and REPRO_THREADS must be non-negative integers (exit 2 before any stage runs); valid ones go to every
+// stage as --seed / --threads (RUN_ARGS), the seed also into the output folder's name.
 TEST(ReproduceSmoke, ReproSeedIsCheckedAndPassedToTheStages) {
   testutil::TempDir dir;
   auto bad = run_script("exp1_healthy.sh", dir / "bad", "REPRO_SEED=one");
   EXPECT_EQ(bad.exit_code, 2) << bad.output;
   EXPECT_NE(bad.output.find("REPRO_SEED 'one'"), std::string::npos) << bad.output;
   EXPECT_FALSE(fs::exists(dir / "bad/runs"));
+  auto bad_threads = run_script("exp1_healthy.sh", dir / "bad2", "REPRO_THREADS=-1");
+  EXPECT_EQ(bad_threads.exit_code, 2) << bad_threads.output;
+  EXPECT_NE(bad_threads.output.find("REPRO_THREADS '-1'"), std::string::npos) << bad_threads.output;
+  EXPECT_FALSE(fs::exists(dir / "bad2/runs"));
   const std::string common = read_text(std::string(BRAINSPADE_SOURCE_DIR) + "/scripts/reproduce/common.sh");
   for (const char* stage : {"\"$BIN\" train \"$st\"", "\"$BIN\" sample", "\"$BIN\" train segmenter"}) {
     const auto at = common.find(stage);
     ASSERT_NE(at, std::string::npos) << stage;
-    EXPECT_NE(common.substr(at, 200).find("${SEED_ARGS[@]}"), std::string::npos) << stage << " does not take the seed";
+    EXPECT_NE(common.substr(at, 200).find("${RUN_ARGS[@]}"), std::string::npos) << stage << " does not take the seed";
   }
 }
