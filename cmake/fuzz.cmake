@@ -20,6 +20,7 @@ add_library(brainspade_fuzz_code OBJECT
   ${PROJECT_SOURCE_DIR}/src/io/input_guards.cpp
   ${PROJECT_SOURCE_DIR}/src/core/checkpoint.cpp
   ${PROJECT_SOURCE_DIR}/src/core/zip_check.cpp
+  ${PROJECT_SOURCE_DIR}/src/core/pickle_check.cpp
   ${PROJECT_SOURCE_DIR}/src/core/csv.cpp)
 target_include_directories(brainspade_fuzz_code PUBLIC ${PROJECT_SOURCE_DIR}/include ${PROJECT_SOURCE_DIR}/tests
   ${PROJECT_SOURCE_DIR}/src)

@@ -352,6 +352,12 @@ std::vector<Row> rows() {
          return "train ldm --config " + F->ldm_yaml + " --out " + d + "/out --set vae_checkpoint=" + d + "/cut.ckpt";
        },
        {"cut.ckpt", "truncated"}},
+      {"checkpoint whose pickle claims a 1.9 GB string (fuzz finding: LibTorch's unpickler allocated it)",
+       [=](auto d) {
+         fs::copy_file(crash_input("checkpoint/crash_pickle_length_claims_1_9_gb"), d + "/bomb.ckpt");
+         return "train ldm --config " + F->ldm_yaml + " --out " + d + "/out --set vae_checkpoint=" + d + "/bomb.ckpt";
+       },
+       {"bomb.ckpt", "damaged pickle"}},
       {"config channels differ from the checkpoint's",
        [=](auto d) { return "train ldm --config " + F->ldm_yaml + " --out " + d + "/out --set unet.in_channels=4"; },
        {"unet.in_channels", "latent_channels"}},

@@ -1,5 +1,6 @@
-// The ZIP container check that guards LibTorch's checkpoint reader: valid archives (ours and Python's) pass, and
-// truncation, bit flips, moved offsets and compressed entries are InputErrors naming the problem.
+// The ZIP container and pickle checks that guard LibTorch's checkpoint reader: valid archives (ours and Python's)
+// pass, and truncation, bit flips, moved offsets, compressed entries and pickles that claim more than they hold are
+// InputErrors naming the problem.
 #include <cstring>
 #include <string>
 
@@ -8,6 +9,7 @@
 #include "brainspade/core/atomic_file.h"
 #include "brainspade/core/checkpoint.h"
 #include "brainspade/core/error.h"
+#include "brainspade/core/pickle_check.h"
 #include "brainspade/core/zip_check.h"
 #include "support/helpers.h"
 
@@ -105,4 +107,64 @@ TEST(ZipCheck, OurCheckpointsPassAndDamageIsNamed) {
   ASSERT_NE(cd, std::string::npos);
   local[cd + 45] = static_cast<char>(0x7f);
   EXPECT_NE(check_message(local).find("local header offset"), std::string::npos) << check_message(local);
+}
+
+namespace {
+
+std::string pickle_message(const std::string& bytes) {
+  try {
+    check_pickle_stream(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), "x.ckpt", "checkpoint");
+  } catch (const InputError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+// Pickles as LibTorch writes them pass; lengths and memo indices that point past the stream are refused before
+// LibTorch's unpickler allocates them (fuzz_checkpoint found a 735-byte file whose string length "step" made it
+// reserve 1.9 GB).
+TEST(PickleCheck, WrittenPicklesPassAndClaimsPastTheStreamAreRefused) {
+  c10::impl::GenericDict dict(c10::StringType::get(), c10::AnyType::get());
+  dict.insert("stage", std::string("vae"));
+  dict.insert("lr", 1e-4);
+  dict.insert("steps", c10::List<int64_t>({1, 2, 3}));
+  dict.insert("w", torch::arange(0, 6, torch::kFloat32));
+  const std::vector<char> archive = torch::pickle_save(c10::IValue(dict));
+  std::vector<ZipEntry> found;
+  check_zip_container(reinterpret_cast<const unsigned char*>(archive.data()), archive.size(), "x.ckpt", "checkpoint",
+                      &found);
+  std::string pkl;
+  for (const auto& e : found)
+    if (e.name.size() >= 8 && e.name.compare(e.name.size() - 8, 8, "data.pkl") == 0) pkl = std::string(archive.data() + e.offset, e.size);
+  ASSERT_FALSE(pkl.empty());
+  EXPECT_EQ(pickle_message(pkl), "");
+
+  // Hand-made streams: PROTO 2, then the opcode under test, then STOP.
+  const std::string proto("\x80\x02", 2);
+  EXPECT_EQ(pickle_message(proto + "X" + std::string("\x03\x00\x00\x00", 4) + "abc" + "."), "");
+  const std::string bomb = pickle_message(proto + "Xstep" + "abc.");
+  EXPECT_NE(bomb.find("opcode 0x58 at byte 2 claims 1885697139 bytes"), std::string::npos) << bomb;
+  EXPECT_NE(bomb.find("x.ckpt: not a readable brainspade checkpoint"), std::string::npos) << bomb;
+  const std::string memo = pickle_message(proto + "N" + "r" + std::string("\xff\xff\xff\xff", 4) + ".");
+  EXPECT_NE(memo.find("memo slot 4294967295"), std::string::npos) << memo;
+  EXPECT_NE(pickle_message(proto + "Np99999999\n.").find("memo slot past"), std::string::npos);
+  EXPECT_NE(pickle_message(proto + "\xff.").find("0xff at byte 2 is not a pickle opcode"), std::string::npos);
+  EXPECT_NE(pickle_message(proto + "N").find("no STOP"), std::string::npos);
+  EXPECT_NE(pickle_message(proto + "N.N").find("followed by 1 more bytes"), std::string::npos);
+  EXPECT_NE(pickle_message(proto + "ctorch\nFloat").find("never ends"), std::string::npos);
+  EXPECT_NE(pickle_message(proto + "\x8d" + std::string(8, '\xff') + ".").find("claims 18446744073709551615 bytes"),
+            std::string::npos);
+
+  // The fuzzer's file through the loader: an InputError naming the file, no allocation.
+  const std::string corpus = std::string(BRAINSPADE_SOURCE_DIR) + "/tests/fuzz/corpus/checkpoint/crash_pickle_length_claims_1_9_gb";
+  try {
+    Checkpoint::load(corpus);
+    ADD_FAILURE() << "the length bomb loaded";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("crash_pickle_length_claims_1_9_gb: not a readable brainspade checkpoint (damaged pickle"),
+              std::string::npos)
+        << e.what();
+  }
 }

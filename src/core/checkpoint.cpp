@@ -6,6 +6,7 @@
 
 #include "brainspade/core/atomic_file.h"
 #include "brainspade/core/error.h"
+#include "brainspade/core/pickle_check.h"
 #include "brainspade/core/zip_check.h"
 
 namespace brainspade {
@@ -119,6 +120,8 @@ void Checkpoint::load_optimizer(const std::string& key, torch::optim::Optimizer&
     opt.load(archive);
   } catch (const c10::Error& e) {
     throw input_error(source_, ": optimizer state '", key, "' does not match the model: ", e.what_without_backtrace());
+  } catch (const std::exception& e) {
+    throw input_error(source_, ": optimizer state '", key, "' is not readable: ", e.what());
   }
 }
 
@@ -133,13 +136,27 @@ void write_pickle_dict(const std::string& path, const c10::impl::GenericDict& di
   });
 }
 
+void check_torch_archive(const unsigned char* data, size_t size, const std::string& path, const std::string& what) {
+  std::vector<ZipEntry> entries;
+  check_zip_container(data, size, path, what, &entries);
+  // LibTorch's unpickler allocates what a pickle claims before reading it: every pickle is checked first.
+  bool has_data = false;
+  for (const auto& e : entries) {
+    const std::string leaf = e.name.substr(e.name.find_last_of('/') + 1);
+    if (leaf.size() < 4 || leaf.compare(leaf.size() - 4, 4, ".pkl") != 0) continue;
+    has_data = has_data || leaf == "data.pkl";
+    check_pickle_stream(data + e.offset, static_cast<size_t>(e.size), path, what);
+  }
+  if (!has_data) throw input_error(path, ": not a readable brainspade ", what, " (the archive has no data.pkl)");
+}
+
 std::map<std::string, c10::IValue> read_pickle_dict(const std::string& path, const std::string& what) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw input_error(path, ": ", what, " not found or unreadable");
   std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   if (bytes.empty()) throw input_error(path, ": ", what, " file is empty");
   // LibTorch's ZIP reader is not memory-safe on damaged archives; only well-formed ones with matching CRCs reach it.
-  check_zip_container(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), path, what);
+  check_torch_archive(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), path, what);
   c10::IValue v;
   try {
     v = torch::pickle_load(bytes);

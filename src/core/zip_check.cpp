@@ -114,8 +114,10 @@ uint32_t crc32_ieee(const unsigned char* data, size_t size, uint32_t crc) {
   return static_cast<uint32_t>(c);
 }
 
-size_t check_zip_container(const unsigned char* data, size_t size, const std::string& path, const std::string& what) {
+size_t check_zip_container(const unsigned char* data, size_t size, const std::string& path, const std::string& what,
+                           std::vector<ZipEntry>* entries) {
   const View v(data, size, path, what);
+  if (entries) entries->clear();
   const Directory d = find_directory(v);
   uint64_t pos = d.offset;
   for (uint64_t i = 0; i < d.entries; ++i) {
@@ -160,6 +162,8 @@ size_t check_zip_container(const unsigned char* data, size_t size, const std::st
       v.fail("entry ", i, " data (", compressed, " bytes at offset ", data_at, ") runs into the central directory");
     if (crc32_ieee(v.at(data_at), static_cast<size_t>(compressed)) != crc)
       v.fail("entry ", i, " fails its CRC-32 check; the file is corrupted");
+    if (entries)
+      entries->push_back({std::string(reinterpret_cast<const char*>(v.at(pos + kCentralSize)), name_len), data_at, compressed});
     pos += record;
   }
   if (pos != d.end) v.fail("central directory holds more than the ", d.entries, " announced entries");

@@ -6,6 +6,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "brainspade/core/checkpoint.h"
 #include "brainspade/core/error.h"
 
 namespace brainspade {
@@ -98,15 +99,12 @@ std::vector<torch::Tensor> VGG16Features::features(const torch::Tensor& x) { ret
 std::map<std::string, torch::Tensor> load_tensor_dict(const std::string& path) {
   BRAINSPADE_CHECK_INPUT(std::filesystem::exists(path), "weights file ", path,
                          " does not exist (write it with scripts/export_perceptual_weights.py)");
-  std::ifstream in(path, std::ios::binary);
-  BRAINSPADE_CHECK_INPUT(in.good(), "cannot read weights file ", path);
-  std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   std::map<std::string, torch::Tensor> out;
-  try {
-    auto dict = torch::pickle_load(bytes).toGenericDict();
-    for (const auto& kv : dict) out[kv.key().toStringRef()] = kv.value().toTensor();
-  } catch (const c10::Error& e) {
-    throw input_error("weights file ", path, " is not a torch.save dict of tensors: ", e.what_without_backtrace());
+  for (const auto& kv : read_pickle_dict(path, "perceptual weights file")) {
+    if (!kv.second.isTensor())
+      throw input_error("weights file ", path, ": entry '", kv.first, "' is not a tensor (write the file with "
+                        "scripts/export_perceptual_weights.py)");
+    out[kv.first] = kv.second.toTensor();
   }
   return out;
 }

@@ -11,13 +11,22 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace brainspade {
+
+/// One stored entry of a checked archive: its name and where its bytes lie in the file.
+struct ZipEntry {
+  std::string name;
+  uint64_t offset = 0, size = 0;
+};
 
 /// CRC-32 (IEEE 802.3, the ZIP polynomial 0xEDB88320) of `size` bytes, continuing from `crc` (0 to start).
 uint32_t crc32_ieee(const unsigned char* data, size_t size, uint32_t crc = 0);
 
-/// Throws InputError unless `data` is a well-formed stored-entry ZIP archive (see above). Returns the entry count.
-size_t check_zip_container(const unsigned char* data, size_t size, const std::string& path, const std::string& what);
+/// Throws InputError unless `data` is a well-formed stored-entry ZIP archive (see above). Returns the entry count and,
+/// when `entries` is given, fills it with every entry's name and data range.
+size_t check_zip_container(const unsigned char* data, size_t size, const std::string& path, const std::string& what,
+                           std::vector<ZipEntry>* entries = nullptr);
 
 }  // namespace brainspade
