@@ -182,4 +182,22 @@ TEST(Audit, CatchesALabelGeneratorThatMemorisedFourSlices) {
   int failed = 0;
   for (const auto& c : r.checks) failed += !c.pass;
   EXPECT_GE(failed, 1);
+  // Its held-out slices interleave with the training ones (half a training spacing away): the verdict stands.
+  EXPECT_NEAR(r.position_gap, 0.5, 1e-6);
+  EXPECT_TRUE(r.checks.back().caveat.empty()) << r.checks.back().caveat;
+}
+
+// Held-out slices from a slab sit where the LDM saw nothing; interleaved ones (held-out subjects) do not.
+TEST(AuditMeasures, PositionGapSeparatesASlabFromInterleavedSlices) {
+  std::vector<double> t;
+  for (int i = 0; i <= 20; ++i) t.push_back(i * 0.01);        // 0.00 .. 0.20
+  for (int i = 50; i <= 100; ++i) t.push_back(i * 0.01);      // 0.50 .. 1.00
+  std::vector<double> twice = t;
+  twice.insert(twice.end(), t.begin(), t.end());               // two subjects: the same positions twice
+  auto train = torch::tensor(twice, torch::kDouble);
+  // Slab 0.30, 0.35, 0.40: nearest training positions 0.10, 0.15, 0.10 away, spacing 0.01 → median 10 spacings.
+  EXPECT_NEAR(held_out_position_gap(train, torch::tensor({0.30, 0.35, 0.40}, torch::kDouble)), 10.0, 1e-6);
+  // Interleaved: 0.005 and 0.505 lie half a spacing from a training slice.
+  EXPECT_NEAR(held_out_position_gap(train, torch::tensor({0.005, 0.505}, torch::kDouble)), 0.5, 1e-6);
+  EXPECT_TRUE(std::isnan(held_out_position_gap(torch::tensor({0.5}, torch::kDouble), torch::tensor({0.1}, torch::kDouble))));
 }

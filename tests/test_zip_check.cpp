@@ -157,6 +157,28 @@ TEST(PickleCheck, WrittenPicklesPassAndClaimsPastTheStreamAreRefused) {
   EXPECT_NE(pickle_message(proto + "\x8d" + std::string(8, '\xff') + ".").find("claims 18446744073709551615 bytes"),
             std::string::npos);
 
+  // The stack is followed: BUILD on an empty stack (a SEGV in LibTorch's unpickler), a pop to a mark never set, a
+  // memo slot read before it is written, STOP with two values, an odd SETITEMS.
+  EXPECT_NE(pickle_message(proto + "b.").find("0x62 at byte 2 needs 2 values on the stack, it holds 0"), std::string::npos)
+      << pickle_message(proto + "b.");
+  EXPECT_NE(pickle_message(proto + "}N.").find("leaves 2 values"), std::string::npos);
+  EXPECT_NE(pickle_message(proto + "}u.").find("never set"), std::string::npos);
+  EXPECT_NE(pickle_message(proto + "}(Nu.").find("odd number"), std::string::npos);
+  EXPECT_NE(pickle_message(proto + "}(N(N").find("no STOP"), std::string::npos);
+  EXPECT_NE(pickle_message(proto + std::string("h\x00.", 3)).find("never written"), std::string::npos);
+  EXPECT_EQ(pickle_message(proto + std::string("}q\x00(NNu0h\x00.", 11)), "");
+  for (const char* crash : {"crash_pickle_build_on_empty_stack_segv", "crash_pickle_length_claims_1_9_gb"}) {
+    const std::string file = std::string(BRAINSPADE_SOURCE_DIR) + "/tests/fuzz/corpus/checkpoint/" + crash;
+    try {
+      Checkpoint::load(file);
+      ADD_FAILURE() << crash << " loaded";
+    } catch (const InputError& e) {
+      EXPECT_NE(std::string(e.what()).find(std::string(crash) + ": not a readable brainspade checkpoint (damaged pickle"),
+                std::string::npos)
+          << e.what();
+    }
+  }
+
   // The fuzzer's file through the loader: an InputError naming the file, no allocation.
   const std::string corpus = std::string(BRAINSPADE_SOURCE_DIR) + "/tests/fuzz/corpus/checkpoint/crash_pickle_length_claims_1_9_gb";
   try {

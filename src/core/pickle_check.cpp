@@ -2,6 +2,8 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <unordered_set>
+#include <vector>
 
 #include "brainspade/core/error.h"
 
@@ -41,6 +43,41 @@ Layout layout_of(unsigned char op) {
   }
 }
 
+// What an opcode does to the unpickler's stack: items it needs above the top mark, items it pops and pushes, or
+// "to mark" (pops everything above the top mark and the mark itself).
+struct Effect {
+  int need = 0, pop = 0, push = 0;
+  bool to_mark = false;
+  int mark_push = 0;     // to_mark: items pushed after popping to the mark
+  bool even = false;     // to_mark: the items above the mark come in key/value pairs
+  int below_mark = 0;    // to_mark: items that must lie below the mark (the list or dict appended to)
+  int min_above = 0;     // to_mark: items that must lie above the mark
+};
+
+Effect effect_of(unsigned char op) {
+  switch (op) {
+    case '0': return {1, 1, 0};                                           // POP
+    case '2': return {1, 0, 1};                                             // DUP
+    case 'Q': return {1, 1, 1};                                             // BINPERSID
+    case 'R': case 'b': case 0x81: case 0x93: return {2, 2, 1};             // REDUCE, BUILD, NEWOBJ, STACK_GLOBAL
+    case 0x92: return {3, 3, 1};                                            // NEWOBJ_EX
+    case 'a': return {2, 1, 0};                                             // APPEND
+    case 's': return {3, 2, 0};                                             // SETITEM
+    case 0x85: return {1, 1, 1};                                            // TUPLE1
+    case 0x86: return {2, 2, 1};                                            // TUPLE2
+    case 0x87: return {3, 3, 1};                                            // TUPLE3
+    case 'q': case 'r': case 'p': case 0x94: case 0x98: return {1, 0, 0};   // PUT forms, MEMOIZE, READONLY_BUFFER
+    case '(': case '.': case 0x80: case 0x95: return {};                    // MARK, STOP, PROTO, FRAME: handled apart
+    case '1': { Effect e; e.to_mark = true; return e; }                     // POP_MARK
+    case 'e': case 0x90: { Effect e; e.to_mark = true; e.below_mark = 1; return e; }  // APPENDS, ADDITEMS
+    case 'u': { Effect e; e.to_mark = true; e.below_mark = 1; e.even = true; return e; }  // SETITEMS
+    case 't': case 'l': case 0x91: case 'i': { Effect e; e.to_mark = true; e.mark_push = 1; return e; }
+    case 'd': { Effect e; e.to_mark = true; e.mark_push = 1; e.even = true; return e; }  // DICT
+    case 'o': { Effect e; e.to_mark = true; e.mark_push = 1; e.min_above = 1; return e; }  // OBJ
+    default: return {0, 0, 1};  // everything else pushes one value
+  }
+}
+
 uint64_t little_endian(const unsigned char* p, unsigned width) {
   uint64_t v = 0;
   for (unsigned i = 0; i < width; ++i) v |= static_cast<uint64_t>(p[i]) << (8 * i);
@@ -57,10 +94,41 @@ void check_pickle_stream(const unsigned char* data, size_t size, const std::stri
                       " ", problem, ")");
   };
   size_t pos = 0;
+  // LibTorch's unpickler trusts the stack: BUILD on an empty stack read stack_.back() of an empty vector (a SEGV
+  // found by fuzz_checkpoint, 2026-12-01). The stack depth, the marks and the memo are followed here.
+  size_t depth = 0;
+  std::vector<size_t> marks;
+  std::unordered_set<uint64_t> memo;
   while (pos < size) {
     const size_t at = pos;
     const unsigned char op = data[pos++];
     const Layout l = layout_of(op);
+    if (l.arg != Arg::Unknown) {
+      const Effect e = effect_of(op);
+      const size_t floor = marks.empty() ? 0 : marks.back();
+      if (op == '(') {
+        marks.push_back(depth);
+      } else if (e.to_mark) {
+        if (marks.empty()) fail(at, op, "pops to a mark that was never set");
+        const size_t above = depth - marks.back();
+        if (marks.back() < static_cast<size_t>(e.below_mark) ||
+            (marks.size() > 1 && marks.back() - marks[marks.size() - 2] < static_cast<size_t>(e.below_mark)))
+          fail(at, op, "has no container below its mark");
+        if (e.even && above % 2 != 0) fail(at, op, "has an odd number of keys and values");
+        if (above < static_cast<size_t>(e.min_above)) fail(at, op, "has nothing above its mark");
+        depth = marks.back() + static_cast<size_t>(e.mark_push);
+        marks.pop_back();
+      } else if (op == '.') {
+        if (depth != 1 || !marks.empty())
+          fail(at, op, "(STOP) leaves " + std::to_string(depth) + " values and " + std::to_string(marks.size()) +
+                           " marks on the stack, not one value");
+      } else {
+        if (depth - floor < static_cast<size_t>(e.need))
+          fail(at, op, "needs " + std::to_string(e.need) + " values on the stack, it holds " + std::to_string(depth - floor));
+        depth = depth - static_cast<size_t>(e.pop) + static_cast<size_t>(e.push);
+      }
+    }
+
     const size_t left = size - pos;
     auto line_end = [&](size_t from) {
       for (size_t i = from; i < size; ++i)
@@ -71,6 +139,7 @@ void check_pickle_stream(const unsigned char* data, size_t size, const std::stri
     switch (l.arg) {
       case Arg::Unknown: fail(at, op, "is not a pickle opcode"); break;
       case Arg::None:
+        if (op == 0x94) memo.insert(memo.size());  // MEMOIZE: the next slot
         if (op == '.') {
           if (pos != size) fail(at, op, "(STOP) is followed by " + std::to_string(size - pos) + " more bytes");
           return;
@@ -80,9 +149,13 @@ void check_pickle_stream(const unsigned char* data, size_t size, const std::stri
       case Arg::MemoFixed:
         if (l.width > left) fail(at, op, "needs " + std::to_string(l.width) + " argument bytes, the stream has " +
                                              std::to_string(left));
-        if (l.arg == Arg::MemoFixed && little_endian(data + pos, l.width) >= size)
-          fail(at, op, "names memo slot " + std::to_string(little_endian(data + pos, l.width)) + " in a " +
-                           std::to_string(size) + "-byte stream");
+        if (l.arg == Arg::MemoFixed) {
+          const uint64_t slot = little_endian(data + pos, l.width);
+          if (slot >= size)
+            fail(at, op, "names memo slot " + std::to_string(slot) + " in a " + std::to_string(size) + "-byte stream");
+          if (op == 'q' || op == 'r') memo.insert(slot);
+          else if (!memo.count(slot)) fail(at, op, "reads memo slot " + std::to_string(slot) + " that was never written");
+        }
         pos += l.width;
         break;
       case Arg::Length: {
@@ -106,6 +179,8 @@ void check_pickle_stream(const unsigned char* data, size_t size, const std::stri
             v = v * 10 + static_cast<uint64_t>(data[i] - '0');
             if (v >= size) fail(at, op, "names a memo slot past the " + std::to_string(size) + "-byte stream");
           }
+          if (op == 'p') memo.insert(v);
+          else if (!memo.count(v)) fail(at, op, "reads memo slot " + std::to_string(v) + " that was never written");
         }
         pos = end + 1;
         break;

@@ -39,6 +39,13 @@ double roc_auc(const torch::Tensor& positive, const torch::Tensor& negative);
 std::pair<double, double> roc_auc_interval(const torch::Tensor& positive, const torch::Tensor& negative,
                                            int64_t rounds, double level, uint64_t seed);
 
+/// How far the held-out slices sit from the training slices' positions: the median over held-out slices of the
+/// distance to the nearest training position, in units of the training positions' median spacing. About 0–1 for
+/// held-out subjects (their slices interleave with the training ones); the slab's half-width and more for a held-out
+/// slab, whose positions a position-conditioned LDM never saw — its denoising loss there is higher whether or not it
+/// memorised, so the membership AUC mixes the two.
+double held_out_position_gap(const torch::Tensor& train_positions, const torch::Tensor& holdout_positions);
+
 // ---- the command ----
 
 struct AuditThresholds {
@@ -49,6 +56,8 @@ struct AuditThresholds {
   double near_copy_max = 0.10;
   /// membership: the check fails when the lower end of the AUC interval exceeds this
   double auc_max = 0.60;
+  /// membership: above this held_out_position_gap the check's verdict carries the caveat that it is confounded
+  double position_gap_max = 2.0;
   void visit(ConfigVisitor& v);
 };
 
@@ -74,6 +83,7 @@ struct AuditCheck {
   double value = NAN;
   std::string threshold;
   bool pass = false;
+  std::string caveat;  ///< why the verdict may not mean what it says (empty: none)
 };
 
 struct AuditReport {
@@ -84,6 +94,7 @@ struct AuditReport {
   double label_near_copies = NAN, image_near_copies = NAN;  ///< share of synthetic samples above the threshold
   torch::Tensor loss_train, loss_holdout;  ///< LDM denoising loss per slice (undefined without an LDM)
   double auc = NAN, auc_lo = NAN, auc_hi = NAN;
+  double position_gap = NAN;  ///< held_out_position_gap of the two datasets (membership check only)
   std::vector<AuditCheck> checks;
   double seconds = 0;
 };
