@@ -285,6 +285,12 @@ std::vector<Row> rows() {
          return "train vae --config " + d + "/key.yaml --out " + d + "/out";
        },
        {"key.yaml", "line 4", "plain name"}},
+      {"config with a YAML alias inside its own anchor (SIGSEGV by stack overflow before)",
+       [=](auto d) {
+         fs::copy_file(crash_input("config/crash_recursive_alias_stack_overflow"), d + "/loop.yaml");
+         return "train vae --config " + d + "/loop.yaml --out " + d + "/out";
+       },
+       {"loop.yaml", "recursive anchor"}},
       {"unknown key in the file",
        [=](auto d) {
          testutil::write_file(d + "/typo.yaml", read_text(F->vae_yaml) + "\noptim_typo:\n  lr: 1\n");

@@ -170,6 +170,24 @@ TEST(Config, NonScalarKeyIsRefusedWithItsLine) {
   EXPECT_NE(msg.find("plain name, not a list"), std::string::npos) << msg;
 }
 
+// YAML aliases: one inside its own anchor made every pass over the tree recurse until the stack overflowed (SIGSEGV,
+// found 2026-12-01); nested aliases expand exponentially. Both are refused with the line; a plain shared anchor loads.
+TEST(Config, RecursiveAndExplodingAliasesAreRefused) {
+  const std::string loop = error_of("lr: 0.1\nrun: &x\n  seed: 1\n  out_dir: *x\n");
+  EXPECT_NE(loop.find("recursive anchor"), std::string::npos) << loop;
+  EXPECT_NE(loop.find("FILE: line "), std::string::npos) << loop;
+  std::string bomb = "a0: &a0 [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\n";
+  for (int i = 1; i <= 8; ++i)
+    bomb += "a" + std::to_string(i) + ": &a" + std::to_string(i) + " [" + [&] {
+      std::string refs;
+      for (int k = 0; k < 10; ++k) refs += (k ? ", *a" : "*a") + std::to_string(i - 1);
+      return refs;
+    }() + "]\n";
+  const std::string many = error_of(bomb);
+  EXPECT_NE(many.find("more than 100000 values"), std::string::npos) << many;
+  EXPECT_EQ(error_of("model:\n  width: &w 4\n  mult: [*w, *w]\n"), "");
+}
+
 // An integer key given a number beyond 2^53 is refused by name (fuzz_config: 1e34 became -2^63, out of its bounds).
 TEST(Config, IntegersBeyondTwoToThe53AreRefused) {
   const std::string msg = error_of("model:\n  width: 10444444444444444444444444444444400\n");

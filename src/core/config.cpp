@@ -348,20 +348,42 @@ namespace {
 // Every mapping key of a config must be a plain scalar name. YAML also allows a sequence or a map as a key
 // (`? [a, b]: 1`), which yaml-cpp cannot convert to a string; found by fuzz_config, it escaped as
 // YAML::TypedBadConversion without the file's name. The key's line and column are named instead.
-void check_keys_are_names(const YAML::Node& node, const std::string& where) {
+// A config is a small tree. yaml-cpp shares the node an alias names instead of copying it, so an alias inside its own
+// anchor (`run: &x {out_dir: *x}`) makes a cycle that every recursive pass followed until the stack overflowed (a
+// SIGSEGV, found 2026-12-01), and nested aliases expand to exponentially many values (an "alias bomb"). Both are
+// refused here, before any other pass walks the tree, together with keys that are not plain names.
+constexpr size_t kMaxConfigValues = 100000;
+
+void check_tree(const YAML::Node& node, const std::string& where, std::vector<YAML::Node>& path, size_t& count) {
+  auto at = [&](const YAML::Node& n) {
+    const YAML::Mark m = n.Mark();
+    return m.is_null() ? std::string() : "line " + std::to_string(m.line + 1) + ", column " + std::to_string(m.column + 1) + ": ";
+  };
+  if (++count > kMaxConfigValues)
+    throw input_error(where, ": ", at(node), "the config expands to more than ", kMaxConfigValues,
+                      " values (nested YAML aliases?)");
+  for (const auto& ancestor : path)
+    if (ancestor.is(node))
+      throw input_error(where, ": ", at(node), "a YAML alias refers to a node that contains it (a recursive anchor)");
+  if (!node.IsMap() && !node.IsSequence()) return;
+  path.push_back(node);
   if (node.IsMap()) {
     for (const auto& kv : node) {
-      if (!kv.first.IsScalar()) {
-        const YAML::Mark m = kv.first.Mark();
-        throw input_error(where, ": line ", m.line + 1, ", column ", m.column + 1,
-                          ": a config key must be a plain name, not a ",
+      if (!kv.first.IsScalar())
+        throw input_error(where, ": ", at(kv.first), "a config key must be a plain name, not a ",
                           kv.first.IsSequence() ? "list" : kv.first.IsMap() ? "map" : "null value");
-      }
-      check_keys_are_names(kv.second, where);
+      check_tree(kv.second, where, path, count);
     }
-  } else if (node.IsSequence()) {
-    for (const auto& e : node) check_keys_are_names(e, where);
+  } else {
+    for (const auto& e : node) check_tree(e, where, path, count);
   }
+  path.pop_back();
+}
+
+void check_keys_are_names(const YAML::Node& node, const std::string& where) {
+  std::vector<YAML::Node> path;
+  size_t count = 0;
+  check_tree(node, where, path, count);
 }
 
 // Sets tree[parts[0]][parts[1]]... = value, creating sections on the way.
@@ -395,6 +417,7 @@ YAML::Node read_config_tree(const ConfigSource& source) {
     }
     if (tree.IsNull()) tree = YAML::Node(YAML::NodeType::Map);
     if (!tree.IsMap()) throw input_error(source.file, ": the top level of a config must be a map of sections");
+    check_keys_are_names(tree, source.file);
   }
   for (const auto& o : source.overrides) {
     auto eq = o.find('=');
