@@ -190,3 +190,17 @@ TEST(PickleCheck, WrittenPicklesPassAndClaimsPastTheStreamAreRefused) {
         << e.what();
   }
 }
+
+// A well-formed archive whose tensor claims more elements than its storage holds (tests/data/zip/make_zips.py:
+// 256x3 over 6 floats): LibTorch builds it without a check and reading it reads past the storage. Refused by name.
+TEST(PickleCheck, TensorLargerThanItsStorageIsRefused) {
+  const std::string file = std::string(BRAINSPADE_SOURCE_DIR) + "/tests/data/zip/oversized_tensor.pt";
+  try {
+    read_pickle_dict(file, "checkpoint");
+    ADD_FAILURE() << "the oversized tensor loaded";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("oversized_tensor.pt: not a readable brainspade checkpoint (tensor 'w' needs 3072 bytes, its storage holds 24)"),
+              std::string::npos)
+        << e.what();
+  }
+}

@@ -150,6 +150,40 @@ void check_torch_archive(const unsigned char* data, size_t size, const std::stri
   if (!has_data) throw input_error(path, ": not a readable brainspade ", what, " (the archive has no data.pkl)");
 }
 
+namespace {
+
+// LibTorch 1.13 gives an unpickled tensor the sizes, strides and offset its pickle claims without comparing them with
+// the storage it read: reading such a tensor reads past the storage. Every tensor is checked here (inside lists,
+// tuples and dicts too) before anything uses it.
+void check_tensor_extents(const c10::IValue& v, const std::string& name, const std::string& path, const std::string& what,
+                          int depth = 0) {
+  if (depth > 64) throw input_error(path, ": not a readable brainspade ", what, " (values nested deeper than 64)");
+  if (v.isTensor()) {
+    const torch::Tensor& t = v.toTensor();
+    if (!t.defined() || t.numel() == 0) return;
+    if (!t.has_storage()) throw input_error(path, ": not a readable brainspade ", what, " (tensor '", name, "' has no storage)");
+    int64_t last = t.storage_offset();
+    bool negative = last < 0;
+    for (int64_t d = 0; d < t.dim(); ++d) {
+      negative = negative || t.stride(d) < 0;
+      last += (t.size(d) - 1) * t.stride(d);
+    }
+    const uint64_t need = (static_cast<uint64_t>(last) + 1) * t.element_size();
+    if (negative || need > t.storage().nbytes())
+      throw input_error(path, ": not a readable brainspade ", what, " (tensor '", name, "' needs ", need,
+                        " bytes, its storage holds ", t.storage().nbytes(), ")");
+  } else if (v.isGenericDict()) {
+    for (const auto& kv : v.toGenericDict())
+      check_tensor_extents(kv.value(), kv.key().isString() ? kv.key().toStringRef() : name, path, what, depth + 1);
+  } else if (v.isList()) {
+    for (const auto& e : v.toListRef()) check_tensor_extents(e, name, path, what, depth + 1);
+  } else if (v.isTuple()) {
+    for (const auto& e : v.toTupleRef().elements()) check_tensor_extents(e, name, path, what, depth + 1);
+  }
+}
+
+}  // namespace
+
 std::map<std::string, c10::IValue> read_pickle_dict(const std::string& path, const std::string& what) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw input_error(path, ": ", what, " not found or unreadable");
@@ -164,6 +198,7 @@ std::map<std::string, c10::IValue> read_pickle_dict(const std::string& path, con
     throw input_error(path, ": not a readable brainspade ", what, " (truncated or another format)");
   }
   if (!v.isGenericDict()) throw input_error(path, ": not a brainspade ", what, " (top level is not a dict)");
+  check_tensor_extents(v, "", path, what);
   std::map<std::string, c10::IValue> out;
   for (const auto& kv : v.toGenericDict()) {
     if (!kv.key().isString()) throw input_error(path, ": not a brainspade ", what, " (non-string key)");
