@@ -17,13 +17,19 @@ using namespace brainspade;
 
 namespace {
 
-std::string check_message(const std::string& bytes) {
+// The message of the InputError a check throws on `bytes` ("" when it passes).
+template <class Check>
+std::string message_of(Check check, const std::string& bytes) {
   try {
-    check_zip_container(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), "x.ckpt", "checkpoint");
+    check(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), "x.ckpt", "checkpoint");
   } catch (const InputError& e) {
     return e.what();
   }
   return "";
+}
+
+std::string check_message(const std::string& bytes) {
+  return message_of([](auto... a) { check_zip_container(a...); }, bytes);
 }
 
 size_t entries(const std::string& bytes) {
@@ -111,14 +117,7 @@ TEST(ZipCheck, OurCheckpointsPassAndDamageIsNamed) {
 
 namespace {
 
-std::string pickle_message(const std::string& bytes) {
-  try {
-    check_pickle_stream(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), "x.ckpt", "checkpoint");
-  } catch (const InputError& e) {
-    return e.what();
-  }
-  return "";
-}
+std::string pickle_message(const std::string& bytes) { return message_of(check_pickle_stream, bytes); }
 
 }  // namespace
 
@@ -177,17 +176,6 @@ TEST(PickleCheck, WrittenPicklesPassAndClaimsPastTheStreamAreRefused) {
                 std::string::npos)
           << e.what();
     }
-  }
-
-  // The fuzzer's file through the loader: an InputError naming the file, no allocation.
-  const std::string corpus = std::string(BRAINSPADE_SOURCE_DIR) + "/tests/fuzz/corpus/checkpoint/crash_pickle_length_claims_1_9_gb";
-  try {
-    Checkpoint::load(corpus);
-    ADD_FAILURE() << "the length bomb loaded";
-  } catch (const InputError& e) {
-    EXPECT_NE(std::string(e.what()).find("crash_pickle_length_claims_1_9_gb: not a readable brainspade checkpoint (damaged pickle"),
-              std::string::npos)
-        << e.what();
   }
 }
 

@@ -136,6 +136,10 @@ void write_pickle_dict(const std::string& path, const c10::impl::GenericDict& di
   });
 }
 
+namespace {
+
+// The checks every LibTorch archive passes before LibTorch reads it: the ZIP structure (core/zip_check.h) and every
+// pickle in it (core/pickle_check.h).
 void check_torch_archive(const unsigned char* data, size_t size, const std::string& path, const std::string& what) {
   std::vector<ZipEntry> entries;
   check_zip_container(data, size, path, what, &entries);
@@ -149,8 +153,6 @@ void check_torch_archive(const unsigned char* data, size_t size, const std::stri
   }
   if (!has_data) throw input_error(path, ": not a readable brainspade ", what, " (the archive has no data.pkl)");
 }
-
-namespace {
 
 // LibTorch 1.13 gives an unpickled tensor the sizes, strides and offset its pickle claims without comparing them with
 // the storage it read: reading such a tensor reads past the storage. Every tensor is checked here (inside lists,

@@ -417,6 +417,7 @@ YAML::Node read_config_tree(const ConfigSource& source) {
     }
     if (tree.IsNull()) tree = YAML::Node(YAML::NodeType::Map);
     if (!tree.IsMap()) throw input_error(source.file, ": the top level of a config must be a map of sections");
+    // Before the command-line values are set into it: they can cut an alias loop and hide it.
     check_keys_are_names(tree, source.file);
   }
   for (const auto& o : source.overrides) {

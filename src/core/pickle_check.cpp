@@ -111,9 +111,8 @@ void check_pickle_stream(const unsigned char* data, size_t size, const std::stri
       } else if (e.to_mark) {
         if (marks.empty()) fail(at, op, "pops to a mark that was never set");
         const size_t above = depth - marks.back();
-        if (marks.back() < static_cast<size_t>(e.below_mark) ||
-            (marks.size() > 1 && marks.back() - marks[marks.size() - 2] < static_cast<size_t>(e.below_mark)))
-          fail(at, op, "has no container below its mark");
+        const size_t outer = marks.size() > 1 ? marks[marks.size() - 2] : 0;  // the enclosing mark's depth
+        if (marks.back() - outer < static_cast<size_t>(e.below_mark)) fail(at, op, "has no container below its mark");
         if (e.even && above % 2 != 0) fail(at, op, "has an odd number of keys and values");
         if (above < static_cast<size_t>(e.min_above)) fail(at, op, "has nothing above its mark");
         depth = marks.back() + static_cast<size_t>(e.mark_push);

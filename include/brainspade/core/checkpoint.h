@@ -16,9 +16,6 @@ void write_pickle_dict(const std::string& path, const c10::impl::GenericDict& di
 /// Reads such a file into name → value; InputError naming the path and `what` (e.g. "checkpoint") when the file is
 /// missing, empty, truncated, another format or not a dict with string keys.
 std::map<std::string, c10::IValue> read_pickle_dict(const std::string& path, const std::string& what);
-/// The checks every LibTorch archive passes before LibTorch reads it: the ZIP structure (core/zip_check.h) and every
-/// pickle in it (core/pickle_check.h); an InputError naming `path` and `what` otherwise.
-void check_torch_archive(const unsigned char* data, size_t size, const std::string& path, const std::string& what);
 
 class Checkpoint {
  public:

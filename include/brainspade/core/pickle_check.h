@@ -7,7 +7,9 @@
 /// Walks the opcodes of protocols 0-5 and throws an InputError naming `path`, `what`, the byte offset and the opcode
 /// unless: every opcode is known, every argument lies inside the stream (length-prefixed strings and bytes included,
 /// newline-terminated arguments end before the stream does), memo indices (PUT/GET and their binary forms) are below
-/// the stream's length (a well-formed pickle numbers them 0, 1, 2 ... in order), and the stream ends with STOP.
+/// the stream's length (a well-formed pickle numbers them 0, 1, 2 ... in order) and read only once written, every
+/// opcode finds the values it takes on the unpickler's stack above the top mark (BUILD on an empty stack was a SEGV
+/// in LibTorch's unpickler), and the stream ends with STOP leaving one value.
 #include <cstddef>
 #include <string>
 
