@@ -2,6 +2,7 @@
 #include <iostream>
 
 #include "app.h"
+#include "brainspade/data/phantom.h"
 #include "brainspade/data/slicing.h"
 #include "brainspade/eval/audit.h"
 #include "brainspade/eval/quality.h"
@@ -34,6 +35,7 @@ Registrar reg("91-config-docs", [](CLI::App& root) {
                  "message naming the key and the file (or the `--set`). `--out`, `--seed`, `--device`, `--threads` are\n"
                  "shorthands for `run.out_dir`, `run.seed`, `run.device`, `run.threads`. The resolved config is saved as\n"
                  "`<out>/config.yaml` and inside every checkpoint.\n\n";
+    std::cout << document_config<PhantomConfig>("brainspade phantom-lesions") << "\n";
     std::cout << document_config<SliceRoot>("brainspade slice") << "\n";
     std::cout << document_config<VAETrainConfig>("brainspade train vae") << "\n";
     std::cout << document_config<LDMTrainConfig>("brainspade train ldm") << "\n";

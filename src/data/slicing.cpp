@@ -390,7 +390,7 @@ void write_dataset_montage(const std::string& path, const SliceDataset& ds, int6
   for (int64_t i = 0; i < n; ++i) {
     int64_t row = n == 1 ? 0 : i * (ds.size() - 1) / (n - 1);
     if (ds.images.defined()) top.push_back(ds.images[row][0]);
-    bottom.push_back(label_to_rgb(ds.labels[row]));
+    bottom.push_back(label_to_rgb(ds.labels[row], ds.channel_names));
   }
   top.insert(top.end(), bottom.begin(), bottom.end());
   write_montage_png(path, top, n);

@@ -56,12 +56,21 @@ std::array<uint8_t, 3> label_colour(int64_t c) {
   return spare[static_cast<size_t>(std::max<int64_t>(c, 0)) % spare.size()];
 }
 
-torch::Tensor label_to_rgb(const torch::Tensor& labels, bool soft) {
+torch::Tensor label_to_rgb(const torch::Tensor& labels, bool soft) { return label_to_rgb(labels, {}, soft); }
+
+torch::Tensor label_to_rgb(const torch::Tensor& labels, const std::vector<std::string>& channel_names, bool soft) {
   TORCH_CHECK(labels.dim() == 3, "label_to_rgb expects [C, H, W], got ", labels.sizes());
+  static const std::vector<std::string> authors{"background", "csf", "gm", "wm", "deep_gm", "brainstem",
+                                                "wmh", "tumour", "edema"};
   const int64_t C = labels.size(0);
   auto palette = torch::empty({C, 3}, torch::kFloat32);
   for (int64_t c = 0; c < C; ++c) {
-    auto col = label_colour(c);
+    int64_t index = c;
+    if (c < static_cast<int64_t>(channel_names.size())) {
+      auto it = std::find(authors.begin(), authors.end(), channel_names[c]);
+      if (it != authors.end()) index = it - authors.begin();
+    }
+    auto col = label_colour(index);
     for (int k = 0; k < 3; ++k) palette[c][k] = static_cast<float>(col[k]);
   }
   torch::Tensor l = labels.detach().to(torch::kCPU, torch::kFloat32);

@@ -242,7 +242,7 @@ void run_label_sampling(const LabelSampleJob& job) {
     for (int64_t k = 0; k < 8 && k < ds.size(); ++k) {
       auto pv = ds.labels[(2 * k + 1) * ds.size() / 16];
       if (f > 1) pv = torch::avg_pool2d(pv.unsqueeze(0), f, f, 0, true)[0];
-      real_tiles.push_back(label_to_rgb(pv));
+      real_tiles.push_back(label_to_rgb(pv, g.channel_names));
     }
   }
   const std::string dir = job.run.out_dir + "/labels", records = job.run.out_dir + "/records";
@@ -278,7 +278,7 @@ void run_label_sampling(const LabelSampleJob& job) {
       // The segmentation is written last: its presence marks a finished sample.
       write_slice_nifti(name(first + j, "pv"), pv);
       write_label_slice_nifti(name(first + j, "seg"), pv.argmax(0, true));
-      if (montage.size() < 16) montage.push_back(label_to_rgb(pv));
+      if (montage.size() < 16) montage.push_back(label_to_rgb(pv, g.channel_names));
     }
     progress.update(count);
   }

@@ -359,7 +359,7 @@ PairSampleSummary run_pair_sampling(const PairSampleJob& job, const Shard& shard
   for (int64_t i = 0; i < std::min<int64_t>(job.montage_pairs, job.num); ++i) {
     Paths p = paths(i);
     if (!file_exists(p.record)) continue;
-    tiles.push_back(label_to_rgb(read_volume(p.pv).data.select(1, 0)));
+    tiles.push_back(label_to_rgb(read_volume(p.pv).data.select(1, 0), labels.channel_names));
     tiles.push_back(read_volume(p.image).data[0][0]);
   }
   if (!tiles.empty()) write_montage_png(out + "/montage.png", tiles, 4);
@@ -478,7 +478,7 @@ void run_image_sampling(const ImageSampleJob& job) {
       }
     }
     if (tiles.size() < 24) {
-      tiles.push_back(label_to_rgb(seg[0]));
+      tiles.push_back(label_to_rgb(seg[0], g.channel_names));
       tiles.push_back(style[0][0]);
       tiles.push_back(img[0][0]);
     }

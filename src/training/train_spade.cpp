@@ -160,7 +160,7 @@ void write_spade_montage(SPADEGenerator& G, ConvEncoder& E, const SliceDataset& 
   auto fake = G->forward(gather(data.labels, r).to(device), E->encode(gather(data.images, s).to(device)).mu).cpu();
   std::vector<torch::Tensor> tiles;
   for (size_t i = 0; i < r.size(); ++i) {
-    tiles.push_back(label_to_rgb(data.labels[r[i]]));
+    tiles.push_back(label_to_rgb(data.labels[r[i]], data.channel_names));
     tiles.push_back(data.images[s[i]][0]);
     tiles.push_back(fake[i][0]);
     tiles.push_back(data.images[r[i]][0]);

@@ -24,6 +24,11 @@ std::array<uint8_t, 3> label_colour(int64_t c);
 /// Colours a label map [C, H, W] (PV maps or one-hot) → [H, W, 3] uint8. `soft` = false colours the argmax;
 /// `soft` = true mixes the palette by the channel weights (shows partial volumes).
 torch::Tensor label_to_rgb(const torch::Tensor& labels, bool soft = false);
+/// The same with the colour of each channel chosen by its name where it is one of the authors' (background, csf, gm,
+/// wm, deep_gm, brainstem, wmh, tumour, edema), so that a lesion is red or magenta whatever its channel index;
+/// other names (and channels beyond `channel_names`) keep the colour of their index.
+torch::Tensor label_to_rgb(const torch::Tensor& labels, const std::vector<std::string>& channel_names,
+                           bool soft = false);
 
 struct MontageOptions {
   int64_t padding = 2;        ///< pixels between tiles (filled with `background`)
