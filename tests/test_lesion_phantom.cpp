@@ -2,6 +2,7 @@
 // volumes inside the configured range, determinism, contrast rules, the slice config it writes, and its errors.
 #include <cmath>
 #include <fstream>
+#include <map>
 
 #include <gtest/gtest.h>
 
@@ -61,7 +62,8 @@ PhantomConfig toy_config() {
 
 TEST(LesionPhantom, PatientsArePVMapsThatSumToOneWithLesionsOfTheConfiguredSize) {
   auto [t1, pv] = toy_subject();
-  const auto cfg = toy_config();
+  auto cfg = toy_config();
+  cfg.contrast.bias_field = 0;  // the contrast rules are checked without the acquisition's smooth bias
   for (int64_t i = 0; i < 3; ++i) {
     PhantomPatient p = simulate_patient(t1, pv, cfg, i);
     ASSERT_EQ(p.pv.channels(), 8);
@@ -165,6 +167,11 @@ TEST(LesionPhantom, CommandWritesACohortThatSlicesWithLesionFlags) {
   const double share = (ds.lesion_flags.sum(1) > 0).to(torch::kDouble).mean().item<double>();
   EXPECT_GT(share, 0.5) << "lesion slices after the 2/3 rule";
   EXPECT_LT(share, 0.8);
+  // Balancing keeps or drops a slice position with all its modalities: every kept position has T1 and PD.
+  std::map<std::pair<int64_t, int64_t>, int> modalities_at;
+  for (int64_t i = 0; i < ds.size(); ++i)
+    modalities_at[{ds.subject[i].item<int64_t>(), ds.slice_index[i].item<int64_t>()}] |= 1 << ds.modality[i].item<int>();
+  for (const auto& [key, bits] : modalities_at) EXPECT_EQ(bits, 3) << "subject " << key.first << " z " << key.second;
   // A bad key exits 2 naming it and writes nothing.
   auto bad = testutil::run_cli("phantom-lesions --config " + (tmp / "c.yaml") + " --out " + (tmp / "bad") +
                                " --set lesions.count=[3,1]");

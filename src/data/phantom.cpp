@@ -31,6 +31,8 @@ void PhantomCohortOptions::visit(ConfigVisitor& v) {
     "channel index", Bounds::non_negative());
   v("slice_height", slice_height, "data.height of the written slice config", Bounds::at_least(1));
   v("slice_width", slice_width, "data.width of the written slice config", Bounds::at_least(1));
+  v("slices_per_volume", slices_per_volume, "data.slices_per_volume of the written slice config (0 = all)",
+    Bounds::non_negative());
 }
 
 void PhantomAnatomyOptions::visit(ConfigVisitor& v) {
@@ -417,7 +419,7 @@ void run_phantom_lesions(const PhantomConfig& cfg, const std::string& resolved_c
     << "\n  modalities: " << list(modalities) << "\n  datasets: [phantom]\n  channel_names: " << list(names)
     << "\n  lesion_channels: " << list(cfg.lesions.names) << "\n  height: " << cfg.cohort.slice_height
     << "\n  width: " << cfg.cohort.slice_width << "\n  layout: x_rows\n  min_brain_fraction: 0.10\n"
-    << "  normalisation: volume\n";
+    << "  normalisation: volume\n  slices_per_volume: " << cfg.cohort.slices_per_volume << "\n";
   write_text_atomic(out + "/slice.yaml", y.str());
   if (!tiles.empty()) write_montage_png(out + "/montage.png", tiles, 6);
   write_text_atomic(out + "/cohort.csv", csv.str());

@@ -9,6 +9,7 @@
 #include <spdlog/spdlog.h>
 
 #include "brainspade/core/error.h"
+#include "brainspade/core/runtime.h"
 #include "brainspade/draw/montage.h"
 #include "brainspade/io/geometry.h"
 
@@ -127,8 +128,15 @@ std::pair<torch::Tensor, torch::Tensor> crop_pad(const torch::Tensor& t, int64_t
   return {x.contiguous(), mask};
 }
 
+// FNV-1a of a name: per-subject random streams that do not depend on the order of the volumes.
+uint64_t name_hash(const std::string& s) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
+  return h;
+}
+
 VolumeSlices slice_one(const SliceInput& in, const SliceOptions& o, const std::vector<int64_t>& lesion_idx,
-                       std::mt19937_64& rng) {
+                       uint64_t seed) {
   const std::string what = label_what(in);
   if (!in.labels.data.defined() || in.labels.data.dim() != 4)
     throw input_error(what, ": expected a label volume [C, Z, Y, X]");
@@ -194,6 +202,9 @@ VolumeSlices slice_one(const SliceInput& in, const SliceOptions& o, const std::v
   for (int64_t z = 0; z < Z; ++z)
     if (fraction[z].item<double>() >= o.min_brain_fraction) keep.push_back(z);
   if (o.slices_per_volume > 0 && static_cast<int64_t>(keep.size()) > o.slices_per_volume) {
+    // Drawn per subject: the modalities of one subject (same label map) keep the same slices, so that a multi-channel
+    // segmenter finds every modality at each kept position.
+    std::mt19937_64 rng(derive_seed(seed, name_hash(in.subject)));
     std::shuffle(keep.begin(), keep.end(), rng);
     keep.resize(o.slices_per_volume);
     std::sort(keep.begin(), keep.end());
@@ -281,11 +292,21 @@ SliceDataset assemble(std::vector<VolumeSlices>& parts, const SliceOptions& o, s
   parts.clear();
 
   if (!o.lesion_channels.empty() && o.balance_lesions) {
-    std::vector<int64_t> lesion_rows, clean_rows;
+    // Balanced by position (subject, slice index), not by row: the modalities of a position are kept or dropped
+    // together (a lesion position has a flag in any of its rows; a clean one has no lesion pixel in any).
+    std::map<std::pair<int64_t, int64_t>, std::vector<int64_t>> rows_at;
+    std::map<std::pair<int64_t, int64_t>, bool> flagged, touched;
     auto any_flag = ds.lesion_flags.sum(1) > 0;
     for (int64_t i = 0; i < ds.size(); ++i) {
-      if (any_flag[i].item<bool>()) lesion_rows.push_back(i);
-      else if (pixels[i].item<int64_t>() == 0) clean_rows.push_back(i);
+      const std::pair<int64_t, int64_t> key{ds.subject[i].item<int64_t>(), ds.slice_index[i].item<int64_t>()};
+      rows_at[key].push_back(i);
+      if (any_flag[i].item<bool>()) flagged[key] = true;
+      if (pixels[i].item<int64_t>() > 0) touched[key] = true;
+    }
+    std::vector<std::pair<int64_t, int64_t>> lesion_rows, clean_rows;
+    for (const auto& [key, rows] : rows_at) {
+      if (flagged.count(key)) lesion_rows.push_back(key);
+      else if (!touched.count(key)) clean_rows.push_back(key);
     }
     if (lesion_rows.empty())
       throw input_error("no slice has at least ", o.min_lesion_pixels, " pixels of a lesion channel (",
@@ -299,11 +320,12 @@ SliceDataset assemble(std::vector<VolumeSlices>& parts, const SliceOptions& o, s
     }
     std::shuffle(lesion_rows.begin(), lesion_rows.end(), rng);
     std::shuffle(clean_rows.begin(), clean_rows.end(), rng);
-    std::vector<int64_t> chosen(lesion_rows.begin(), lesion_rows.begin() + n_les);
-    chosen.insert(chosen.end(), clean_rows.begin(), clean_rows.begin() + n_clean);
+    std::vector<int64_t> chosen;
+    for (int64_t k = 0; k < n_les; ++k) for (int64_t r : rows_at[lesion_rows[k]]) chosen.push_back(r);
+    for (int64_t k = 0; k < n_clean; ++k) for (int64_t r : rows_at[clean_rows[k]]) chosen.push_back(r);
     std::sort(chosen.begin(), chosen.end());
-    spdlog::info("lesion balancing: {} lesion slices (>= {} px) + {} lesion-free slices (target share {:.3f})", n_les,
-                 o.min_lesion_pixels, n_clean, share);
+    spdlog::info("lesion balancing: {} lesion slice positions (>= {} px) + {} lesion-free ones (target share {:.3f}); "
+                 "{} rows", n_les, o.min_lesion_pixels, n_clean, share, chosen.size());
     ds = ds.select(torch::tensor(chosen, torch::kInt64));
   }
   if (ds.size() < o.min_slices)
@@ -350,7 +372,7 @@ SliceDataset slice_volumes(const std::vector<SliceInput>& inputs, const SliceOpt
   for (const auto& in : inputs) {
     if (in.image.data.defined() != has_images)
       throw input_error(label_what(in), ": either every volume has an image or none has");
-    parts.push_back(slice_one(in, o, lesion_idx, rng));
+    parts.push_back(slice_one(in, o, lesion_idx, seed));
   }
   return assemble(parts, o, rng);
 }
@@ -372,7 +394,7 @@ SliceDataset build_slice_dataset(const SliceOptions& o, uint64_t seed) {
     in.subject = o.subjects.empty() ? stem_of(o.labels[i]) : o.subjects[i];
     in.modality = o.modalities.size() == 1 ? o.modalities[0] : o.modalities[i];
     in.dataset = o.datasets.size() == 1 ? o.datasets[0] : o.datasets[i];
-    parts.push_back(slice_one(in, o, lesion_idx, rng));
+    parts.push_back(slice_one(in, o, lesion_idx, seed));
   }
   return assemble(parts, o, rng);
 }

@@ -12,6 +12,7 @@
 /// to 1. Images: T1 is the source's T1 deformed, with lesions drawn hypointense to white matter; PD is synthesised from
 /// the PV maps with tissue values relative to white matter and the lesions hyperintense (values and sources in
 /// docs/data.md). Both get a smooth bias field, a gain and gamma change, smooth texture and Gaussian noise.
+#include <array>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -37,6 +38,7 @@ struct PhantomCohortOptions {
   /// settings of the written slice config (the training patients' slices, as `brainspade slice` reads them)
   int64_t slice_height = 192;
   int64_t slice_width = 256;
+  int64_t slices_per_volume = 40;  ///< random subset of each volume's kept slices (0 = all: ~1.7 MB per 8-channel slice)
   void visit(ConfigVisitor& v);
 };
 
