@@ -131,7 +131,7 @@ TEST(Segment, AnySpacingAndOrientationAgreesWithTheOneMillimetreResult) {
   write_volume(dir / "head_1mm.nii.gz", h.image);
   const Volume grid = coronal_grid(h.image);
   write_volume(dir / "head_rsa.nii.gz", resample_like(h.image, grid, false, 0.0));
-  run_segment({t.ckpt, dir / "head_1mm.nii.gz", dir / "seg_1mm.nii.gz", "", "", true, "cpu"});
+  run_segment({t.ckpt, {dir / "head_1mm.nii.gz"}, dir / "seg_1mm.nii.gz", "", "", true, "cpu"});
   auto cli = testutil::run_cli("segment --model " + t.ckpt + " --in " + (dir / "head_rsa.nii.gz") + " --out " +
                                (dir / "seg_rsa.nii.gz") + " --device cpu");
   ASSERT_EQ(cli.exit_code, 0) << cli.output;
@@ -183,7 +183,7 @@ TEST(Segment, SkullRingWarnsAndAMaskRecoversTheBrainOnlyPrediction) {
   auto clean = testutil::run_cli("segment --model " + t.ckpt + " --in " + (dir / "brain.nii.gz") + " --out " +
                                  (dir / "seg_brain.nii.gz") + " --device cpu");
   EXPECT_EQ(clean.output.find("--mask"), std::string::npos) << "a brain-extracted scan is not warned about:\n" << clean.output;
-  run_segment({t.ckpt, dir / "head.nii.gz", dir / "seg_masked.nii.gz", "", dir / "mask.nii.gz", true, "cpu"});
+  run_segment({t.ckpt, {dir / "head.nii.gz"}, dir / "seg_masked.nii.gz", "", dir / "mask.nii.gz", true, "cpu"});
   auto a = read_volume(dir / "seg_masked.nii.gz").data[0], b = read_volume(dir / "seg_brain.nii.gz").data[0];
   EXPECT_TRUE(torch::equal(a.masked_select(brain), b.masked_select(brain)));
 }

@@ -165,7 +165,7 @@ TEST(Segment, KeepsTheInputGridWhenCroppingAndPadding) {
   v.spacing = {0.9, 1.1, 2.0};
   v.origin = {10.0, -5.0, 3.0};
   write_volume(dir / "t1.nii.gz", v);
-  run_segment({t.ckpt, dir / "t1.nii.gz", dir / "seg.nii.gz", dir / "prob.nii.gz", "", false, "cpu"});
+  run_segment({t.ckpt, {dir / "t1.nii.gz"}, dir / "seg.nii.gz", dir / "prob.nii.gz", "", false, "cpu"});
   auto in = read_volume(dir / "t1.nii.gz"), seg = read_volume(dir / "seg.nii.gz"), prob = read_volume(dir / "prob.nii.gz");
   EXPECT_TRUE(seg.same_grid(in)) << seg.grid_string() << " vs " << in.grid_string();
   EXPECT_TRUE(prob.same_grid(in));
@@ -183,7 +183,7 @@ TEST(Segment, KeepsTheInputGridWhenCroppingAndPadding) {
   Volume holed = v;
   holed.data = torch::cat({v.data, torch::zeros({1, 1, 44, 40})}, 1);  // Z 6: slice 5 empty
   write_volume(dir / "holed.nii.gz", holed);
-  run_segment({t.ckpt, dir / "holed.nii.gz", dir / "seg2.nii.gz", dir / "prob2.nii.gz", "", false, "cpu"});
+  run_segment({t.ckpt, {dir / "holed.nii.gz"}, dir / "seg2.nii.gz", dir / "prob2.nii.gz", "", false, "cpu"});
   auto prob2 = read_volume(dir / "prob2.nii.gz");
   EXPECT_TRUE(torch::equal(prob2.data[0][5], torch::ones({44, 40})));
   EXPECT_TRUE(torch::allclose(prob2.data.narrow(1, 0, 5), prob.data, 1e-4, 1e-5));
@@ -196,16 +196,139 @@ TEST(Segment, BadInputsAreRefusedWithTheProblemNamed) {
   v.data = torch::rand({2, 3, 32, 48});  // two channels
   write_volume(dir / "two.nii.gz", v);
   try {
-    run_segment({t.ckpt, dir / "two.nii.gz", dir / "seg.nii.gz", "", "", true, "cpu"});
+    run_segment({t.ckpt, {dir / "two.nii.gz"}, dir / "seg.nii.gz", "", "", true, "cpu"});
     FAIL();
   } catch (const InputError& e) {
     EXPECT_NE(std::string(e.what()).find("2 channels"), std::string::npos) << e.what();
   }
   try {
-    run_segment({dir / "missing.ckpt", dir / "two.nii.gz", dir / "seg.nii.gz", "", "", true, "cpu"});
+    run_segment({dir / "missing.ckpt", {dir / "two.nii.gz"}, dir / "seg.nii.gz", "", "", true, "cpu"});
     FAIL();
   } catch (const InputError& e) {
     EXPECT_NE(std::string(e.what()).find("missing.ckpt"), std::string::npos) << e.what();
   }
   EXPECT_FALSE(std::filesystem::exists(dir / "seg.nii.gz"));
+}
+
+// Multi-contrast segmentation (paper §3.3: T1 and FLAIR together): data.modalities turns a slice dataset's modalities
+// at one position, or one pair folder per modality, into multi-channel samples; the checkpoint keeps the channel
+// order and `segment` takes one --in per channel.
+TEST(SegmenterMultiContrast, SliceDatasetModalitiesBecomeChannelsInTheListedOrder) {
+  testutil::TempDir dir;
+  auto path = testutil::write_phantom_dataset(dir.path(), {});
+  auto ds = SliceDataset::load(path);
+  SegDataOptions o;
+  o.sources = {path};
+  o.label_map = {0, 1, 2, 3, 4, 5};
+  o.class_names = {"background", "csf", "gm", "wm", "deep_gm", "brainstem"};
+  o.modalities = {"PD", "T1"};
+  auto s = load_segmentation_data(o);
+  ASSERT_EQ(s.images.size(1), 2);
+  ASSERT_EQ(s.images.size(0) * 2, ds.size());
+  // Sample i: channel 0 is the PD row, channel 1 the T1 row of the same subject and slice.
+  for (int64_t i = 0; i < s.images.size(0); ++i) {
+    int found = 0;
+    for (int64_t r = 0; r < ds.size(); ++r) {
+      if (ds.subject[r].item<int64_t>() != s.subject[i].item<int64_t>() ||
+          ds.slice_index[r].item<int64_t>() != s.slice_index[i].item<int64_t>())
+        continue;
+      const int64_t channel = ds.modality_names[ds.modality[r].item<int64_t>()] == "PD" ? 0 : 1;
+      EXPECT_TRUE(torch::equal(ds.images[r][0], s.images[i][channel])) << "sample " << i;
+      ++found;
+    }
+    EXPECT_EQ(found, 2);
+  }
+  o.modalities = {"T1", "FLAIR"};
+  try {
+    load_segmentation_data(o);
+    FAIL();
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("no slices of modality 'FLAIR'"), std::string::npos) << e.what();
+  }
+}
+
+TEST(SegmenterMultiContrast, PairFoldersPerModalityMustShareTheirLabelMaps) {
+  testutil::TempDir dir;
+  auto write_pair = [&](const std::string& mod, const std::string& id, float value, int64_t label) {
+    Volume img, seg;
+    img.data = torch::full({1, 1, 16, 24}, value);
+    seg = img.with_data(torch::full({1, 1, 16, 24}, static_cast<float>(label)));
+    write_volume(dir / ("pairs/" + mod + "/images/" + id + ".nii.gz"), img);
+    write_label_volume(dir / ("pairs/" + mod + "/labels/" + id + "_seg.nii.gz"), seg);
+  };
+  for (const char* id : {"a", "b"}) {
+    write_pair("T1", id, 1.0f, 2);
+    write_pair("PD", id, 5.0f, 2);
+  }
+  SegDataOptions o;
+  o.sources = {dir / "pairs"};
+  o.modalities = {"T1", "PD"};
+  auto s = load_segmentation_data(o);
+  ASSERT_EQ(s.images.sizes(), (std::vector<int64_t>{2, 2, 16, 24}));
+  EXPECT_EQ(s.images[1][0].mean().item<float>(), 1.0f);
+  EXPECT_EQ(s.images[1][1].mean().item<float>(), 5.0f);
+  EXPECT_EQ(s.labels.max().item<int64_t>(), 2);
+  write_pair("PD", "b", 5.0f, 3);  // another label map under the same name
+  try {
+    load_segmentation_data(o);
+    FAIL();
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("PD/labels/b_seg.nii.gz: its label map differs"), std::string::npos)
+        << e.what();
+  }
+  o.modalities = {"T1", "FLAIR"};
+  try {
+    load_segmentation_data(o);
+    FAIL();
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("no folder 'FLAIR'"), std::string::npos) << e.what();
+  }
+}
+
+TEST(SegmenterMultiContrast, CheckpointKeepsTheChannelOrderAndSegmentRefusesAnotherCount) {
+  testutil::TempDir dir;
+  auto ds = testutil::write_phantom_dataset(dir.path(), {});
+  auto cfg = tiny_seg({ds}, dir / "seg", 2);
+  cfg.data.modalities = {"T1", "PD"};
+  try {
+    train_segmenter(cfg, false);  // model.in_channels is still 1
+    FAIL();
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("model.in_channels' (1) must equal the number of input channels: 2"),
+              std::string::npos) << e.what();
+  }
+  cfg.model.in_channels = 2;
+  train_segmenter(cfg, false);
+  const std::string ckpt = dir / "seg/checkpoints/last.ckpt";
+  auto loaded = load_segmenter(ckpt, torch::kCPU);
+  EXPECT_EQ(loaded.modalities, (std::vector<std::string>{"T1", "PD"}));
+  Volume t1, pd;
+  t1.data = torch::rand({1, 4, 40, 36}) + 0.5;
+  pd = t1.with_data(torch::rand({1, 4, 40, 36}) + 0.5);
+  write_volume(dir / "t1.nii.gz", t1);
+  write_volume(dir / "pd.nii.gz", pd);
+  try {
+    run_segment({ckpt, {dir / "t1.nii.gz"}, dir / "out.nii.gz", "", "", false, "cpu"});
+    FAIL();
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("takes 2 input channel(s): [T1, PD] in this order"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir / "out.nii.gz"));
+  Volume shifted = pd;
+  shifted.origin = {5.0, 0.0, 0.0};
+  write_volume(dir / "pd_shifted.nii.gz", shifted);
+  try {
+    run_segment({ckpt, {dir / "t1.nii.gz", dir / "pd_shifted.nii.gz"}, dir / "out.nii.gz", "", "", false, "cpu"});
+    FAIL();
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("must be co-registered"), std::string::npos) << e.what();
+  }
+  run_segment({ckpt, {dir / "t1.nii.gz", dir / "pd.nii.gz"}, dir / "out.nii.gz", "", "", false, "cpu"});
+  auto out = read_volume(dir / "out.nii.gz");
+  EXPECT_TRUE(out.same_grid(t1));
+  // The command line: one --in for a two-channel model exits 2 and says how to call it.
+  auto cli = testutil::run_cli("segment --model " + ckpt + " --in " + (dir / "t1.nii.gz") + " --out " + (dir / "x.nii.gz"));
+  EXPECT_EQ(cli.exit_code, 2) << cli.output;
+  EXPECT_NE(cli.output.find("repeat --in once per channel"), std::string::npos) << cli.output;
 }

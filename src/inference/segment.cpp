@@ -32,6 +32,7 @@ LoadedSegmenter load_segmenter(const std::string& path, torch::Device device) {
   s.layout = ck.get_string("layout");
   s.spacing = read_slice_spacing(ck, path);
   if (ck.has("zero_background")) s.zero_background = ck.get_int("zero_background") != 0;
+  if (ck.has("modalities")) s.modalities = ck.get_strings("modalities");
   return s;
 }
 
@@ -39,18 +40,21 @@ Volume segment_volume(const LoadedSegmenter& seg, const Volume& image, torch::De
   const auto& mo = seg.model->options();
   BRAINSPADE_CHECK_INPUT(image.data.defined() && image.data.dim() == 4, "segment: expected a volume [C, Z, Y, X]");
   BRAINSPADE_CHECK_INPUT(image.channels() == mo.in_channels, "segment: the volume has ", image.channels(),
-                         " channels but the model takes ", mo.in_channels, " (give one 3D image)");
-  auto x = image.data.to(torch::kFloat32);  // [1, Z, Y, X]
-  auto nonzero = x != 0;
-  auto vals = x.masked_select(nonzero).to(torch::kFloat64);
-  if (vals.numel() >= 2) {
-    double mean = vals.mean().item<double>(), sd = std::max(vals.std().item<double>(), 1e-6);
-    x = (x - mean) / sd * nonzero.to(torch::kFloat32);  // like `slice` (normalisation: volume), zeros stay zero
-  } else {
-    spdlog::warn("segment: the volume has fewer than 2 non-zero voxels; not normalised");
+                         " channels but the model takes ", mo.in_channels, " (one 3D image per input channel)");
+  auto x = image.data.to(torch::kFloat32).clone();  // [C, Z, Y, X]
+  for (int64_t c = 0; c < x.size(0); ++c) {
+    auto xc = x[c];
+    auto nonzero = xc != 0;
+    auto vals = xc.masked_select(nonzero).to(torch::kFloat64);
+    if (vals.numel() >= 2) {
+      double mean = vals.mean().item<double>(), sd = std::max(vals.std().item<double>(), 1e-6);
+      xc.copy_((xc - mean) / sd * nonzero.to(torch::kFloat32));  // like `slice` (normalisation: volume), zeros stay zero
+    } else {
+      spdlog::warn("segment: channel {} of the volume has fewer than 2 non-zero voxels; not normalised", c);
+    }
   }
-  auto s = x.permute({1, 0, 2, 3});             // [Z, 1, Y, X]
-  if (seg.layout == "x_rows") s = s.transpose(2, 3);  // [Z, 1, X, Y]
+  auto s = x.permute({1, 0, 2, 3});             // [Z, C, Y, X]
+  if (seg.layout == "x_rows") s = s.transpose(2, 3);  // [Z, C, X, Y]
   const int64_t Z = s.size(0), R = s.size(2), Cc = s.size(3), H = seg.height, W = seg.width;
   // Centre crop/pad (as slicing does): where a dim is larger, the window starts at (n − target)/2 of the input;
   // where smaller, the input starts at (target − n)/2 of the window.
@@ -60,9 +64,9 @@ Volume segment_volume(const LoadedSegmenter& seg, const Volume& image, torch::De
     return Win{0, (target - n) / 2, n};
   };
   auto wr = window(R, H), wc = window(Cc, W);
-  auto canvas = torch::zeros({Z, 1, H, W});
+  auto canvas = torch::zeros({Z, s.size(1), H, W});
   canvas.narrow(2, wr.out0, wr.len).narrow(3, wc.out0, wc.len).copy_(s.narrow(2, wr.in0, wr.len).narrow(3, wc.in0, wc.len));
-  auto inp = seg.downsample > 1 ? torch::avg_pool2d(canvas, seg.downsample) : canvas;  // [Z, 1, H/ds, W/ds]
+  auto inp = seg.downsample > 1 ? torch::avg_pool2d(canvas, seg.downsample) : canvas;  // [Z, C, H/ds, W/ds]
   const int64_t K = mo.num_classes;
   // Slices without a single non-zero voxel (beyond a skull-stripped brain, outside a cropped slab) are background, as
   // nnU-Net treats everything outside the non-zero crop; only the others go through the network.
@@ -133,25 +137,37 @@ void run_segment(const SegmentRequest& r) {
                          "' does not exist");
   torch::Device device = parse_device(r.device);
   auto seg = load_segmenter(r.model, device);
-  const Volume stored = read_volume_as_stored(r.in);  // the grid the result is written on
-  BRAINSPADE_CHECK_INPUT(stored.channels() == 1, r.in, ": has ", stored.channels(),
-                         " channels (a 4D volume); segment takes one 3D image");
-  Volume image = reorient_to_lps(stored);  // the training layout's axis order
+  const int64_t want = seg.model->options().in_channels;
+  const std::string order = seg.modalities.empty() ? std::string("one image")
+                                                   : fmt::format("[{}] in this order", fmt::join(seg.modalities, ", "));
+  BRAINSPADE_CHECK_INPUT(static_cast<int64_t>(r.in.size()) == want, "--in: ", r.in.size(), " image(s) given but ",
+                         r.model, " takes ", want, " input channel(s): ", order, " (repeat --in once per channel)");
+  const Volume stored = read_volume_as_stored(r.in[0]);  // the grid the result is written on
+  std::vector<torch::Tensor> channels;
+  for (size_t k = 0; k < r.in.size(); ++k) {
+    const Volume v = k == 0 ? stored : read_volume_as_stored(r.in[k]);
+    BRAINSPADE_CHECK_INPUT(v.channels() == 1, r.in[k], ": has ", v.channels(),
+                           " channels (a 4D volume); segment takes 3D images (one --in per channel)");
+    BRAINSPADE_CHECK_INPUT(v.same_grid(stored), "--in ", r.in[k], " (", v.grid_string(), ") is not on the grid of --in ",
+                           r.in[0], " (", stored.grid_string(), "): the channels must be co-registered");
+    channels.push_back(v.data);
+  }
+  Volume image = reorient_to_lps(stored.with_data(torch::cat(channels)));  // the training layout's axis order
   if (!r.mask.empty()) {
     const Volume mask = read_volume_as_stored(r.mask);
     BRAINSPADE_CHECK_INPUT(mask.channels() == 1 && mask.same_grid(stored), "--mask ", r.mask, " (", mask.grid_string(),
-                           ") is not on the grid of --in ", r.in, " (", stored.grid_string(), ")");
+                           ") is not on the grid of --in ", r.in[0], " (", stored.grid_string(), ")");
     auto m = reorient_to_lps(mask).data > 0.5;
     BRAINSPADE_CHECK_INPUT(m.any().item<bool>(), "--mask ", r.mask, ": the mask is empty (no voxel > 0.5)");
     image.data = image.data * m.to(image.data.scalar_type());  // before normalisation: only brain voxels count
   } else if (seg.zero_background) {
-    const NonBrainSigns signs = non_brain_signs(image.data);
+    const NonBrainSigns signs = non_brain_signs(image.data.slice(0, 0, 1));
     if (signs.zero_share < 0.01 || signs.rim_ratio > 1.2)
       spdlog::warn("segment: {} looks like a head with skull and scalp ({:.1f}% of voxels are 0; its outer rim is "
                    "{:.2f}x as bright as the rest) but {} was trained on brain-extracted slices: non-brain tissue would "
                    "be normalised and segmented as brain. Give a brain mask with --mask FILE (or brain-extract the "
                    "scan first).",
-                   r.in, 100.0 * signs.zero_share, signs.rim_ratio, r.model);
+                   r.in[0], 100.0 * signs.zero_share, signs.rim_ratio, r.model);
   }
   Volume work = image;
   const bool resample = r.resample && !same_spacing(image.spacing, seg.spacing);
@@ -164,7 +180,7 @@ void run_segment(const SegmentRequest& r) {
   }
   if (r.resample) {
     const double outside = share_outside_window(seg, work.data);
-    BRAINSPADE_CHECK_INPUT(outside <= 0.01, r.in, ": ", fmt::format("{:.1f}", 100 * outside),
+ BRAINSPADE_CHECK_INPUT(outside <= 0.01, r.in[0], ": ", fmt::format("{:.1f}", 100 * outside),
                            "% of the non-zero voxels lie outside the model's field of view (", seg.height, "x",
                            seg.width, " at ", seg.spacing[0], " mm): the brain would be cut. Give --mask FILE to "
                            "keep only the brain, or crop the volume");
@@ -188,7 +204,8 @@ void run_segment(const SegmentRequest& r) {
   if (resample) how += fmt::format(" -> {}x{}x{} mm LPS", seg.spacing[0], seg.spacing[1], seg.spacing[2]);
   else if (orientation_code(stored) != "LPS") how += " -> LPS";
   if (back) how += "; back to the input grid";
-  spdlog::info("segmented {} ({}) -> {}; voxels per class:{}", r.in, how, r.out, counts);
+  spdlog::info("segmented {} ({}) -> {}; voxels per class:{}", fmt::format("{}", fmt::join(r.in, " + ")), how, r.out,
+               counts);
 }
 
 }  // namespace brainspade

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include <spdlog/spdlog.h>
@@ -35,6 +36,9 @@ void SegDataOptions::visit(ConfigVisitor& v) {
     "pooling factor per source (empty = downsample for every source); 1 for pairs already at the reduced size",
     Bounds::range(1, 8));
   v.choice("layout", layout, {"x_rows", "y_rows"}, "slice layout the data was made with (`slice` data.layout)");
+  v("modalities", modalities, "input channels in order, e.g. [T1, PD] (empty = one channel, every row a sample): "
+    "a slice dataset's modalities at one (subject, slice) position become one multi-channel sample; a pair source is a "
+    "folder of one pair folder per modality (<source>/T1, <source>/PD) sharing label maps");
 }
 
 void SegAugmentOptions::visit(ConfigVisitor& v) {
@@ -118,13 +122,98 @@ struct Part {
   std::array<double, 3> spacing{1.0, 1.0, 1.0};
 };
 
-Part load_source(const std::string& src, int64_t f) {
+// Rows of `ds` grouped into multi-channel samples: for each (subject, slice) position holding every one of
+// `modalities`, the row of each modality in that order → [n, M] row indices.
+torch::Tensor modality_rows(const SliceDataset& ds, const std::vector<std::string>& modalities, const std::string& src) {
+  std::vector<int64_t> index;
+  for (const auto& m : modalities) {
+    auto it = std::find(ds.modality_names.begin(), ds.modality_names.end(), m);
+    BRAINSPADE_CHECK_INPUT(it != ds.modality_names.end(), src, ": no slices of modality '", m,
+                           "' (config key 'data.modalities'); it has [", fmt::format("{}", fmt::join(ds.modality_names, ", ")), "]");
+    index.push_back(it - ds.modality_names.begin());
+  }
+  const int64_t M = static_cast<int64_t>(modalities.size());
+  std::map<std::pair<int64_t, int64_t>, std::vector<int64_t>> at;
+  for (int64_t r = 0; r < ds.size(); ++r) {
+    auto& v = at[{ds.subject[r].item<int64_t>(), ds.slice_index[r].item<int64_t>()}];
+    if (v.empty()) v.assign(M, -1);
+    const int64_t mod = ds.modality[r].item<int64_t>();
+    for (int64_t k = 0; k < M; ++k)
+      if (index[k] == mod) v[k] = r;
+  }
+  std::vector<int64_t> flat;
+  int64_t dropped = 0;
+  for (const auto& [key, v] : at) {
+    if (std::find(v.begin(), v.end(), -1) != v.end()) {
+      ++dropped;
+      continue;
+    }
+    flat.insert(flat.end(), v.begin(), v.end());
+  }
+  BRAINSPADE_CHECK_INPUT(!flat.empty(), src, ": no slice position has every modality of data.modalities [",
+                         fmt::format("{}", fmt::join(modalities, ", ")), "]");
+  if (dropped > 0)
+    spdlog::warn("{}: {} slice positions lack one of the modalities [{}] and are left out", src, dropped,
+                 fmt::format("{}", fmt::join(modalities, ", ")));
+  return torch::tensor(flat, torch::kLong).view({-1, M});
+}
+
+// One pair folder per modality (<src>/<modality>/), matched by image file name; their label maps must agree.
+Part load_multimodal_pairs(const std::string& src, const std::vector<std::string>& modalities) {
+  std::vector<std::vector<std::pair<std::string, std::string>>> files;
+  for (const auto& m : modalities) {
+    BRAINSPADE_CHECK_INPUT(fs::is_directory(src + "/" + m), "pair source ", src, ": no folder '", m,
+                           "' (config key 'data.modalities' lists it; make it with `brainspade sample --out ", src, "/",
+                           m, "` and that contrast's styles)");
+    files.push_back(pair_files(src + "/" + m));
+    BRAINSPADE_CHECK_INPUT(files.back().size() == files[0].size(), "pair source ", src, ": ", files.back().size(),
+                           " pairs in ", m, "/ but ", files[0].size(), " in ", modalities[0], "/");
+  }
+  BRAINSPADE_CHECK_INPUT(!files[0].empty(), "pair folder ", src, "/", modalities[0], ": no pairs");
+  std::vector<torch::Tensor> imgs, labs;
+  for (size_t i = 0; i < files[0].size(); ++i) {
+    std::vector<torch::Tensor> chans;
+    torch::Tensor first_seg;
+    for (size_t k = 0; k < modalities.size(); ++k) {
+      const auto& [im, sg] = files[k][i];
+      BRAINSPADE_CHECK_INPUT(fs::path(im).filename() == fs::path(files[0][i].first).filename(), "pair source ", src,
+                             ": ", im, " has no counterpart of the same name in ", modalities[0], "/");
+      auto a = read_volume(im), b = read_volume(sg);
+      BRAINSPADE_CHECK_INPUT(a.channels() == 1 && a.depth() == 1, im, ": expected a single-channel 2D slice, got ",
+                             a.channels(), " channels x ", a.depth(), " slices");
+      BRAINSPADE_CHECK_INPUT(b.data.sizes() == a.data.sizes(), sg, ": label size ", b.data.sizes(),
+                             " differs from image ", a.data.sizes());
+      auto l = b.data[0][0].round().to(torch::kLong);
+      if (k == 0) first_seg = l;
+      else
+        BRAINSPADE_CHECK_INPUT(torch::equal(l, first_seg), sg, ": its label map differs from ", files[0][i].second,
+                               ": the modality folders must be sampled with the same seed and label generator");
+      chans.push_back(a.data[0][0]);
+    }
+    imgs.push_back(torch::stack(chans));  // [M, H, W]
+    labs.push_back(first_seg);
+  }
+  Part p;
+  p.images = torch::stack(imgs);
+  p.labels = torch::stack(labs);
+  BRAINSPADE_CHECK_INPUT(p.labels.min().item<int64_t>() >= 0, src, ": negative label");
+  return p;
+}
+
+Part load_source(const std::string& src, int64_t f, const std::vector<std::string>& modalities) {
   Part p;
   if (ends_with(src, ".pt")) {
     auto ds = SliceDataset::load(src);
     BRAINSPADE_CHECK_INPUT(ds.images.defined() && ds.images.numel() > 0, src,
                            ": a labels-only slice dataset; a segmenter needs images");
     BRAINSPADE_CHECK_INPUT(ds.images.size(1) == 1, src, ": images have ", ds.images.size(1), " channels; expected 1");
+    if (!modalities.empty()) {
+      auto rows = modality_rows(ds, modalities, src);  // [n, M]
+      auto first = rows.select(1, 0).contiguous();
+      SliceDataset merged = ds.select(first);
+      merged.images = ds.images.index_select(0, rows.flatten()).view({rows.size(0), rows.size(1), ds.height(), ds.width()});
+      ds = std::move(merged);
+    }
     BRAINSPADE_CHECK_INPUT(ds.height() % f == 0 && ds.width() % f == 0, src, ": slices of ", ds.height(), "x",
                            ds.width(), " cannot be downsampled by ", f);
     auto pv = f > 1 ? torch::avg_pool2d(ds.labels, f) : ds.labels;  // area average keeps PV maps summing to 1
@@ -137,6 +226,18 @@ Part load_source(const std::string& src, int64_t f) {
     return p;
   }
   BRAINSPADE_CHECK_INPUT(fs::is_directory(src), "data source ", src, " does not exist (expected a .pt file or a pair folder)");
+  if (!modalities.empty()) {
+    p = load_multimodal_pairs(src, modalities);
+    BRAINSPADE_CHECK_INPUT(p.images.size(2) % f == 0 && p.images.size(3) % f == 0, src, ": slices of ",
+                           p.images.size(2), "x", p.images.size(3), " cannot be downsampled by ", f);
+    if (f > 1) {
+      p.images = torch::avg_pool2d(p.images, f);
+      p.labels = pool_labels(p.labels, p.labels.max().item<int64_t>() + 1, f);
+    }
+    p.subject = torch::arange(p.images.size(0), torch::kLong);
+    p.slice_index = torch::zeros({p.images.size(0)}, torch::kLong);
+    return p;
+  }
   auto files = pair_files(src);
   BRAINSPADE_CHECK_INPUT(!files.empty(), "pair folder ", src, ": no pairs");
   std::vector<torch::Tensor> imgs, labs;
@@ -315,7 +416,7 @@ SegSlices load_segmentation_data(const SegDataOptions& o) {
   std::string spacing_source;  // the first slice dataset: every other one must share its voxel spacing
   SegSlices s;
   for (size_t i = 0; i < o.sources.size(); ++i) {
-    auto p = load_source(o.sources[i], o.source_downsample.empty() ? o.downsample : o.source_downsample[i]);
+    auto p = load_source(o.sources[i], o.source_downsample.empty() ? o.downsample : o.source_downsample[i], o.modalities);
     if (!o.label_map.empty()) {
       const int64_t mx = p.labels.max().item<int64_t>();
       BRAINSPADE_CHECK_INPUT(mx < static_cast<int64_t>(o.label_map.size()), o.sources[i], ": has label ", mx,
@@ -358,8 +459,11 @@ SegValidation train_segmenter(const SegmenterTrainConfig& cfg, bool resume) {
   const int64_t K = static_cast<int64_t>(cfg.data.class_names.size());
   BRAINSPADE_CHECK_INPUT(cfg.model.num_classes == K, "config key 'model.num_classes' (", cfg.model.num_classes,
                          ") must equal the number of data.class_names (", K, ")");
-  BRAINSPADE_CHECK_INPUT(cfg.model.in_channels == 1, "config key 'model.in_channels': ", cfg.model.in_channels,
-                         "; the slice data has one image channel");
+  BRAINSPADE_CHECK_INPUT(cfg.model.in_channels == cfg.data.channels(), "config key 'model.in_channels' (",
+                         cfg.model.in_channels, ") must equal the number of input channels: ",
+                         cfg.data.modalities.empty() ? std::string("1 (data.modalities is empty)")
+                                                     : fmt::format("{} (data.modalities [{}])", cfg.data.channels(),
+                                                                   fmt::join(cfg.data.modalities, ", ")));
   auto data = load_segmentation_data(cfg.data);
   const int64_t H = data.images.size(2), W = data.images.size(3);
   const int64_t mx = data.labels.max().item<int64_t>();
@@ -392,10 +496,10 @@ SegValidation train_segmenter(const SegmenterTrainConfig& cfg, bool resume) {
 
   torch::manual_seed(seed);
   Segmenter model = nullptr;
-  check_networks_fit("section 'model'", fmt::format("1x{}x{} slices", H, W), [&] {
+  check_networks_fit("section 'model'", fmt::format("{}x{}x{} slices", cfg.data.channels(), H, W), [&] {
     model = Segmenter(cfg.model);
     model->eval();
-    model->forward(torch::zeros({1, 1, H, W}));
+    model->forward(torch::zeros({1, cfg.data.channels(), H, W}));
     model->train();
   });
   model->to(device);
@@ -417,6 +521,7 @@ SegValidation train_segmenter(const SegmenterTrainConfig& cfg, bool resume) {
     ck.set_string("layout", cfg.data.layout);
     ck.set("slice_spacing", torch::tensor(std::vector<double>(data.spacing.begin(), data.spacing.end()), torch::kDouble));
     ck.set_int("zero_background", zero_background ? 1 : 0);
+    if (!cfg.data.modalities.empty()) ck.set_strings("modalities", cfg.data.modalities);  // the channel order
   });
   const int64_t start = run.begin(resume);
 
@@ -429,7 +534,7 @@ SegValidation train_segmenter(const SegmenterTrainConfig& cfg, bool resume) {
     auto gen = make_generator(step_seed);
     auto rows = torch::multinomial(row_w, B - n_fg, true, gen);
     if (n_fg > 0) rows = torch::cat({rows, torch::multinomial(fg_w, n_fg, true, gen)});
-    auto x = images_train.index_select(0, rows).clone();                         // [B, 1, H, W]
+    auto x = images_train.index_select(0, rows).clone();                         // [B, C, H, W]
     auto y = labels_train.index_select(0, rows).to(torch::kLong).contiguous();   // [B, H, W]
     augment_batch(x, y, K, cfg.augment, gen);
     // The global batch is drawn and augmented on every rank; each keeps its contiguous rows.

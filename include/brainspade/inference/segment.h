@@ -23,12 +23,14 @@ struct LoadedSegmenter {
   std::array<double, 3> spacing{1.0, 1.0, 1.0};  ///< voxel spacing of the training slices (1 mm for old checkpoints)
   /// the training images had a zero background (brain-extracted scans): a head with skull needs a brain mask
   bool zero_background = true;
+  /// the input channels in order (data.modalities of the training config); empty = one channel
+  std::vector<std::string> modalities;
 };
 /// Loads a checkpoint of stage "segmenter" (eval mode, on `device`); InputError naming a missing or wrong file.
 LoadedSegmenter load_segmenter(const std::string& path, torch::Device device);
 
-/// Slice-by-slice prediction of a whole volume [1, Z, Y, X]: each axial slice is z-scored within the non-zero voxels
-/// of the volume (like `slice`), centre-cropped/padded to the model's size, predicted, and put back.
+/// Slice-by-slice prediction of a whole volume [C, Z, Y, X] (C = the model's input channels): each channel is z-scored
+/// within its non-zero voxels (like `slice`), centre-cropped/padded to the model's size, predicted, and put back.
 /// Returns class probabilities [K, Z, Y, X] on the input's grid (outside the crop, and on slices whose window holds
 /// no non-zero voxel: background, without running the network).
 Volume segment_volume(const LoadedSegmenter& seg, const Volume& image, torch::Device device, int64_t batch_size = 16);
@@ -36,7 +38,9 @@ Volume segment_volume(const LoadedSegmenter& seg, const Volume& image, torch::De
 /// What `brainspade segment` reads and writes.
 struct SegmentRequest {
   std::string model;              ///< segmenter checkpoint
-  std::string in;                 ///< 3D image, any spacing and orientation
+  /// 3D images, one per input channel of the model in its order (data.modalities), co-registered on one grid; any
+  /// spacing and orientation
+  std::vector<std::string> in;
   std::string out;                ///< hard labels (uint8), on the input's grid, header equal to the input's
   std::string probabilities_out;  ///< optional softmax per class (float32, 4D), on the input's grid
   std::string mask;               ///< optional brain mask on the input's grid, applied before normalisation

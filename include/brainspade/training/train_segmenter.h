@@ -32,6 +32,13 @@ struct SegDataOptions {
   /// `downsample` d, the factor `segment` applies to real volumes.
   std::vector<int64_t> source_downsample;
   std::string layout = "x_rows";   ///< how the volumes were sliced (`slice` data.layout); `segment` slices the same way
+  /// Input channels, in order (e.g. [T1, PD]); empty = one channel, every row of a slice dataset a sample whatever its
+  /// modality. With modalities, the rows of a slice dataset at one (subject, slice) position become one sample with a
+  /// channel per listed modality (positions missing one are dropped), and a pair source is a folder holding one pair
+  /// folder per modality (<source>/T1/, <source>/PD/: `brainspade sample` run once per style contrast with the same
+  /// seed and label generator), whose pairs share their label maps (checked).
+  std::vector<std::string> modalities;
+  int64_t channels() const { return modalities.empty() ? 1 : static_cast<int64_t>(modalities.size()); }
   void visit(ConfigVisitor& v);
 };
 
@@ -93,7 +100,7 @@ struct SegmenterTrainConfig {
   void visit(ConfigVisitor& v);
 };
 
-/// The slices a segmenter learns from: images [N, 1, H, W] float32, labels [N, H, W] uint8 class indices.
+/// The slices a segmenter learns from: images [N, C, H, W] float32 (C = data.modalities, or 1), labels [N, H, W] uint8 class indices.
 struct SegSlices {
   torch::Tensor images, labels;
   torch::Tensor subject, slice_index;  ///< [N] int64 (a pair folder gives one subject per pair)
