@@ -36,6 +36,12 @@ void QualityThresholds::visit(ConfigVisitor& v) {
   v("segmentability_min", segmentability_min,
     "lowest passing segmentability Dice per segmenter class 1.. (tiny segmenter: csf, gm, wm)", Bounds::unit());
   v("checkerboard_max", checkerboard_max, "highest passing checkerboard score synthetic/real", Bounds::non_negative());
+  v("lesion_on_min", lesion_on_min, "lowest passing share of maps drawn with a lesion flag on that hold the lesion",
+    Bounds::unit());
+  v("lesion_off_max", lesion_off_max, "highest passing share of maps drawn with a lesion flag off that hold it",
+    Bounds::unit());
+  v("lesion_min_pixels", lesion_min_pixels, "pixels with lesion PV > 0.5 that make a lesion present, at 192x256 "
+    "(scaled by area to the maps' size)", Bounds::at_least(1));
 }
 
 void QualityJob::visit(ConfigVisitor& v) {
@@ -64,7 +70,24 @@ struct Side {
   torch::Tensor pv;        // [N, C, H, W]
   torch::Tensor images;    // [N, 1, H, W] or undefined
   torch::Tensor position;  // [N] slice positions, or undefined when not recorded
+  std::vector<std::string> lesion_names;  // lesion flags among the conditions (may be empty)
+  torch::Tensor lesion_flags;             // [N, L] double, when lesion_names is not empty
 };
+
+// Lesion flags among a conditions table's columns `names` (every condition but slice_position); values[i][k].
+void set_lesion_flags(Side& s, const std::vector<std::string>& names, const std::vector<std::vector<double>>& values) {
+  std::vector<int64_t> cols;
+  for (size_t k = 0; k < names.size(); ++k)
+    if (names[k] != "slice_position") cols.push_back(static_cast<int64_t>(k)), s.lesion_names.push_back(names[k]);
+  if (cols.empty() || values.empty()) {
+    s.lesion_names.clear();
+    return;
+  }
+  s.lesion_flags = torch::zeros({static_cast<int64_t>(values.size()), static_cast<int64_t>(cols.size())}, torch::kDouble);
+  for (size_t i = 0; i < values.size(); ++i)
+    for (size_t k = 0; k < cols.size(); ++k)
+      if (static_cast<size_t>(cols[k]) < values[i].size()) s.lesion_flags[i][k] = values[i][cols[k]];
+}
 
 // The slice_position condition of each manifest row: column "conditions[a;b;slice_position]" holds "x;y;p".
 torch::Tensor manifest_positions(const CsvTable& t) {
@@ -103,16 +126,38 @@ Side read_pairs(const std::string& dir) {
       if (ci >= 0) image_paths.push_back(dir + "/" + row[ci]);
     }
     s.position = manifest_positions(t);
+    for (size_t c = 0; c < t.header.size(); ++c) {
+      const std::string& h = t.header[c];
+      if (h.rfind("conditions[", 0) != 0) continue;
+      std::vector<std::string> names;
+      std::stringstream ns(h.substr(11, h.size() - 12));
+      for (std::string n; std::getline(ns, n, ';');) names.push_back(n);
+      std::vector<std::vector<double>> values;
+      for (const auto& row : t.rows) {
+        std::vector<double> v;
+        std::stringstream vs(row[c]);
+        for (std::string x; std::getline(vs, x, ';');) v.push_back(std::atof(x.c_str()));
+        values.push_back(v);
+      }
+      set_lesion_flags(s, names, values);
+    }
   } else if (file_exists(dir + "/conditions.csv")) {  // `sample labels`: one row per map with its conditions
     const CsvTable t = read_csv_table(dir + "/conditions.csv");
     const int cp = t.column("label_pv"), pos = t.column("slice_position");
     BRAINSPADE_CHECK_INPUT(cp >= 0, dir, "/conditions.csv: no 'label_pv' column");
     std::vector<double> positions;
+    // The columns after label_pv are the conditions: lesion flags, then slice_position.
+    std::vector<std::string> names(t.header.begin() + cp + 1, t.header.end());
+    std::vector<std::vector<double>> values;
     for (const auto& row : t.rows) {
       pv_paths.push_back(dir + "/" + row[cp]);
       if (pos >= 0) positions.push_back(std::atof(row[pos].c_str()));
+      std::vector<double> v;
+      for (size_t k = cp + 1; k < row.size(); ++k) v.push_back(std::atof(row[k].c_str()));
+      values.push_back(v);
     }
     if (pos >= 0) s.position = torch::tensor(positions, torch::kDouble);
+    set_lesion_flags(s, names, values);
   } else if (fs::is_directory(dir + "/labels")) {  // label maps without their conditions (older `sample labels`)
     for (const auto& e : fs::directory_iterator(dir + "/labels")) {
       const std::string n = e.path().filename().string();
@@ -451,6 +496,32 @@ QualityReport run_quality(const QualityJob& job) {
     r.checks.push_back({"area fraction " + r.tissue_names[c] + " (synthetic/real)", ratio,
                         range_text(T.fraction_low, T.fraction_high),
                         ratio >= T.fraction_low && ratio <= T.fraction_high});
+  }
+  // Lesion conditioning: does a flag put its lesion into the map (and its absence keep it out)?
+  for (size_t k = 0; k < syn.lesion_names.size(); ++k) {
+    const auto& name = syn.lesion_names[k];
+    auto it = std::find(r.tissue_names.begin(), r.tissue_names.end(), name);
+    if (it == r.tissue_names.end()) {
+      spdlog::warn("quality: condition '{}' is not a label channel of {}; its rate is not measured", name, job.real);
+      continue;
+    }
+    const int64_t c = it - r.tissue_names.begin();
+    const double min_px = std::max(1.0, T.lesion_min_pixels * static_cast<double>(H * W) / (192.0 * 256.0));
+    auto present = ((syn.pv.select(1, c) > 0.5).flatten(1).sum(1).to(torch::kDouble) >= min_px);
+    auto on = syn.lesion_flags.select(1, static_cast<int64_t>(k)) > 0.5;
+    QualityReport::LesionRate lr;
+    lr.name = name;
+    lr.n_on = on.sum().item<int64_t>();
+    lr.n_off = (~on).sum().item<int64_t>();
+    if (lr.n_on > 0) lr.present_on = present.masked_select(on).to(torch::kDouble).mean().item<double>();
+    if (lr.n_off > 0) lr.present_off = present.masked_select(~on).to(torch::kDouble).mean().item<double>();
+    if (lr.n_on > 0)
+      r.checks.push_back({fmt::format("{} present, flag on ({} maps)", name, lr.n_on), lr.present_on,
+                          fmt::format("≥ {:.2f}", T.lesion_on_min), lr.present_on >= T.lesion_on_min});
+    if (lr.n_off > 0)
+      r.checks.push_back({fmt::format("{} present, flag off ({} maps)", name, lr.n_off), lr.present_off,
+                          fmt::format("≤ {:.2f}", T.lesion_off_max), lr.present_off <= T.lesion_off_max});
+    r.lesions.push_back(lr);
   }
   const double bd = r.boundary_density_synthetic / r.boundary_density_real;
   r.checks.push_back({"boundary density (synthetic/real)", bd, fmt::format("≥ {:.2f}", T.boundary_density_min),

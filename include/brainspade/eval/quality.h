@@ -69,6 +69,13 @@ struct QualityThresholds {
   /// segmentability Dice at least these, one per segmenter class 1.. (csf, gm, wm for the tiny segmenter)
   std::vector<double> segmentability_min{0.70, 0.85, 0.85};
   double checkerboard_max = 1.5;    ///< checkerboard score synthetic/real at most this
+  /// lesion-conditioned maps (their conditions name lesion flags): share of maps drawn with a lesion's flag on that
+  /// hold it at least this ...
+  double lesion_on_min = 0.90;
+  double lesion_off_max = 0.05;     ///< ... and of maps drawn with it off, at most this
+  /// a map holds a lesion when at least this many of its pixels have that lesion's PV > 0.5 (the slicing rule's 20
+  /// pixels at 192x256, scaled to the maps' size)
+  int64_t lesion_min_pixels = 20;
   void visit(ConfigVisitor& v);
 };
 
@@ -127,6 +134,13 @@ struct QualityReport {
   double top_band_ratio = NAN;               ///< power at r >= 0.375, synthetic/real
   double checkerboard_score = NAN;           ///< Nyquist energy fraction, synthetic/real
   double axis_energy_ratio = NAN;            ///< axis_energy_share, synthetic/real (blocky streaks)
+  /// per lesion flag of the conditions: name, maps drawn with it on / off, and the share of each that holds the lesion
+  struct LesionRate {
+    std::string name;
+    int64_t n_on = 0, n_off = 0;
+    double present_on = NAN, present_off = NAN;
+  };
+  std::vector<LesionRate> lesions;
   std::vector<QualityCheck> checks;
   double seconds = 0;
 };
