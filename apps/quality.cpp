@@ -21,7 +21,7 @@ brainspade::app::Registrar reg("43-quality", [](CLI::App& root) {
     if (!modality.empty()) flags.set("modality", modality);
     auto job = brainspade::app::resolve_config<brainspade::QualityJob>(flags);
     brainspade::start_run(job.run, brainspade::dump_config(job), "quality.log");
-    if (job.segmenter.empty() && brainspade::file_exists(job.pairs + "/manifest.csv"))
+    if (job.images && job.segmenter.empty() && brainspade::file_exists(job.pairs + "/manifest.csv"))
       job.segmenter = brainspade::train_reference_segmenter(job.segmenter_config, job.real,
                                                              job.run.out_dir + "/segmenter", job.run);
     brainspade::run_quality(job);

@@ -2,6 +2,7 @@
 // scripts themselves in smoke mode (a few steps per stage on the example data; skipped when it is absent).
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstdio>
@@ -14,7 +15,9 @@
 #include "brainspade/core/atomic_file.h"
 #include "brainspade/core/csv.h"
 #include "brainspade/core/error.h"
+#include "brainspade/data/slice_dataset.h"
 #include "brainspade/eval/figure.h"
+#include "brainspade/inference/segment.h"
 #include "brainspade/io/image_io.h"
 #include "brainspade/sampling/label_sampler.h"
 #include "brainspade/training/train_segmenter.h"
@@ -188,9 +191,45 @@ TEST(ReproduceSmoke, Exp2RunsNearAndFarOutOfDistribution) {
   EXPECT_NE(read_text(dir / "exp2/pairs/spade_far/manifest.csv").find("brainweb_pd.nii.gz"), std::string::npos);
 }
 
-TEST(ReproduceSmoke, Exp3WithoutALesionCohortSaysWhatIsNeeded) {
+// Without arguments exp3 simulates a lesion cohort (2 + 2 patients in SMOKE mode) and runs every stage on T1 and PD
+// together: the report has the paper's Table 3 metrics per model, the lesion-conditioning rates and the figure.
+TEST(ReproduceSmoke, Exp3RunsTheTumourPathOnTheSimulatedCohort) {
+  if (!have_example_slices()) GTEST_SKIP() << "example data not prepared (scripts/setup.sh)";
   testutil::TempDir dir;
   auto r = run_script("exp3_tumour.sh", dir / "exp3");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  std::printf("exp3 smoke: %.1f s\n", r.seconds);
+  auto report = read_text(dir / "exp3/report/README.md");
+  EXPECT_NE(report.find("| metric | R_les | S_les | H_les | DR |"), std::string::npos) << report;
+  for (const char* row : {"| dice | ", "| accuracy | ", "| precision | ", "| recall | "})
+    EXPECT_NE(report.find(row), std::string::npos) << report;
+  EXPECT_NE(report.find("| model | csf | gm | wm | tumour | edema |"), std::string::npos) << report;
+  EXPECT_NE(report.find("tumour present, flag on"), std::string::npos) << report;
+  // Two held-out patients, five classes: a Dice in [0, 1] per volume and class.
+  EXPECT_EQ(expect_column_in(dir / "exp3/report/per_volume_S_les.csv", "dice", 0.0, 1.0, true), 2u * 5u);
+  expect_figure(dir / "exp3/report/fig4_tumour.png", 200);
+  // The segmenters take T1 and PD; the synthetic pairs of both contrasts share their label maps.
+  auto seg = load_segmenter(dir / "exp3/segmenters/S_les/checkpoints/last.ckpt", torch::kCPU);
+  EXPECT_EQ(seg.modalities, (std::vector<std::string>{"T1", "PD"}));
+  const auto t1 = read_csv_table(dir / "exp3/pairs/spade/T1/manifest.csv"),
+             pd = read_csv_table(dir / "exp3/pairs/spade/PD/manifest.csv");
+  ASSERT_EQ(t1.rows.size(), 4u);
+  ASSERT_EQ(pd.rows.size(), 4u);
+  const int c = t1.column("label_seg");
+  for (size_t i = 0; i < t1.rows.size(); ++i)
+    EXPECT_TRUE(torch::equal(read_volume(dir / ("exp3/pairs/spade/T1/" + t1.rows[i][c])).data,
+                             read_volume(dir / ("exp3/pairs/spade/PD/" + pd.rows[i][c])).data));
+  // The test patients are not in the training slices.
+  const auto cohort = read_csv_table(dir / "exp3/cohort/cohort.csv");
+  const auto ds = SliceDataset::load(dir / "exp3/cohort/slices/dataset.pt");
+  for (const auto& row : cohort.rows)
+    if (row[cohort.column("split")] == "test")
+      EXPECT_EQ(std::count(ds.subject_names.begin(), ds.subject_names.end(), row[0]), 0) << row[0];
+}
+
+TEST(ReproduceSmoke, Exp3OnASliceConfigWithoutLesionsSaysWhatIsNeeded) {
+  testutil::TempDir dir;
+  auto r = run_script("exp3_tumour.sh " + std::string(BRAINSPADE_SOURCE_DIR) + "/configs/data/example.yaml", dir / "exp3");
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_NE(r.output.find("needs a lesion cohort"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("no data.lesion_channels"), std::string::npos) << r.output;

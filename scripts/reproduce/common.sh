@@ -19,7 +19,7 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT"
-DATA_CONFIG=${1:-configs/data/example.yaml}
+DATA_CONFIG=${1:-${DEFAULT_DATA_CONFIG:-configs/data/example.yaml}}
 SCALE=${2:-tiny}
 SMOKE=${SMOKE:-0}
 BIN=${BRAINSPADE:-$ROOT/build/brainspade}

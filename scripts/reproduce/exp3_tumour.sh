@@ -1,69 +1,185 @@
 #!/usr/bin/env bash
-# Experiment 3.3 of the paper (tumours): R_les (real lesion slices) vs S_les (SPADE pairs from the lesion-conditioned
-# label generator) vs H_les (both), plus DR (random-contrast pairs), Dice/accuracy/precision/recall per class
-# including the tumour, on held-out subjects.
-#   scripts/reproduce/exp3_tumour.sh DATASET_CONFIG [tiny|paper]     (see common.sh for the environment)
-# Needs the user's lesion cohort (the example data has no lesions):
-#   DATASET_CONFIG   a `slice` config of the training subjects with data.lesion_channels (e.g. [tumour, edema]);
-#   TEST_IMAGES, TEST_LABELS   folders of held-out subjects' 3D images and integer label volumes (same file names);
-#   REPRO_STYLES     unlabelled images of the target contrast;
-#   REPRO_SEG_CONFIG segmenter config whose data.label_map / class_names include the lesion classes
-#                    (default configs/<scale>/segmenter.yaml);
-#   the LDM config of the scale must condition on the lesions (unet.cond_dim = number of lesions + 1).
+# Experiment 3.3 of the paper (tumours): segmenters of background/CSF/GM/WM/tumour/edema on T1 and PD together, trained
+# on real lesion slices (R_les), on synthetic pairs from the lesion-conditioned label generator and SPADE (S_les), on
+# both (H_les), and on random-contrast pairs from the same labels (DR); Dice, accuracy, precision and recall per class
+# on held-out patients that no stage sees, Wilcoxon tests, the Fig. 4 layout.
+#   scripts/reproduce/exp3_tumour.sh [CONFIG] [tiny|paper]     (see common.sh for the environment)
+# CONFIG (default configs/data/phantom_lesions.yaml):
+#   - a `phantom-lesions` config: the simulated lesion cohort is made first (docs/data.md; simulations, not clinical
+#     data) and everything below is set from it;
+#   - or a `slice` config of a real lesion cohort's training subjects with data.lesion_channels (e.g. [tumour, edema])
+#     and one volume per modality of the segmenter config, with
+#       TEST_DIR     held-out subjects: TEST_DIR/<modality>/<name>.nii.gz per modality and TEST_DIR/labels/<name>.nii.gz
+#                    (integer labels in the segmenter's classes);
+#       STYLES_DIR   unlabelled style images: STYLES_DIR/<modality>/ per modality.
+# Settings: configs/<scale>/{vae,ldm,classifier,spade,segmenter}_lesion.yaml and <scale>/sample.yaml
+# (REPRO_SEG_CONFIG overrides the segmenter's). At tiny scale the whole run takes about 25 min on 2 quiet cores;
+# what it cuts compared with exp1 is listed in docs/reproduction.md.
 EXP=exp3
+DEFAULT_DATA_CONFIG=configs/data/phantom_lesions.yaml
+REPRO_SEG_CONFIG=${REPRO_SEG_CONFIG:-configs/${2:-tiny}/segmenter_lesion.yaml}
 source "$(dirname "$0")/common.sh"
-LESIONS=$(python3 - "$DATA_CONFIG" <<'PY'
+for c in vae_lesion ldm_lesion classifier_lesion spade_lesion; do
+  [ -f "$CONFIGS/$c.yaml" ] || die "$CONFIGS/$c.yaml is missing: scale '$SCALE' has no lesion settings for ${c%_lesion}"
+done
+yaml_get() {  # yaml_get FILE a.b: a value (lists joined with commas; empty when absent)
+  python3 - "$1" "$2" <<'PY'
 import sys, yaml
-print(",".join((yaml.safe_load(open(sys.argv[1]))["data"].get("lesion_channels") or [])))
+v = yaml.safe_load(open(sys.argv[1]))
+for k in sys.argv[2].split("."):
+    v = (v or {}).get(k) if isinstance(v, dict) else None
+print(",".join(map(str, v)) if isinstance(v, list) else ("" if v is None else v))
 PY
-)
-need() {
-  cat >&2 <<MSG
-[exp3] experiment 3 needs a lesion cohort, which the example data does not have: $1
-  Provide: a slice config with data.lesion_channels (e.g. [tumour]) as the first argument, TEST_IMAGES and
-  TEST_LABELS (folders of held-out subjects' 3D images and integer labels, same file names), REPRO_STYLES (target
-  contrast images) and REPRO_SEG_CONFIG (segmenter classes including the lesion). See docs/reproduction.md.
-MSG
-  exit 2
 }
-[ -n "$LESIONS" ] || need "$DATA_CONFIG has no data.lesion_channels"
-[ -d "${TEST_IMAGES:-}" ] && [ -d "${TEST_LABELS:-}" ] || need "TEST_IMAGES / TEST_LABELS folders are not set"
-[ -n "${REPRO_STYLES:-}" ] || need "REPRO_STYLES is not set"
-CLASSES=$(python3 - "$SEG_CONFIG" <<'PY'
-import sys, yaml
-print(",".join(yaml.safe_load(open(sys.argv[1]))["data"]["class_names"][1:]))
-PY
-)
-SLICE_OUT=$(python3 -c 'import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))["run"]["out_dir"])' "$DATA_CONFIG")
+MODS=$(yaml_get "$SEG_CONFIG" data.modalities)
+[ -n "$MODS" ] || die "$SEG_CONFIG has no data.modalities (e.g. [T1, PD]): experiment 3 segments T1 and a second contrast together"
+IFS=, read -r -a MOD_LIST <<< "$MODS"
+CLASSES=$(yaml_get "$SEG_CONFIG" data.class_names | cut -d, -f2-)
+
+if [ -n "$(yaml_get "$DATA_CONFIG" cohort.train)" ]; then
+  # The simulated cohort, inside this run's folder.
+  COHORT=$OUT/cohort
+  if [ "$SMOKE" = 1 ]; then
+    COHORT_SET=(--set cohort.train=2 --set cohort.test=2 --set cohort.slices_per_volume=12)
+  else
+    COHORT_SET=()
+  fi
+  stage "phantom-lesions (simulated cohort)" "$COHORT/cohort.csv" \
+    "$BIN" phantom-lesions --config "$DATA_CONFIG" --out "$COHORT" "${RUN_ARGS[@]}" "${COHORT_SET[@]}"
+  DATA_CONFIG=$COHORT/slice.yaml
+  TEST_DIR=$COHORT/test
+  STYLES_DIR=$COHORT/styles
+  # Style images: four axial slices through the lesion range of each training patient (never a test patient).
+  for m in "${MOD_LIST[@]}"; do
+    for img in "$COHORT"/train/images/*_"$m".nii.gz; do
+      p=$(basename "$img" "_$m.nii.gz")
+      stage "style slices $p $m" "$STYLES_DIR/$m/${p}_z115.nii.gz" "$BIN" style-slices --image "$img" \
+        --labels "$COHORT/train/pv/$p.nii.gz" --z 70 --z 85 --z 100 --z 115 --out-dir "$STYLES_DIR/$m" --prefix "$p" \
+        --height "$(yaml_get "$DATA_CONFIG" data.height)" --width "$(yaml_get "$DATA_CONFIG" data.width)"
+    done
+  done
+else
+  LESIONS=$(yaml_get "$DATA_CONFIG" data.lesion_channels)
+  need() {
+    cat >&2 <<MSG
+[exp3] experiment 3 needs a lesion cohort: $1
+  Run without arguments for the simulated cohort (configs/data/phantom_lesions.yaml), or give a slice config with
+  data.lesion_channels (e.g. [tumour, edema]) and set TEST_DIR (<modality>/ and labels/ of held-out subjects) and
+  STYLES_DIR (<modality>/ style images). See docs/reproduction.md.
+MSG
+    exit 2
+  }
+  [ -n "$LESIONS" ] || need "$DATA_CONFIG has no data.lesion_channels"
+  [ -d "${TEST_DIR:-}/labels" ] || need "TEST_DIR is not set or has no labels/ folder"
+  [ -d "${STYLES_DIR:-}" ] || need "STYLES_DIR is not set"
+  for m in "${MOD_LIST[@]}"; do
+    [ -d "$TEST_DIR/$m" ] || need "TEST_DIR has no $m/ folder (data.modalities of $SEG_CONFIG)"
+    [ -d "$STYLES_DIR/$m" ] || need "STYLES_DIR has no $m/ folder"
+  done
+fi
+TEST=$TEST_DIR
+SLICE_OUT=$(yaml_get "$DATA_CONFIG" run.out_dir)
 DATASET=$SLICE_OUT/dataset.pt
 stage "slice" "$DATASET" "$BIN" slice --config "$DATA_CONFIG"
-mkdir -p "$OUT/test"
-ln -sfn "$(cd "$TEST_IMAGES" && pwd)" "$OUT/test/images"
-ln -sfn "$(cd "$TEST_LABELS" && pwd)" "$OUT/test/labels"
 
-train_generators "$DATASET"
-sample_pairs spade spade $REPRO_STYLES
-sample_pairs randomized randomized
+train_stage vae vae_lesion "$DATASET"
+train_stage ldm ldm_lesion "$DATASET" --set vae_checkpoint="$CK_vae"
+train_stage classifier classifier_lesion "$DATASET"
+train_stage spade spade_lesion "$DATASET" --set classifier_checkpoint="$CK_classifier"
+
+# One pair folder per modality, sampled with the same seed and label generator: the same label maps in each contrast
+# (the segmenter checks it), so that <folder>/T1 and <folder>/PD become two-channel samples.
+k=0
+for m in "${MOD_LIST[@]}"; do
+  stage "sample spade $m ($PAIRS pairs)" "$OUT/pairs/spade/$m/manifest.csv" \
+    "$BIN" sample --config "$CONFIGS/sample.yaml" --out "$OUT/pairs/spade/$m" --num "$PAIRS" "${RUN_ARGS[@]}" \
+    --ldm "$CK_ldm" --spade "$CK_spade" --classifier "$CK_classifier" --style "$STYLES_DIR/$m" \
+    --set target_modality="$m" "${SAMPLE_SET[@]}"
+  stage "sample randomized $m ($PAIRS pairs)" "$OUT/pairs/randomized/$m/manifest.csv" \
+    "$BIN" sample --config "$CONFIGS/sample.yaml" --out "$OUT/pairs/randomized/$m" --num "$PAIRS" "${RUN_ARGS[@]}" \
+    --ldm "$CK_ldm" --set image_generator=randomized --set classifier_checkpoint= --set randomized.stream=$k \
+    "${SAMPLE_SET[@]}"
+  k=$((k + 1))
+done
+
+# How often the lesion flags put lesions into the maps (docs/quality.md: >= 90 % with the flag on, <= 5 % off).
+stage "quality of the lesion pairs" "$REPORT/quality/quality.md" "$BIN" quality --pairs "$OUT/pairs/spade/${MOD_LIST[0]}" \
+  --real "$DATASET" --modality "${MOD_LIST[0]}" --out "$REPORT/quality" --set images=false
+
 train_segmenter R_les "$DATASET"
 train_segmenter S_les "$OUT/pairs/spade"
 train_segmenter H_les "$DATASET" "$OUT/pairs/spade"
 train_segmenter DR "$OUT/pairs/randomized"
-segment_all R_les S_les H_les DR
+
+# Every held-out patient, one --in per modality in the segmenter's order.
+for model in R_les S_les H_les DR; do
+  for lab in "$TEST"/labels/*.nii.gz; do
+    name=$(basename "$lab")
+    ins=()
+    for m in "${MOD_LIST[@]}"; do ins+=(--in "$TEST/$m/$name"); done
+    stage "segment $name with $model" "$PRED/$model/$name" \
+      "$BIN" segment --model "$OUT/segmenters/$model/checkpoints/last.ckpt" "${ins[@]}" --out "$PRED/$model/$name"
+  done
+done
+
+log "evaluate ..."
 evaluate_pair S_les R_les "$CLASSES"
 evaluate_pair H_les R_les "$CLASSES"
 evaluate_pair DR S_les "$CLASSES"
-first=$(basename "$(ls "$TEST/images"/*.nii.gz | head -1)")
-caption=$(figure fig4_tumour "$first" R_les S_les H_les DR)
+first=$(basename "$(ls "$TEST"/labels/*.nii.gz | head -1)")
+args=()
+for m in R_les S_les H_les DR; do args+=(--pred "$m=$PRED/$m/$first"); done
+caption=$("$BIN" figure --image "$TEST/${MOD_LIST[0]}/$first" --ref "$TEST/labels/$first" "${args[@]}" \
+  --out "$REPORT/fig4_tumour.png")
 {
   echo "# Experiment 3 (paper 3.3): tumours"
   echo
-  echo "Dataset config \`$DATA_CONFIG\` (lesions: $LESIONS), scale \`$SCALE\`, $PAIRS pairs. Wall-clock: $(( $(date +%s) - T0 )) s."
+  echo "Config \`${1:-$DEFAULT_DATA_CONFIG}\`, scale \`$SCALE\`$([ "$SMOKE" = 1 ] && echo ", SMOKE (a few steps per stage: numbers mean nothing)"),"
+  echo "inputs [$MODS], $PAIRS pairs per image generator and modality, $(ls "$TEST"/labels/*.nii.gz | wc -l) held-out"
+  echo "test volumes. Wall-clock: $(( $(date +%s) - T0 )) s."
   echo
-  dice_table R_les S_les H_les DR
-  for e in S_les_vs_R_les H_les_vs_R_les DR_vs_S_les; do echo; echo "### $e"; echo; cat "$REPORT/eval_$e/summary.md"; done
+  echo "R_les: real training slices; S_les: SPADE pairs from the lesion-conditioned label generator only; H_les: both;"
+  echo "DR: random-contrast pairs from the same label maps."
+  echo
+  echo "## Table 3: mean ± sd over test volumes"
+  echo
+  python3 - "$REPORT" R_les S_les H_les DR <<'PY'
+import csv, statistics, sys
+report, models = sys.argv[1], sys.argv[2:]
+rows = {m: list(csv.DictReader(open(f"{report}/per_volume_{m}.csv"))) for m in models}
+classes = []
+for r in rows[models[0]]:
+    if r["class"] not in classes: classes.append(r["class"])
+def cell(m, c, k):
+    v = [float(r[k]) for r in rows[m] if r["class"] == c and r[k] not in ("nan", "")]
+    v = [x for x in v if x == x]
+    if not v: return "–"
+    return f"{statistics.mean(v):.3f} ± {statistics.stdev(v) if len(v) > 1 else 0.0:.3f}"
+for c in [c for c in ("tumour", "edema") if c in classes]:
+    print(f"**{c}**\n")
+    print("| metric | " + " | ".join(models) + " |")
+    print("|---|" + "---|" * len(models))
+    for k in ("dice", "accuracy", "precision", "recall"):
+        print(f"| {k} | " + " | ".join(cell(m, c, k) for m in models) + " |")
+    print()
+print("**Dice, every class**\n")
+print("| model | " + " | ".join(classes) + " |")
+print("|---|" + "---|" * len(classes))
+for m in models:
+    print(f"| {m} | " + " | ".join(cell(m, c, "dice") for c in classes) + " |")
+PY
+  echo
+  echo "## Paired tests (Wilcoxon signed-rank)"
+  for e in S_les_vs_R_les H_les_vs_R_les DR_vs_S_les; do echo; echo "### ${e//_vs_/ vs }"; echo; cat "$REPORT/eval_$e/summary.md"; done
+  echo
+  echo "## Lesion conditioning of the label generator (\`brainspade quality\`)"
+  echo
+  grep -E "^\| (check|---|.*present)" "$REPORT/quality/quality.md" || true
+  echo
+  echo "## Figure"
   echo
   echo "![fig4](fig4_tumour.png)"
   echo
-  echo "$caption"
+  echo "$caption (colours: background, CSF, GM, WM, tumour, edema)."
 } > "$REPORT/README.md"
 log "report: $REPORT/README.md"

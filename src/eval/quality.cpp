@@ -58,6 +58,7 @@ void QualityJob::visit(ConfigVisitor& v) {
   v.choice("real_positions", real_positions, {"matched", "all"},
            "matched: compare with the real slices inside the synthetic maps' slice-position range (when recorded); "
            "all: with every real slice");
+  v("images", images, "measure the images too (segmentability, spectra) when the folder has them; false = label maps only");
   v.section("thresholds", thresholds);
 }
 
@@ -444,7 +445,7 @@ QualityReport run_quality(const QualityJob& job) {
   }
   r.n_synthetic = syn.pv.size(0);
   r.n_real = real.pv.size(0);
-  r.has_images = syn.images.defined();
+  r.has_images = syn.images.defined() && job.images;
   auto hs = syn.pv.argmax(1), hr = real.pv.argmax(1);  // [N, H, W]
 
   r.fraction_synthetic = class_fractions(hs, C);

@@ -280,8 +280,11 @@ PairSampleSummary run_pair_sampling(const PairSampleJob& job, const Shard& shard
     if (randomized) {
       // One seed per pair (batch seed, pair index in the batch): a pair's image depends on nothing else.
       std::vector<torch::Tensor> v;
-      for (int64_t j = 0; j < B; ++j)
-        v.push_back(randomized_image(lab.pv[j], job.randomized, derive_seed(batch_seed, 3, static_cast<uint64_t>(j))).image);
+      for (int64_t j = 0; j < B; ++j) {
+        uint64_t s = derive_seed(batch_seed, 3, static_cast<uint64_t>(j));
+        if (job.randomized.stream > 0) s = derive_seed(s, 0x57e4, static_cast<uint64_t>(job.randomized.stream));
+        v.push_back(randomized_image(lab.pv[j], job.randomized, s).image);
+      }
       img = torch::stack(v);
     } else {
       img = synthesize_images(images, lab.pv, stack_styles(style_idx), job.sample_style, gen, device);

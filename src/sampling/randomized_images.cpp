@@ -38,6 +38,8 @@ void RandomizedImageOptions::visit(ConfigVisitor& v) {
   v("blur_sigma", blur_sigma, "Gaussian blur sigma in pixels ~ U(lo, hi)", Bounds::non_negative());
   v("noise_sd", noise_sd, "additive Gaussian noise sigma ~ U(lo, hi), inside the brain", Bounds::non_negative());
   v("normalise", normalise, "z-score each image within the brain (background stays 0)");
+  v("stream", stream, "independent draw of contrasts (0 = the original): the same seed with another stream gives the "
+    "same label maps in unrelated contrasts (channels of a multi-contrast DR baseline)", Bounds::non_negative());
 }
 
 RandomizedImage randomized_image(const torch::Tensor& pv, const RandomizedImageOptions& o, uint64_t seed) {

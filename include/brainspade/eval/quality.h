@@ -93,6 +93,7 @@ struct QualityJob {
   /// "matched": real slices restricted to the synthetic maps' range of slice positions (when the pairs record them),
   /// so that maps of the middle of the brain are not compared with every level of it; "all": every real slice
   std::string real_positions = "matched";
+  bool images = true;          ///< false: measure the label maps only, even when the folder has images
   QualityThresholds thresholds;
   void visit(ConfigVisitor& v);
 };

@@ -23,6 +23,10 @@ struct RandomizedImageOptions {
   /// Z-score each image within the brain (pixels whose background weight is < 0.5), as `slice` normalises real
   /// images; the background stays 0.
   bool normalise = true;
+  /// Which independent draw of contrasts a pair gets (0 = the original one): folders sampled with the same seed and
+  /// streams 0 and 1 hold the same label maps in two unrelated random contrasts (the channels of a multi-contrast DR
+  /// baseline). Not used by randomized_image itself: `sample` mixes it into each pair's seed.
+  int64_t stream = 0;
   void visit(ConfigVisitor& v);
 };
 
