@@ -315,6 +315,8 @@ TEST(Losses, DiceLossesOnHandComputedCases) {
   auto t3 = torch::cat({t, torch::zeros({1, 1, 1, 4})}, 1);
   auto p3 = torch::cat({p, torch::tensor({0.5, 0.0, 0.0, 0.0}).view({1, 1, 1, 4})}, 1);
   EXPECT_NEAR(loss_generalized_dice(p3, t3, 0.0).item<double>(), 1.0 - 1.0 / (8.0 / 3.0 + 0.5), 1e-6);
+  // With absent_max = false (loss.gdice_absent: zero) the absent tissue weighs nothing: back to 0.625.
+  EXPECT_NEAR(loss_generalized_dice(p3, t3, 0.0, false).item<double>(), 0.625, 1e-6);
   // A perfect prediction scores 0 for both; samples are averaged.
   auto tt = torch::cat({t, t3.narrow(1, 0, 2).flip(3)}, 0);
   EXPECT_NEAR(loss_soft_dice(tt, tt).item<double>(), 0.0, 1e-6);

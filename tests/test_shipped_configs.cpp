@@ -26,7 +26,9 @@ Root resolve(const std::string& path) {
 }
 
 void check_file(const std::string& path) {
-  const std::string stage = fs::path(path).stem().string();
+  std::string stage = fs::path(path).stem().string();
+  // vae_lesion.yaml etc.: the tumour path's settings of the same command
+  if (stage.size() > 7 && stage.compare(stage.size() - 7, 7, "_lesion") == 0) stage.resize(stage.size() - 7);
   SCOPED_TRACE(path);
   if (stage == "vae") {
     auto c = resolve<VAETrainConfig>(path);

@@ -44,14 +44,15 @@ torch::Tensor loss_soft_dice(const torch::Tensor& probs, const torch::Tensor& ta
   return (1.0 - (2.0 * intersection + smooth) / (denominator + smooth)).mean();
 }
 
-torch::Tensor loss_generalized_dice(const torch::Tensor& probs, const torch::Tensor& target, double smooth) {
+torch::Tensor loss_generalized_dice(const torch::Tensor& probs, const torch::Tensor& target, double smooth,
+                                    bool absent_max) {
   check_dice_inputs("loss_generalized_dice", probs, target);
   auto intersection = (probs * target).sum({2, 3});  // [B, C]
   auto denominator = probs.sum({2, 3}) + target.sum({2, 3});
   auto w = 1.0 / target.sum({2, 3}).pow(2);
   auto absent = torch::isinf(w);
   w = w.masked_fill(absent, 0.0);
-  w = w + absent.to(w.dtype()) * std::get<0>(w.max(1, true));
+  if (absent_max) w = w + absent.to(w.dtype()) * std::get<0>(w.max(1, true));
   auto numer = 2.0 * (intersection * w).sum(1) + smooth;  // [B]
   auto denom = (denominator * w).sum(1) + smooth;
   return (1.0 - numer / denom).mean();

@@ -22,6 +22,9 @@ void VAELossOptions::visit(ConfigVisitor& v) {
   v.choice("reconstruction", reconstruction, {"l1", "gdice"},
            "reconstruction term: l1 on the PV maps (authors' default) or gdice = generalised Dice + Dice on the softmax "
            "+ 0.1 L1 on the raw output (authors' --loss_fct gdice; needs vae.output: softmax)");
+  v.choice("gdice_absent", gdice_absent, {"max", "zero"},
+           "gdice: weight of a tissue absent from a sample in the generalised Dice: max (MONAI, the authors') or zero "
+           "(left out; lesion channels absent from lesion-free slices then do not drown a large lesion's weight)");
   v("l1_weight", l1_weight, "weight of the reconstruction term (l1 or gdice)", Bounds::non_negative());
   v("channel_weights", channel_weights,
     "per-label-channel weights of the L1 term, rescaled to mean 1; empty = uniform (authors). One per vae.in_channels",
@@ -262,7 +265,8 @@ VAEValidation train_vae(const VAETrainConfig& cfg, bool resume) {
     };
     auto l1 = weighted_l1(out.reconstruction);
     auto recon = L.reconstruction == "gdice"  // authors: GeneralizedDice + Dice (softmax) + 0.1·L1 (raw)
-                     ? loss_generalized_dice(out.reconstruction, x) + loss_soft_dice(out.reconstruction, x) +
+                     ? loss_generalized_dice(out.reconstruction, x, 1e-4, L.gdice_absent == "max") +
+                           loss_soft_dice(out.reconstruction, x) +
                            0.1 * weighted_l1(raw)
                      : l1;
     auto kl = loss_kl(out.posterior);

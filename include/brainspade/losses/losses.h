@@ -38,6 +38,10 @@ torch::Tensor loss_soft_dice(const torch::Tensor& probs, const torch::Tensor& ta
 /// w_c = 1 / (Σ t_c)², 1 − (2·Σ_c w_c Σ p·t + smooth) / (Σ_c w_c Σ (p + t) + smooth), mean over samples. A channel
 /// absent from a sample (Σ t_c = 0) takes the largest finite weight of that sample, as MONAI does. Rare tissues weigh
 /// as much as common ones: what keeps thin sulcal CSF in the label VAE's reconstruction.
-torch::Tensor loss_generalized_dice(const torch::Tensor& probs, const torch::Tensor& target, double smooth = 1e-4);
+/// `absent_max` = false leaves a tissue absent from a sample out of that sample's sum instead (weight 0): with lesion
+/// channels absent from the lesion-free third of the slices, MONAI's rule makes every lesion pixel predicted there
+/// cost the largest weight, while a large lesion (edema) present elsewhere gets a small one.
+torch::Tensor loss_generalized_dice(const torch::Tensor& probs, const torch::Tensor& target, double smooth = 1e-4,
+                                    bool absent_max = true);
 
 }  // namespace brainspade

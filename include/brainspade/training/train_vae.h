@@ -20,6 +20,9 @@ struct VAELossOptions {
   /// --loss_fct gdice: generalised Dice + Dice on softmax(x̂) + 0.1·L1 on the raw output; needs vae.output: softmax).
   std::string reconstruction = "l1";
   double l1_weight = 1.0;  ///< weight of the reconstruction term (either kind)
+  /// gdice: weight of a tissue absent from a sample in the generalised Dice: "max" (MONAI's and the authors': the
+  /// sample's largest weight) or "zero" (left out; the soft Dice term still penalises predicting it)
+  std::string gdice_absent = "max";
   /// per-channel weight of the L1 term, rescaled to mean 1 (empty = uniform, the authors' loss). Thin tissues that the
   /// reconstruction shrinks (sulcal CSF) can be weighted up: docs/label-generator.md.
   std::vector<double> channel_weights;
