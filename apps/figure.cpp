@@ -14,6 +14,8 @@ brainspade::app::Registrar reg("42-figure", [](CLI::App& root) {
   cmd->add_option("--pred", job.predictions, "NAME=PATH of a model's prediction (repeatable, shown in order)");
   cmd->add_option("--slices", job.slices, "axial indices to show (default: --rows evenly spaced)")->delimiter(',');
   cmd->add_option("--rows", job.rows, "slices shown when --slices is not given");
+  cmd->add_option("--classes", job.class_names, "class names by label value, background first (colours: a lesion "
+                  "named tumour/edema is red/magenta)")->delimiter(',');
   cmd->add_option("--out", job.out, "output PNG")->required();
   cmd->callback([] { std::printf("%s\n", brainspade::write_prediction_figure(job).c_str()); });
 });

@@ -399,6 +399,39 @@ TEST(SamplePairs, NnUNetLayoutAndManifest) {
   EXPECT_EQ(manifest.rfind("id,seed,conditions[slice_position],style,style_redraws,image,label_pv,label_seg", 0), 0u);
 }
 
+// Two runs from one seed and label generator with other styles share one nnU-Net folder as channels 0 and 1 (the
+// multi-contrast dataset of experiment 3); a run whose label maps differ is refused.
+TEST(SamplePairs, NnUNetChannelsOfTwoRunsMakeOneMultiContrastDataset) {
+  auto& t = trained();
+  testutil::TempDir dir;
+  auto a = pair_job(t, dir / "t1", 3);
+  a.format = "nnunet";
+  a.nnunet_dir = dir / "Dataset502_Two";
+  a.target_modality = "T1";
+  run_pair_sampling(a);
+  auto b = a;
+  b.run.out_dir = dir / "pd";
+  b.nnunet_channel = 1;
+  b.target_modality = "PD";
+  run_pair_sampling(b);
+  for (const char* f :
+       {"imagesTr/pair_000002_0000.nii.gz", "imagesTr/pair_000002_0001.nii.gz", "labelsTr/pair_000002.nii.gz"})
+    EXPECT_TRUE(fs::exists(dir / ("Dataset502_Two/" + std::string(f)))) << f;
+  const auto js = nlohmann::json::parse(read_text(dir / "Dataset502_Two/dataset.json"));
+  EXPECT_EQ(js.at("channel_names").at("0"), "T1") << js;
+  EXPECT_EQ(js.at("channel_names").at("1"), "PD") << js;
+  auto c = a;
+  c.run.out_dir = dir / "other";
+  c.run.seed = 77;  // other label maps
+  c.nnunet_channel = 2;
+  try {
+    run_pair_sampling(c);
+    FAIL();
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("differs from the one already there"), std::string::npos) << e.what();
+  }
+}
+
 TEST(SamplePairs, BadInputsLeaveNothingBehind) {
   auto& t = trained();
   testutil::TempDir dir;

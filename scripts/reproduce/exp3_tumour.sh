@@ -47,6 +47,7 @@ if [ -n "$(yaml_get "$DATA_CONFIG" cohort.train)" ]; then
   stage "phantom-lesions (simulated cohort)" "$COHORT/cohort.csv" \
     "$BIN" phantom-lesions --config "$DATA_CONFIG" --out "$COHORT" "${RUN_ARGS[@]}" "${COHORT_SET[@]}"
   DATA_CONFIG=$COHORT/slice.yaml
+  LESIONS=$(yaml_get "$DATA_CONFIG" data.lesion_channels)
   TEST_DIR=$COHORT/test
   STYLES_DIR=$COHORT/styles
   # Style images: four axial slices through the lesion range of each training patient (never a test patient).
@@ -129,8 +130,30 @@ evaluate_pair DR S_les "$CLASSES"
 first=$(basename "$(ls "$TEST"/labels/*.nii.gz | head -1)")
 args=()
 for m in R_les S_les H_les DR; do args+=(--pred "$m=$PRED/$m/$first"); done
+# Rows through the lesion: the axial slice with the most voxels of the first lesion class, and 8 slices either side.
+zs=$(python3 - "$TEST/labels/$first" "$(yaml_get "$SEG_CONFIG" data.class_names)" "${LESIONS%%,*}" <<'PY'
+import gzip, struct, sys
+classes = sys.argv[2].split(",")
+if sys.argv[3] not in classes:  # the lesion is not a class of the segmenter: let `figure` choose
+    sys.exit(0)
+raw = open(sys.argv[1], "rb").read()
+b = gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
+dims = struct.unpack("<8h", b[40:56])
+if dims[0] < 3 or struct.unpack("<h", b[70:72])[0] != 2:  # not a 3D uint8 label volume: let `figure` choose
+    sys.exit(0)
+x, y, z = dims[1:4]
+off = int(struct.unpack("<f", b[108:112])[0])
+v, best = classes.index(sys.argv[3]), (0, z // 2)
+for k in range(z):
+    n = b[off + k * x * y: off + (k + 1) * x * y].count(bytes([v]))
+    best = max(best, (n, k))
+k = best[1]
+print(f"{max(k - 8, 0)},{k},{min(k + 8, z - 1)}")
+PY
+)
+[ -n "$zs" ] && args+=(--slices "$zs")
 caption=$("$BIN" figure --image "$TEST/${MOD_LIST[0]}/$first" --ref "$TEST/labels/$first" "${args[@]}" \
-  --out "$REPORT/fig4_tumour.png")
+  --classes "$(yaml_get "$SEG_CONFIG" data.class_names)" --out "$REPORT/fig4_tumour.png")
 {
   echo "# Experiment 3 (paper 3.3): tumours"
   echo

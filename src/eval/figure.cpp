@@ -40,7 +40,7 @@ std::string write_prediction_figure(const PredictionFigureJob& job) {
   auto tile_labels = [&](const Volume& v, int64_t z) {
     auto lab = v.data[0][z].round().to(torch::kLong).clamp(0, K - 1);  // [Y, X]
     auto onehot = torch::one_hot(lab, K).permute({2, 0, 1}).to(torch::kFloat);  // [K, Y, X]
-    return label_to_rgb(onehot);
+    return label_to_rgb(onehot, job.class_names);
   };
   std::vector<torch::Tensor> tiles;
   std::string caption = "columns:";

@@ -43,6 +43,10 @@ void PairSampleJob::visit(ConfigVisitor& v) {
   v("num", num, "pairs to generate", Bounds::at_least(1));
   v.choice("format", format, {"native", "nnunet"}, "output layout: native, or nnU-Net v2 raw (imagesTr/labelsTr/dataset.json)");
   v("nnunet_name", nnunet_name, "nnU-Net dataset folder name (DatasetXXX_Name)");
+  v("nnunet_dir", nnunet_dir, "nnU-Net dataset folder (empty = <out_dir>/<nnunet_name>); runs that share it with "
+    "nnunet_channel 0, 1, ... make one multi-contrast dataset");
+  v("nnunet_channel", nnunet_channel, "input channel this run writes into the nnU-Net dataset (_0000, _0001, ...)",
+    Bounds::range(0, 9999));
   v("montage_pairs", montage_pairs, "pairs shown in montage.png", Bounds::non_negative());
   v.section("sampler", sampler);
   v.section("randomized", randomized);
@@ -227,11 +231,12 @@ PairSampleSummary run_pair_sampling(const PairSampleJob& job, const Shard& shard
   make_dirs(out);
   write_text_atomic(fp_path, fp);
   const bool nnunet = job.format == "nnunet";
-  const std::string nn_dir = out + "/" + job.nnunet_name;
+  const std::string nn_dir = job.nnunet_dir.empty() ? out + "/" + job.nnunet_name : job.nnunet_dir;
+  const std::string nn_suffix = fmt::format("_{:04d}.nii.gz", job.nnunet_channel);
   auto paths = [&](int64_t i) {
     std::string id = pair_id(i);
     Paths p;
-    p.image = nnunet ? nn_dir + "/imagesTr/" + id + "_0000.nii.gz" : out + "/images/" + id + ".nii.gz";
+    p.image = nnunet ? nn_dir + "/imagesTr/" + id + nn_suffix : out + "/images/" + id + ".nii.gz";
     p.seg = nnunet ? nn_dir + "/labelsTr/" + id + ".nii.gz" : out + "/labels/" + id + "_seg.nii.gz";
     p.pv = out + "/labels_pv/" + id + "_pv.nii.gz";
     p.record = out + "/records/" + id + ".csv";
@@ -315,7 +320,12 @@ PairSampleSummary run_pair_sampling(const PairSampleJob& job, const Shard& shard
       auto pv = lab.pv[j];  // [C, H, W]
       write_slice_nifti(p.image, img[j]);
       write_slice_nifti(p.pv, pv);
-      write_label_slice_nifti(p.seg, pv.argmax(0, true));
+      const auto seg = pv.argmax(0, true);
+      if (nnunet && job.nnunet_channel > 0 && file_exists(p.seg))  // another channel's run wrote this case's labels
+        BRAINSPADE_CHECK_INPUT(torch::equal(read_volume(p.seg).data[0][0].round().to(torch::kLong), seg[0].cpu()), p.seg,
+                               ": the label map of channel ", job.nnunet_channel, " differs from the one already "
+                               "there: runs sharing an nnU-Net folder need the same seed and label generator");
+      write_label_slice_nifti(p.seg, seg);
       std::ostringstream cond;
       for (int64_t c = 0; c < lab.cond.size(1); ++c) cond << (c ? ";" : "") << lab.cond[j][c].item<double>();
       const std::string record = csv_row({pair_id(i), std::to_string(batch_seed), cond.str(),
@@ -347,8 +357,19 @@ PairSampleSummary run_pair_sampling(const PairSampleJob& job, const Shard& shard
   write_text_atomic(out + "/manifest.csv", manifest);
   if (nnunet) {
     // nnU-Net v2's dataset.json: channel_names, labels (name -> index), numTraining, file_ending.
-    nlohmann::ordered_json js;
-    js["channel_names"] = {{"0", job.target_modality.empty() ? std::string("MRI") : job.target_modality}};
+    // Another run's channels in a shared folder are kept; its labels must be ours (same seed and label generator).
+    nlohmann::ordered_json js, before;
+    if (file_exists(nn_dir + "/dataset.json")) {
+      try {
+        before = nlohmann::ordered_json::parse(read_text(nn_dir + "/dataset.json"));
+      } catch (const nlohmann::json::exception& e) {
+        throw input_error(nn_dir, "/dataset.json: not valid JSON (", e.what(), ")");
+      }
+    }
+    js["channel_names"] = before.contains("channel_names") && before["channel_names"].is_object()
+                              ? before["channel_names"] : nlohmann::ordered_json::object();
+    js["channel_names"][std::to_string(job.nnunet_channel)] =
+        job.target_modality.empty() ? std::string("MRI") : job.target_modality;
     js["labels"] = nlohmann::ordered_json::object();
     for (size_t c = 0; c < labels.channel_names.size(); ++c) js["labels"][labels.channel_names[c]] = c;
     js["numTraining"] = records.size();

@@ -12,6 +12,9 @@ struct PredictionFigureJob {
   std::vector<std::string> predictions;  ///< NAME=PATH of each model's 3D label volume (same grid)
   std::vector<int64_t> slices;        ///< axial indices shown; empty = `rows` evenly spaced slices of the reference's extent
   int64_t rows = 3;
+  /// class names by label value (index 0 = background): a class named as one of the authors' channels (csf, gm, wm,
+  /// tumour, edema, ...) takes that channel's colour; empty = colours by label value
+  std::vector<std::string> class_names;
   std::string out;                    ///< PNG path
 };
 

@@ -53,6 +53,10 @@ struct PairSampleJob {
   int64_t num = 16;
   std::string format = "native";   ///< native | nnunet (nnU-Net v2 raw layout)
   std::string nnunet_name = "Dataset500_brainspade";
+  /// nnU-Net dataset folder (empty = <out_dir>/<nnunet_name>). Several runs from the same seed and label generator
+  /// with other styles can share one, each writing its own input channel (nnunet_channel): a multi-contrast dataset.
+  std::string nnunet_dir;
+  int64_t nnunet_channel = 0;      ///< input channel this run writes (images *_000N.nii.gz; dataset.json channel N)
   int64_t montage_pairs = 8;
   LabelSamplerOptions sampler;
   RandomizedImageOptions randomized;  ///< used when image_generator is randomized
