@@ -193,16 +193,21 @@ TEST(Quality, ReportOnPairsIdenticalToRealThenWithACheckerboard) {
   for (const auto& b : r.bands) {
     EXPECT_EQ(b.n_synthetic, b.n_real);
     counted += b.n_synthetic;
-    if (b.n_real > 0) EXPECT_NEAR(b.boundary_density_synthetic, b.boundary_density_real, 1e-9);
+    if (b.n_real > 0) {
+      EXPECT_NEAR(b.boundary_density_synthetic, b.boundary_density_real, 1e-9);
+    }
   }
   EXPECT_EQ(counted, ds.size());
   EXPECT_NEAR(r.checkerboard_score, 1.0, 1e-4);
   ASSERT_EQ(r.segmentability.size(), 4u);
   for (size_t c = 1; c < 4; ++c)
-    if (std::isfinite(r.segmenter_on_real[c])) EXPECT_NEAR(r.segmentability[c], r.segmenter_on_real[c], 1e-5);
+    if (std::isfinite(r.segmenter_on_real[c])) {
+      EXPECT_NEAR(r.segmentability[c], r.segmenter_on_real[c], 1e-5);
+    }
   for (const auto& c : r.checks)
-    if (c.name.rfind("area", 0) == 0 || c.name.rfind("boundary", 0) == 0 || c.name.rfind("checker", 0) == 0)
+    if (c.name.rfind("area", 0) == 0 || c.name.rfind("boundary", 0) == 0 || c.name.rfind("checker", 0) == 0) {
       EXPECT_TRUE(c.pass) << c.name << " " << c.value;
+    }
   const auto js = nlohmann::json::parse(read_text(dir / "q/quality.json"));
   EXPECT_EQ(js.at("n_synthetic"), ds.size());
   EXPECT_TRUE(fs::exists(dir / "q/quality.md"));

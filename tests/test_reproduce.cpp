@@ -223,8 +223,9 @@ TEST(ReproduceSmoke, Exp3RunsTheTumourPathOnTheSimulatedCohort) {
   const auto cohort = read_csv_table(dir / "exp3/cohort/cohort.csv");
   const auto ds = SliceDataset::load(dir / "exp3/cohort/slices/dataset.pt");
   for (const auto& row : cohort.rows)
-    if (row[cohort.column("split")] == "test")
+    if (row[cohort.column("split")] == "test") {
       EXPECT_EQ(std::count(ds.subject_names.begin(), ds.subject_names.end(), row[0]), 0) << row[0];
+    }
 }
 
 TEST(ReproduceSmoke, Exp3OnASliceConfigWithoutLesionsSaysWhatIsNeeded) {

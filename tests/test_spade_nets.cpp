@@ -257,7 +257,9 @@ TEST(SPADEGenerator, ShapesFiniteAndBackwardOverCases) {
     auto y = g->forward(seg, z);
     EXPECT_EQ(y.sizes(), torch::IntArrayRef({2, 1, gen_h, gen_w}));
     EXPECT_TRUE(finite(y));
-    if (c.act == "tanh") EXPECT_LE(y.abs().max().item<double>(), 1.0);
+    if (c.act == "tanh") {
+      EXPECT_LE(y.abs().max().item<double>(), 1.0);
+    }
     y.mean().backward();
     EXPECT_TRUE(g->fc->weight.grad().defined());
     EXPECT_TRUE(finite(g->fc->weight.grad()));

@@ -318,7 +318,8 @@ AuditReport run_audit(const AuditJob& job) {
   r.label_near_copies = (r.label_synthetic > r.label_threshold).to(torch::kDouble).mean().item<double>();
   r.checks.push_back({"label maps: near copies (share of synthetic maps closer to a training slice than " +
                           fmt::format("{:g}", T.near_copy_percentile) + " % of held-out slices)",
-                      r.label_near_copies, fmt::format("≤ {:.2f}", T.near_copy_max), r.label_near_copies <= T.near_copy_max});
+                      r.label_near_copies, fmt::format("≤ {:.2f}", T.near_copy_max), r.label_near_copies <= T.near_copy_max,
+                      ""});
   const bool images = syn.images.defined() && train.images.defined() && hold.images.defined();
   if (images) {
     r.image_synthetic = nearest_images(syn.images.select(1, 0), train.images.select(1, 0), job.max_shift).first;
@@ -326,7 +327,7 @@ AuditReport run_audit(const AuditJob& job) {
     r.image_threshold = quantile_of(r.image_holdout, q);
     r.image_near_copies = (r.image_synthetic > r.image_threshold).to(torch::kDouble).mean().item<double>();
     r.checks.push_back({"images: near copies", r.image_near_copies, fmt::format("≤ {:.2f}", T.near_copy_max),
-                        r.image_near_copies <= T.near_copy_max});
+                        r.image_near_copies <= T.near_copy_max, ""});
   }
   progress.finish();
 
