@@ -228,7 +228,6 @@ PhantomPatient simulate_patient(const Volume& t1, const Volume& pv_in, const Pha
   // 2. Where cores may go: white matter, far from the background, in the axial range.
   const auto& les = cfg.lesions;
   auto pv = warped.slice(0, 0, C);
-  auto brain = (1.0 - pv[bg_c]).clamp(0, 1);
   auto near_bg = dilate((pv[bg_c] > 0.5).to(torch::kFloat32),
                         {static_cast<int64_t>(std::ceil(les.margin_mm / sp[2])),
                          static_cast<int64_t>(std::ceil(les.margin_mm / sp[1])),
@@ -305,14 +304,13 @@ PhantomPatient simulate_patient(const Volume& t1, const Volume& pv_in, const Pha
     // Offsets in index space are about the volume's centre: to_grid maps qx = ±half to ±1.
     warped = warp(warped, grid);
     pv = warped.slice(0, 0, C);
-    brain = (1.0 - pv[bg_c]).clamp(0, 1);
   }
   push_x = push_y = push_z = torch::Tensor();
   // Voxels outside the source's field of view come back all zero: they are background.
   pv = pv.clamp(0, 1);
   pv[bg_c] += (1.0 - pv.sum(0)).clamp_min(0);
   pv = pv / pv.sum(0, true);
-  brain = (1.0 - pv[bg_c]).clamp(0, 1);
+  auto brain = (1.0 - pv[bg_c]).clamp(0, 1);
   auto t1_img = warped[C];
 
   // 3. Lesion PV: the core replaces any brain tissue; the edema spreads in the parenchyma (sparing CSF and, by half,

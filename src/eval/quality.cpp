@@ -75,43 +75,49 @@ struct Side {
   torch::Tensor lesion_flags;             // [N, L] double, when lesion_names is not empty
 };
 
-// Lesion flags among a conditions table's columns `names` (every condition but slice_position); values[i][k].
-void set_lesion_flags(Side& s, const std::vector<std::string>& names, const std::vector<std::vector<double>>& values) {
-  std::vector<int64_t> cols;
-  for (size_t k = 0; k < names.size(); ++k)
-    if (names[k] != "slice_position") cols.push_back(static_cast<int64_t>(k)), s.lesion_names.push_back(names[k]);
-  if (cols.empty() || values.empty()) {
-    s.lesion_names.clear();
-    return;
+// A conditions table: `names` (lesion flags and/or slice_position) and values[i][k] per map. Sets the slice
+// positions (when every row has one) and the lesion flags (every condition but slice_position).
+void set_conditions(Side& s, const std::vector<std::string>& names, const std::vector<std::vector<double>>& values) {
+  if (values.empty()) return;
+  std::vector<size_t> cols;
+  for (size_t k = 0; k < names.size(); ++k) {
+    if (names[k] == "slice_position") {
+      std::vector<double> pos;
+      for (const auto& v : values) {
+        if (k >= v.size()) break;
+        pos.push_back(v[k]);
+      }
+      if (pos.size() == values.size()) s.position = torch::tensor(pos, torch::kDouble);
+    } else {
+      cols.push_back(k);
+      s.lesion_names.push_back(names[k]);
+    }
   }
+  if (cols.empty()) return;
   s.lesion_flags = torch::zeros({static_cast<int64_t>(values.size()), static_cast<int64_t>(cols.size())}, torch::kDouble);
   for (size_t i = 0; i < values.size(); ++i)
     for (size_t k = 0; k < cols.size(); ++k)
-      if (static_cast<size_t>(cols[k]) < values[i].size()) s.lesion_flags[i][k] = values[i][cols[k]];
+      if (cols[k] < values[i].size()) s.lesion_flags[i][k] = values[i][cols[k]];
 }
 
-// The slice_position condition of each manifest row: column "conditions[a;b;slice_position]" holds "x;y;p".
-torch::Tensor manifest_positions(const CsvTable& t) {
+// The conditions of `sample`'s manifest: column "conditions[a;b;slice_position]" holds "x;y;p" per row.
+void set_manifest_conditions(Side& s, const CsvTable& t) {
   for (size_t c = 0; c < t.header.size(); ++c) {
     const std::string& h = t.header[c];
     if (h.rfind("conditions[", 0) != 0) continue;
     std::vector<std::string> names;
     std::stringstream ns(h.substr(11, h.size() - 12));
     for (std::string n; std::getline(ns, n, ';');) names.push_back(n);
-    const auto it = std::find(names.begin(), names.end(), "slice_position");
-    if (it == names.end()) return {};
-    const size_t k = static_cast<size_t>(it - names.begin());
-    std::vector<double> out;
+    std::vector<std::vector<double>> values;
     for (const auto& row : t.rows) {
-      std::vector<std::string> v;
+      std::vector<double> v;
       std::stringstream vs(row[c]);
-      for (std::string x; std::getline(vs, x, ';');) v.push_back(x);
-      if (k >= v.size()) return {};
-      out.push_back(std::atof(v[k].c_str()));
+      for (std::string x; std::getline(vs, x, ';');) v.push_back(std::atof(x.c_str()));
+      values.push_back(v);
     }
-    return torch::tensor(out, torch::kDouble);
+    set_conditions(s, names, values);
+    return;
   }
-  return {};
 }
 
 Side read_pairs(const std::string& dir) {
@@ -126,39 +132,21 @@ Side read_pairs(const std::string& dir) {
       pv_paths.push_back(dir + "/" + row[cp]);
       if (ci >= 0) image_paths.push_back(dir + "/" + row[ci]);
     }
-    s.position = manifest_positions(t);
-    for (size_t c = 0; c < t.header.size(); ++c) {
-      const std::string& h = t.header[c];
-      if (h.rfind("conditions[", 0) != 0) continue;
-      std::vector<std::string> names;
-      std::stringstream ns(h.substr(11, h.size() - 12));
-      for (std::string n; std::getline(ns, n, ';');) names.push_back(n);
-      std::vector<std::vector<double>> values;
-      for (const auto& row : t.rows) {
-        std::vector<double> v;
-        std::stringstream vs(row[c]);
-        for (std::string x; std::getline(vs, x, ';');) v.push_back(std::atof(x.c_str()));
-        values.push_back(v);
-      }
-      set_lesion_flags(s, names, values);
-    }
+    set_manifest_conditions(s, t);
   } else if (file_exists(dir + "/conditions.csv")) {  // `sample labels`: one row per map with its conditions
     const CsvTable t = read_csv_table(dir + "/conditions.csv");
-    const int cp = t.column("label_pv"), pos = t.column("slice_position");
+    const int cp = t.column("label_pv");
     BRAINSPADE_CHECK_INPUT(cp >= 0, dir, "/conditions.csv: no 'label_pv' column");
-    std::vector<double> positions;
     // The columns after label_pv are the conditions: lesion flags, then slice_position.
     std::vector<std::string> names(t.header.begin() + cp + 1, t.header.end());
     std::vector<std::vector<double>> values;
     for (const auto& row : t.rows) {
       pv_paths.push_back(dir + "/" + row[cp]);
-      if (pos >= 0) positions.push_back(std::atof(row[pos].c_str()));
       std::vector<double> v;
       for (size_t k = cp + 1; k < row.size(); ++k) v.push_back(std::atof(row[k].c_str()));
       values.push_back(v);
     }
-    if (pos >= 0) s.position = torch::tensor(positions, torch::kDouble);
-    set_lesion_flags(s, names, values);
+    set_conditions(s, names, values);
   } else if (fs::is_directory(dir + "/labels")) {  // label maps without their conditions (older `sample labels`)
     for (const auto& e : fs::directory_iterator(dir + "/labels")) {
       const std::string n = e.path().filename().string();

@@ -158,45 +158,59 @@ torch::Tensor modality_rows(const SliceDataset& ds, const std::vector<std::strin
   return torch::tensor(flat, torch::kLong).view({-1, M});
 }
 
-// One pair folder per modality (<src>/<modality>/), matched by image file name; their label maps must agree.
-Part load_multimodal_pairs(const std::string& src, const std::vector<std::string>& modalities) {
-  std::vector<std::vector<std::pair<std::string, std::string>>> files;
+// A pair folder (no modalities: one image channel), or one pair folder per modality (<src>/<modality>/) matched by
+// image file name, whose label maps must agree; pooled by `f`. Every pair is its own "subject".
+Part load_pair_folders(const std::string& src, const std::vector<std::string>& modalities, int64_t f) {
+  std::vector<std::string> dirs;
   for (const auto& m : modalities) {
     BRAINSPADE_CHECK_INPUT(fs::is_directory(src + "/" + m), "pair source ", src, ": no folder '", m,
                            "' (config key 'data.modalities' lists it; make it with `brainspade sample --out ", src, "/",
                            m, "` and that contrast's styles)");
-    files.push_back(pair_files(src + "/" + m));
-    BRAINSPADE_CHECK_INPUT(files.back().size() == files[0].size(), "pair source ", src, ": ", files.back().size(),
-                           " pairs in ", m, "/ but ", files[0].size(), " in ", modalities[0], "/");
+    dirs.push_back(src + "/" + m);
   }
-  BRAINSPADE_CHECK_INPUT(!files[0].empty(), "pair folder ", src, "/", modalities[0], ": no pairs");
+  if (dirs.empty()) dirs.push_back(src);
+  std::vector<std::vector<std::pair<std::string, std::string>>> files;
+  for (const auto& d : dirs) {
+    files.push_back(pair_files(d));
+    BRAINSPADE_CHECK_INPUT(files.back().size() == files[0].size(), "pair source ", src, ": ", files.back().size(),
+                           " pairs in ", d, " but ", files[0].size(), " in ", dirs[0]);
+  }
+  BRAINSPADE_CHECK_INPUT(!files[0].empty(), "pair folder ", dirs[0], ": no pairs");
   std::vector<torch::Tensor> imgs, labs;
   for (size_t i = 0; i < files[0].size(); ++i) {
     std::vector<torch::Tensor> chans;
     torch::Tensor first_seg;
-    for (size_t k = 0; k < modalities.size(); ++k) {
+    for (size_t k = 0; k < dirs.size(); ++k) {
       const auto& [im, sg] = files[k][i];
       BRAINSPADE_CHECK_INPUT(fs::path(im).filename() == fs::path(files[0][i].first).filename(), "pair source ", src,
-                             ": ", im, " has no counterpart of the same name in ", modalities[0], "/");
+                             ": ", im, " has no counterpart of the same name in ", dirs[0]);
       auto a = read_volume(im), b = read_volume(sg);
       BRAINSPADE_CHECK_INPUT(a.channels() == 1 && a.depth() == 1, im, ": expected a single-channel 2D slice, got ",
                              a.channels(), " channels x ", a.depth(), " slices");
       BRAINSPADE_CHECK_INPUT(b.data.sizes() == a.data.sizes(), sg, ": label size ", b.data.sizes(),
                              " differs from image ", a.data.sizes());
       auto l = b.data[0][0].round().to(torch::kLong);
+      BRAINSPADE_CHECK_INPUT(l.min().item<int64_t>() >= 0, sg, ": negative label");
       if (k == 0) first_seg = l;
       else
         BRAINSPADE_CHECK_INPUT(torch::equal(l, first_seg), sg, ": its label map differs from ", files[0][i].second,
                                ": the modality folders must be sampled with the same seed and label generator");
       chans.push_back(a.data[0][0]);
     }
-    imgs.push_back(torch::stack(chans));  // [M, H, W]
+    imgs.push_back(torch::stack(chans));  // [C, H, W]
     labs.push_back(first_seg);
   }
   Part p;
-  p.images = torch::stack(imgs);
-  p.labels = torch::stack(labs);
-  BRAINSPADE_CHECK_INPUT(p.labels.min().item<int64_t>() >= 0, src, ": negative label");
+  p.images = torch::stack(imgs);  // [N, C, H, W]
+  p.labels = torch::stack(labs);  // [N, H, W]
+  BRAINSPADE_CHECK_INPUT(p.images.size(2) % f == 0 && p.images.size(3) % f == 0, src, ": slices of ", p.images.size(2),
+                         "x", p.images.size(3), " cannot be downsampled by ", f);
+  if (f > 1) {
+    p.images = torch::avg_pool2d(p.images, f);
+    p.labels = pool_labels(p.labels, p.labels.max().item<int64_t>() + 1, f);
+  }
+  p.subject = torch::arange(p.images.size(0), torch::kLong);
+  p.slice_index = torch::zeros({p.images.size(0)}, torch::kLong);
   return p;
 }
 
@@ -226,45 +240,7 @@ Part load_source(const std::string& src, int64_t f, const std::vector<std::strin
     return p;
   }
   BRAINSPADE_CHECK_INPUT(fs::is_directory(src), "data source ", src, " does not exist (expected a .pt file or a pair folder)");
-  if (!modalities.empty()) {
-    p = load_multimodal_pairs(src, modalities);
-    BRAINSPADE_CHECK_INPUT(p.images.size(2) % f == 0 && p.images.size(3) % f == 0, src, ": slices of ",
-                           p.images.size(2), "x", p.images.size(3), " cannot be downsampled by ", f);
-    if (f > 1) {
-      p.images = torch::avg_pool2d(p.images, f);
-      p.labels = pool_labels(p.labels, p.labels.max().item<int64_t>() + 1, f);
-    }
-    p.subject = torch::arange(p.images.size(0), torch::kLong);
-    p.slice_index = torch::zeros({p.images.size(0)}, torch::kLong);
-    return p;
-  }
-  auto files = pair_files(src);
-  BRAINSPADE_CHECK_INPUT(!files.empty(), "pair folder ", src, ": no pairs");
-  std::vector<torch::Tensor> imgs, labs;
-  int64_t max_label = 0;
-  for (const auto& [im, sg] : files) {
-    auto a = read_volume(im), b = read_volume(sg);
-    BRAINSPADE_CHECK_INPUT(a.channels() == 1 && a.depth() == 1, im, ": expected a single-channel 2D slice, got ",
-                           a.channels(), " channels x ", a.depth(), " slices");
-    BRAINSPADE_CHECK_INPUT(b.data.sizes() == a.data.sizes(), sg, ": label size ", b.data.sizes(), " differs from image ",
-                           a.data.sizes());
-    imgs.push_back(a.data[0]);  // [1, H, W]
-    auto l = b.data[0][0].round().to(torch::kLong);
-    BRAINSPADE_CHECK_INPUT(l.min().item<int64_t>() >= 0, sg, ": negative label");
-    max_label = std::max(max_label, l.max().item<int64_t>());
-    labs.push_back(l);
-  }
-  p.images = torch::stack(imgs);  // [N, 1, H, W]
-  p.labels = torch::stack(labs);  // [N, H, W]
-  BRAINSPADE_CHECK_INPUT(p.images.size(2) % f == 0 && p.images.size(3) % f == 0, src, ": slices of ", p.images.size(2),
-                         "x", p.images.size(3), " cannot be downsampled by ", f);
-  if (f > 1) {
-    p.images = torch::avg_pool2d(p.images, f);
-    p.labels = pool_labels(p.labels, max_label + 1, f);
-  }
-  p.subject = torch::arange(p.images.size(0), torch::kLong);  // every pair is its own "subject"
-  p.slice_index = torch::zeros({p.images.size(0)}, torch::kLong);
-  return p;
+  return load_pair_folders(src, modalities, f);
 }
 
 
