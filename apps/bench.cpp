@@ -12,7 +12,7 @@
 namespace {
 std::string config, json, dtype;
 std::vector<std::string> overrides, only, scales;
-int64_t repeats = -1, threads = -1, sampling_steps = -1;
+int64_t repeats = -1, threads = -1, sampling_steps = -1, audit = -1;
 bool channels_last = false, no_backward = false, sampling = false;
 brainspade::app::Registrar reg("90-bench", [](CLI::App& root) {
   auto* cmd = root.add_subcommand("bench", "time every network (tiny and paper scale) against this machine's ceiling");
@@ -30,6 +30,7 @@ brainspade::app::Registrar reg("90-bench", [](CLI::App& root) {
   cmd->add_option("--sampling-steps", sampling_steps, "reverse steps timed for the per-step sampling estimate (0 = skip)");
   cmd->add_flag("--sampling", sampling,
                 "also time real end-to-end sampling runs: sampling_samplers x sampling_dtypes x sampling_batches");
+  cmd->add_option("--audit", audit, "also time the audit's nearest-neighbour search of N x N maps (audit_size)");
   cmd->callback([] {
     brainspade::ConfigSource src{config, overrides, {}};
     auto set = [&](const std::string& key, const auto& value) { src.values.emplace_back(key, YAML::Node(value)); };
@@ -42,6 +43,7 @@ brainspade::app::Registrar reg("90-bench", [](CLI::App& root) {
     if (no_backward) set("backward", false);
     if (sampling_steps >= 0) set("sampling_steps", sampling_steps);
     if (sampling) set("sampling_runs", true);
+    if (audit >= 0) set("audit_size", audit);
     auto job = brainspade::load_config<brainspade::BenchJob>(src);
     auto report = brainspade::run_benchmark(job);
     std::cout << brainspade::format_bench_report(report) << std::flush;

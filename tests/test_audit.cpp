@@ -15,6 +15,7 @@
 #include "brainspade/eval/audit.h"
 #include "brainspade/sampling/label_sampler.h"
 #include "brainspade/training/train_ldm.h"
+#include "brainspade/training/train_spade.h"
 #include "brainspade/training/train_vae.h"
 #include "support/helpers.h"
 #include "support/phantom.h"
@@ -48,6 +49,22 @@ TEST(AuditMeasures, ShiftSearchFindsAShiftedCopyAndItsIndex) {
   auto shift2 = nearest_label_maps(map.unsqueeze(0), refs, 3, 2);
   EXPECT_NEAR(shift2.first[0].item<double>(), 1.0, 1e-6);
   EXPECT_EQ(shift2.second[0].item<int64_t>(), 1);
+}
+
+// References come in blocks (256 at a time): the best match must be found, with its index, whatever block holds it.
+TEST(AuditMeasures, SearchFindsTheBestReferenceInALaterBlock) {
+  auto gen = torch::make_generator<at::CPUGeneratorImpl>(3);
+  auto refs = torch::randint(0, 3, {600, 6, 8}, gen, torch::kLong);
+  auto query = refs.slice(0, 550, 552).clone();  // copies of references 550 and 551
+  auto [sim, idx] = nearest_label_maps(query, refs, 3, 1);
+  EXPECT_NEAR(sim[0].item<double>(), 1.0, 1e-6);
+  EXPECT_NEAR(sim[1].item<double>(), 1.0, 1e-6);
+  EXPECT_EQ(idx[0].item<int64_t>(), 550);
+  EXPECT_EQ(idx[1].item<int64_t>(), 551);
+  auto images = torch::randn({600, 6, 8}, gen);
+  auto [isim, iidx] = nearest_images(2 * images.slice(0, 300, 301) + 1, images, 0);
+  EXPECT_NEAR(isim[0].item<double>(), 1.0, 1e-5);
+  EXPECT_EQ(iidx[0].item<int64_t>(), 300);
 }
 
 TEST(AuditMeasures, ImageSimilarityIsCorrelationInvariantToScaleAndOffset) {
@@ -200,4 +217,125 @@ TEST(AuditMeasures, PositionGapSeparatesASlabFromInterleavedSlices) {
   // Interleaved: 0.005 and 0.505 lie half a spacing from a training slice.
   EXPECT_NEAR(held_out_position_gap(train, torch::tensor({0.005, 0.505}, torch::kDouble)), 0.5, 1e-6);
   EXPECT_TRUE(std::isnan(held_out_position_gap(torch::tensor({0.5}, torch::kDouble), torch::tensor({0.1}, torch::kDouble))));
+}
+
+// `--shard i/n`: three processes measuring a third each give the numbers one process gives; the report is written by
+// the shard that completes the parts; a part measured with other settings is refused, naming it.
+TEST(Audit, ShardsTogetherMeasureWhatOneRunMeasures) {
+  testutil::TempDir dir;
+  testutil::PhantomOptions po;
+  po.subjects = 1;
+  po.slices = 10;
+  po.two_modalities = false;
+  SliceDataset ds = testutil::make_phantom_dataset(po);
+  ds.save(dir / "train.pt");
+  SliceDataset hold = ds;
+  hold.labels = torch::roll(ds.labels, {5}, {3});
+  hold.images = torch::roll(ds.images, {5}, {3});
+  hold.save(dir / "holdout.pt");
+  AuditJob job;
+  job.train = dir / "train.pt";
+  job.holdout = dir / "holdout.pt";
+  job.pairs = write_label_folder(dir / "maps", torch::roll(ds.labels, {-4}, {2}));
+  job.run.out_dir = dir / "one";
+  const AuditReport one = run_audit(job);
+
+  job.run.out_dir = dir / "sharded";
+  const AuditReport first = run_audit(job, Shard{2, 3});
+  EXPECT_FALSE(first.complete);
+  EXPECT_TRUE(fs::exists(dir / "sharded/shards/part-2-of-3.json"));
+  EXPECT_FALSE(fs::exists(dir / "sharded/audit.md"));
+  EXPECT_FALSE(run_audit(job, Shard{0, 3}).complete);
+  const AuditReport last = run_audit(job, Shard{1, 3});
+  ASSERT_TRUE(last.complete);
+  EXPECT_TRUE(fs::exists(dir / "sharded/audit.md"));
+  EXPECT_TRUE(torch::allclose(last.label_synthetic, one.label_synthetic, 0, 1e-9));
+  EXPECT_TRUE(torch::allclose(last.label_holdout, one.label_holdout, 0, 1e-9));
+  EXPECT_DOUBLE_EQ(last.label_near_copies, one.label_near_copies);
+  // A rerun of a shard whose part exists measures nothing and writes the same report.
+  EXPECT_TRUE(run_audit(job, Shard{0, 3}).complete);
+
+  job.max_shift = 1;  // other settings: the parts on disk no longer apply
+  try {
+    run_audit(job, Shard{0, 3});
+    FAIL() << "a part measured with another max_shift was merged";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("part-0-of-3.json"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("max_shift"), std::string::npos) << e.what();
+  }
+}
+
+// A SPADE trained for many steps on 4 slices memorises their images: it rebuilds them from their label maps better
+// than held-out slices (the same anatomy moved by 6 px, which a model that learned the mapping would rebuild as well).
+// The control, the same training on all 8 slices, makes both sets members: the check passes.
+TEST(Audit, CatchesASPADEThatMemorisedFourSlices) {
+  testutil::TempDir dir;
+  testutil::PhantomOptions po;
+  po.subjects = 1;
+  po.slices = 8;
+  po.two_modalities = false;
+  SliceDataset ds = testutil::make_phantom_dataset(po);
+  SliceDataset train = ds.select(torch::tensor({0, 2, 4, 6}, torch::kLong));
+  SliceDataset hold = ds.select(torch::tensor({1, 3, 5, 7}, torch::kLong));
+  hold.labels = torch::roll(hold.labels, {6}, {3});
+  hold.images = torch::roll(hold.images, {6}, {3});
+  train.save(dir / "train.pt");
+  hold.save(dir / "holdout.pt");
+  SliceDataset both = ds;  // every slice, the odd ones moved as in the held-out set
+  const auto odd = torch::tensor({1, 3, 5, 7}, torch::kLong);
+  both.labels = ds.labels.index_copy(0, odd, hold.labels);
+  both.images = ds.images.index_copy(0, odd, hold.images);
+  both.save(dir / "both.pt");
+  auto train_on = [&](const std::string& dataset, const std::string& out) {
+    auto c = testutil::tiny_spade(dataset, "", out, 300);
+    c.train.val_fraction = 0;
+    c.train.checkpoint_every = 300;
+    c.train.log_every = 100;
+    c.augment_style = false;
+    c.loss.perceptual_network = "none";  // no classifier: GAN, feature-matching and KLD terms only
+    train_spade(c, false);
+    return out + "/checkpoints/last.ckpt";
+  };
+
+  AuditJob job;
+  job.run.out_dir = dir / "audit";
+  job.pairs = write_label_folder(dir / "maps", train.labels);
+  job.train = dir / "train.pt";
+  job.holdout = dir / "holdout.pt";
+  job.spade_checkpoint = train_on(dir / "train.pt", dir / "spade");
+  job.bootstrap_rounds = 200;
+  const AuditReport r = run_audit(job);
+  std::printf("    memorising SPADE: reconstruction error training %.3f, held-out %.3f, AUC %.2f [%.2f, %.2f]\n",
+              r.spade_train.mean().item<double>(), r.spade_holdout.mean().item<double>(), r.spade_auc, r.spade_auc_lo,
+              r.spade_auc_hi);
+  ASSERT_EQ(r.spade_train.numel(), 4);
+  ASSERT_EQ(r.spade_holdout.numel(), 4);
+  EXPECT_GE(r.spade_auc, 0.9);
+  EXPECT_GT(r.spade_holdout.mean().item<double>(), 1.3 * r.spade_train.mean().item<double>());
+  EXPECT_FALSE(r.checks.back().pass);
+  EXPECT_NE(r.checks.back().name.find("SPADE"), std::string::npos);
+  const auto js = nlohmann::json::parse(read_text(dir / "audit/audit.json"));
+  EXPECT_EQ(js.at("spade_train").size(), 4u);
+
+  job.run.out_dir = dir / "control";
+  job.spade_checkpoint = train_on(dir / "both.pt", dir / "spade_both");
+  const AuditReport c = run_audit(job);
+  std::printf("    SPADE trained on both sets: reconstruction error %.3f / %.3f, AUC %.2f [%.2f, %.2f]\n",
+              c.spade_train.mean().item<double>(), c.spade_holdout.mean().item<double>(), c.spade_auc, c.spade_auc_lo,
+              c.spade_auc_hi);
+  EXPECT_LT(c.spade_holdout.mean().item<double>(), 1.3 * c.spade_train.mean().item<double>());
+  EXPECT_TRUE(c.checks.back().pass);
+
+  // A dataset without images cannot be rebuilt: the error names it before any measuring.
+  SliceDataset no_images = hold;
+  no_images.images = torch::Tensor();
+  no_images.modality_names.clear();
+  no_images.save(dir / "labels_only.pt");
+  job.holdout = dir / "labels_only.pt";
+  try {
+    run_audit(job);
+    FAIL() << "a held-out dataset without images was accepted for the SPADE check";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("labels_only.pt"), std::string::npos) << e.what();
+  }
 }

@@ -23,6 +23,7 @@
 #include "brainspade/training/train_spade.h"
 #include "support/helpers.h"
 #include "support/phantom.h"
+#include "support/tiny_configs.h"
 
 using namespace brainspade;
 namespace fs = std::filesystem;
@@ -47,38 +48,6 @@ ClassifierTrainConfig tiny_classifier(const std::string& dataset, const std::str
   return c;
 }
 
-SPADETrainConfig tiny_spade(const std::string& dataset, const std::string& clf, const std::string& out, int64_t steps) {
-  SPADETrainConfig c;
-  c.run.out_dir = out;
-  c.run.device = "cpu";
-  c.data.dataset = dataset;
-  c.classifier_checkpoint = clf;
-  c.generator.label_channels = 6;
-  c.generator.ngf = 4;
-  c.generator.z_dim = 8;
-  c.generator.num_upsampling_layers = "less";
-  c.generator.height = 32;
-  c.generator.width = 48;
-  c.generator.norm = "instance";
-  c.generator.spade_hidden = 8;
-  c.encoder.ndf = 4;
-  c.encoder.z_dim = 8;
-  c.encoder.num_layers = 3;
-  c.encoder.height = 32;
-  c.encoder.width = 48;
-  c.discriminator.label_channels = 6;
-  c.discriminator.ndf = 4;
-  c.discriminator.num_layers = 2;
-  c.loss.lambda_perceptual = 1.0;
-  c.train.steps = steps;
-  c.train.batch_size = 4;
-  c.train.log_every = 2;
-  c.train.checkpoint_every = 2;
-  c.train.validate_every = 0;
-  c.train.val_fraction = 0.25;
-  return c;
-}
-
 struct Trained {
   testutil::TempDir dir;
   std::string dataset, classifier, spade, vae, ldm, style;
@@ -86,7 +55,7 @@ struct Trained {
     dataset = testutil::write_phantom_dataset(dir.path(), {});
     train_classifier(tiny_classifier(dataset, dir / "clf", 200), false);
     classifier = dir / "clf/checkpoints/last.ckpt";
-    train_spade(tiny_spade(dataset, classifier, dir / "spade", 4), false);
+    train_spade(testutil::tiny_spade(dataset, classifier, dir / "spade", 4), false);
     spade = dir / "spade/checkpoints/last.ckpt";
     VAETrainConfig v;
     v.run.out_dir = dir / "vae";
@@ -169,9 +138,9 @@ TEST(TrainClassifier, SeparatesPhantomModalities) {
 TEST(TrainSPADE, ResumeGivesTheSameWeights) {
   auto& t = trained();
   testutil::TempDir dir;
-  train_spade(tiny_spade(t.dataset, t.classifier, dir / "a", 6), false);
-  train_spade(tiny_spade(t.dataset, t.classifier, dir / "b", 4), false);
-  train_spade(tiny_spade(t.dataset, t.classifier, dir / "b", 6), true);
+  train_spade(testutil::tiny_spade(t.dataset, t.classifier, dir / "a", 6), false);
+  train_spade(testutil::tiny_spade(t.dataset, t.classifier, dir / "b", 4), false);
+  train_spade(testutil::tiny_spade(t.dataset, t.classifier, dir / "b", 6), true);
   for (const char* net : {"generator.", "encoder.", "discriminator."})
     EXPECT_TRUE(testutil::same_checkpoint_tensors(dir / "a/checkpoints/last.ckpt", dir / "b/checkpoints/last.ckpt", net));
 }
@@ -180,7 +149,7 @@ TEST(TrainSPADE, TwoGeneratorStepsLowerTheGeneratorLossOnAFixedBatch) {
   // train_spade's own generator loss (spade_generator_loss: hinge + feature matching + KLD + contrastive at the tiny
   // config's weights; no classifier), D frozen, on one fixed batch: two Adam steps of G and E must lower it.
   auto& t = trained();
-  auto cfg = tiny_spade(t.dataset, "", "", 1);
+  auto cfg = testutil::tiny_spade(t.dataset, "", "", 1);
   auto d = testutil::make_phantom_dataset({});
   torch::manual_seed(0);
   SPADENetworks nets{SPADEGenerator(cfg.generator), ConvEncoder(cfg.encoder),
@@ -232,7 +201,7 @@ TEST(TrainSPADE, ModalityAndDatasetWeightsRampBetweenTheirRanges) {
 TEST(TrainSPADE, WritesMontageLossPlotAndMetrics) {
   auto& t = trained();
   testutil::TempDir dir;
-  auto c = tiny_spade(t.dataset, t.classifier, dir / "s", 6);
+  auto c = testutil::tiny_spade(t.dataset, t.classifier, dir / "s", 6);
   c.optim.lr_decay = 0.9;
   c.train.log_every = 1;
   auto val = train_spade(c, false);
@@ -255,7 +224,7 @@ TEST(TrainSPADE, MissingClassifierCheckpointIsNamed) {
   auto& t = trained();
   testutil::TempDir dir;
   try {
-    train_spade(tiny_spade(t.dataset, dir / "nope.ckpt", dir / "s", 2), false);
+    train_spade(testutil::tiny_spade(t.dataset, dir / "nope.ckpt", dir / "s", 2), false);
     FAIL();
   } catch (const InputError& e) {
     EXPECT_NE(std::string(e.what()).find("nope.ckpt does not exist"), std::string::npos) << e.what();

@@ -160,12 +160,16 @@ TEST(ReproduceSmoke, Exp1RunsEveryStageWritesTheReportAndSkipsFinishedStages) {
     EXPECT_TRUE(verdict == "S" || verdict == "R" || verdict == "none") << verdict;
   }
   expect_figure(dir / "exp1/report/fig3_colin27.png", 200);
-  // The privacy audit ran on the SPADE pairs against the held-out slab and its verdicts are in the report.
+  // The privacy audit ran on the SPADE pairs against the held-out slab (membership on the LDM and SPADE) and its
+  // verdicts are in the report.
   const auto audit = nlohmann::json::parse(read_text(dir / "exp1/report/audit/audit.json"));
   EXPECT_EQ(audit.at("n_synthetic").get<int64_t>(), 4);
   const double auc = audit.at("auc").get<double>();
   EXPECT_TRUE(auc >= 0.0 && auc <= 1.0) << auc;
   EXPECT_NE(report.find("LDM membership"), std::string::npos) << report;
+  const double spade_auc = audit.at("spade_auc").get<double>();
+  EXPECT_TRUE(spade_auc >= 0.0 && spade_auc <= 1.0) << spade_auc;
+  EXPECT_NE(report.find("SPADE membership"), std::string::npos) << report;
   EXPECT_NE(read_text(dir / "exp1/pairs/randomized/manifest.csv").find(",randomized,"), std::string::npos);
   // The test slab is not in the training data: the R model's training set is smaller than the full dataset.
   EXPECT_NE(r.output.find("held out"), std::string::npos) << r.output;

@@ -34,7 +34,8 @@ sample_pairs randomized randomized
 
 # Does the synthetic data copy the training slices? The held-out slab is the baseline (docs/privacy.md).
 stage "audit the SPADE pairs" "$REPORT/audit/audit.md" "$BIN" audit --pairs "$OUT/pairs/spade" \
-  --train "$OUT/data/train_t1.pt" --holdout "$OUT/data/holdout_t1.pt" --ldm "$CK_ldm" --out "$REPORT/audit" \
+  --train "$OUT/data/train_t1.pt" --holdout "$OUT/data/holdout_t1.pt" --ldm "$CK_ldm" --spade "$CK_spade" \
+  --out "$REPORT/audit" \
   "${RUN_ARGS[@]}"
 
 train_segmenter R "$OUT/data/train_t1.pt"

@@ -16,6 +16,7 @@
 #include <spdlog/spdlog.h>
 
 #include "brainspade/core/runtime.h"
+#include "brainspade/eval/audit.h"
 #include "brainspade/schedulers/ddim_scheduler.h"
 #include "brainspade/schedulers/ddpm_scheduler.h"
 
@@ -92,6 +93,11 @@ void BenchJob::visit(ConfigVisitor& v) {
   v("sampling_max_timed_steps", sampling_max_timed_steps,
     "end-to-end runs with more steps are timed at this many and extrapolated; 0 = all in full", Bounds::non_negative());
   v("ceiling_repeats", ceiling_repeats, "timed calls of the ceiling matmul and conv", Bounds::at_least(1));
+  v("audit_size", audit_size,
+    "time the audit's nearest-neighbour search of this many synthetic against as many training maps; 0 = skip",
+    Bounds::non_negative());
+  v("audit_downsamples", audit_downsamples, "pooling factors (search_downsample) the audit search is timed at",
+    Bounds::range(1, 8));
   v.section("tiny", tiny, "tiny-scale networks");
   v.section("paper", paper, "paper-scale networks");
 }
@@ -365,6 +371,39 @@ double median_seconds(const std::function<void()>& fn, int64_t warmup, int64_t r
   return n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
 }
 
+namespace {
+
+// bench --audit: the audit's search on random maps of the scale's size (its cost does not depend on the maps).
+void measure_audit_search(const BenchScale& s, const BenchJob& job, BenchReport& report) {
+  torch::NoGradGuard no_grad;
+  const int64_t n = job.audit_size, K = s.generator.label_channels;
+  auto gen = at::detail::createCPUGenerator(0);
+  for (int64_t f : job.audit_downsamples) {
+    if (s.height % f != 0 || s.width % f != 0) continue;
+    AuditSearchBench b;
+    b.scale = s.name;
+    b.downsample = f;
+    b.n = n;
+    b.tissues = K - 1;
+    const int64_t h = s.height / f, w = s.width / f;
+    b.size = std::to_string(h) + "x" + std::to_string(w);
+    auto a = torch::randint(0, K, {n, h, w}, gen, torch::kLong), r = torch::randint(0, K, {n, h, w}, gen, torch::kLong);
+    double t0 = now_s();
+    nearest_label_maps(a, r, K, b.max_shift);
+    b.label_s = now_s() - t0;
+    auto ai = torch::randn({n, h, w}, gen), ri = torch::randn({n, h, w}, gen);
+    t0 = now_s();
+    nearest_images(ai, ri, b.max_shift);
+    b.image_s = now_s() - t0;
+    b.per_million_s = (b.label_s + b.image_s) * 1e6 / (static_cast<double>(n) * static_cast<double>(n));
+    spdlog::info("{} audit search {} ({} x {}): label maps {:.1f} s, images {:.1f} s", s.name, b.size, n, n, b.label_s,
+                 b.image_s);
+    report.audit.push_back(b);
+  }
+}
+
+}  // namespace
+
 BenchReport run_benchmark(const BenchJob& job) {
   for (const auto& n : job.only)
     BRAINSPADE_CHECK_INPUT(std::find(bench_network_names().begin(), bench_network_names().end(), n) !=
@@ -466,6 +505,7 @@ BenchReport run_benchmark(const BenchJob& job) {
       rep.sampling.push_back(sb);
     }
     if (job.sampling_runs) measure_sampling_runs(s, job, rep);
+    if (job.audit_size > 0) measure_audit_search(s, job, rep);
   }
   rep.load_after = read_first_line("/proc/loadavg");
   return rep;

@@ -68,6 +68,14 @@ std::string format_bench_report(const BenchReport& r) {
         << "x |\n";
     }
   }
+  if (!r.audit.empty()) {
+    o << "\nAudit nearest-neighbour search (brainspade audit; n synthetic x n training, shifts of +-2 px, one process):\n\n"
+         "| scale | searched at | pooled by | tissues | n | label maps s | images s | s per 1,000 x 1,000 |\n"
+         "|---|---|---|---|---|---|---|---|\n";
+    for (const auto& x : r.audit)
+      o << "| " << x.scale << " | " << x.size << " | " << x.downsample << " | " << x.tissues << " | " << x.n << " | "
+        << fmt(x.label_s, 1) << " | " << fmt(x.image_s, 1) << " | " << fmt(x.per_million_s, 1) << " |\n";
+  }
   return o.str();
 }
 
@@ -136,6 +144,17 @@ std::string bench_report_json(const BenchReport& r) {
                                   {"label_s", num(x.label_s)},
                                   {"image_s", num(x.image_s)},
                                   {"pairs_per_s", num(x.pairs_per_s)}});
+  o["audit"] = nlohmann::ordered_json::array();
+  for (const auto& x : r.audit)
+    o["audit"].push_back({{"scale", x.scale},
+                          {"size", x.size},
+                          {"downsample", x.downsample},
+                          {"tissues", x.tissues},
+                          {"n", x.n},
+                          {"max_shift", x.max_shift},
+                          {"label_s", num(x.label_s)},
+                          {"image_s", num(x.image_s)},
+                          {"per_million_s", num(x.per_million_s)}});
   return o.dump(2) + "\n";
 }
 

@@ -52,4 +52,36 @@ LDMTrainConfig tiny_ldm(const std::string& dataset, const std::string& vae, cons
   return c;
 }
 
+SPADETrainConfig tiny_spade(const std::string& dataset, const std::string& clf, const std::string& out, int64_t steps) {
+  SPADETrainConfig c;
+  c.run.out_dir = out;
+  c.run.device = "cpu";
+  c.data.dataset = dataset;
+  c.classifier_checkpoint = clf;
+  c.generator.label_channels = 6;
+  c.generator.ngf = 4;
+  c.generator.z_dim = 8;
+  c.generator.num_upsampling_layers = "less";
+  c.generator.height = 32;
+  c.generator.width = 48;
+  c.generator.norm = "instance";
+  c.generator.spade_hidden = 8;
+  c.encoder.ndf = 4;
+  c.encoder.z_dim = 8;
+  c.encoder.num_layers = 3;
+  c.encoder.height = 32;
+  c.encoder.width = 48;
+  c.discriminator.label_channels = 6;
+  c.discriminator.ndf = 4;
+  c.discriminator.num_layers = 2;
+  c.loss.lambda_perceptual = 1.0;
+  c.train.steps = steps;
+  c.train.batch_size = 4;
+  c.train.log_every = 2;
+  c.train.checkpoint_every = 2;
+  c.train.validate_every = 0;
+  c.train.val_fraction = 0.25;
+  return c;
+}
+
 }  // namespace brainspade::testutil

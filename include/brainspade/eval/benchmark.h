@@ -83,6 +83,10 @@ struct BenchJob {
   /// (reported as extrapolated); 0 = time every run in full
   int64_t sampling_max_timed_steps = 0;
   int64_t ceiling_repeats = 5;
+  /// `bench --audit N`: time the audit's nearest-neighbour search of N synthetic against N training maps (and images)
+  /// at each scale's map size, pooled by each of audit_downsamples (0 = skip)
+  int64_t audit_size = 0;
+  std::vector<int64_t> audit_downsamples{1, 2};
   BenchScale tiny = tiny_bench_scale();
   BenchScale paper = paper_bench_scale();
   void visit(ConfigVisitor& v);
@@ -131,6 +135,14 @@ struct SamplingRun {
   double pairs_per_s = 0;           ///< 1 / (label_s + image_s)
 };
 
+/// The audit's nearest-neighbour search timed at one scale and pooling (random maps: the cost does not depend on them).
+struct AuditSearchBench {
+  std::string scale, size;          ///< size: the searched maps, e.g. "96x128"
+  int64_t downsample = 1, n = 0, tissues = 0, max_shift = 2;
+  double label_s = 0, image_s = 0;  ///< seconds for n x n label maps / images
+  double per_million_s = 0;         ///< (label_s + image_s) per 1,000 x 1,000 comparisons
+};
+
 struct BenchReport {
   std::string date, cpu, dtype;
   int64_t cores = 0, threads = 0;
@@ -140,6 +152,7 @@ struct BenchReport {
   std::vector<NetworkBench> networks;
   std::vector<SamplingBench> sampling;
   std::vector<SamplingRun> sampling_runs;
+  std::vector<AuditSearchBench> audit;
 };
 
 /// Times the end-to-end sampling runs of `job` at scale `s` (networks loaded); appends to `report`.

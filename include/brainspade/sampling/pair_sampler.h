@@ -9,6 +9,7 @@
 #include <torch/torch.h>
 
 #include "brainspade/core/config.h"
+#include "brainspade/core/shard.h"
 #include "brainspade/sampling/label_sampler.h"
 #include "brainspade/sampling/randomized_images.h"
 #include "brainspade/inference/image_generator.h"
@@ -62,13 +63,6 @@ struct PairSampleJob {
   RandomizedImageOptions randomized;  ///< used when image_generator is randomized
   void visit(ConfigVisitor& v);
 };
-
-/// Shard i of n: pairs are made in batches; shard i makes batches k with k mod n = i.
-struct Shard {
-  int64_t index = 0, count = 1;
-};
-/// Parses "i/n" (or SLURM_ARRAY_TASK_ID / SLURM_ARRAY_TASK_COUNT when `spec` is empty and they are set).
-Shard parse_shard(const std::string& spec);
 
 struct PairSampleSummary {
   int64_t written = 0, skipped = 0, rejections = 0;
