@@ -2,6 +2,8 @@
 // does a synthetic dataset copy its training slices? Nearest neighbours against a held-out baseline, membership
 // inference on the LDM and SPADE
 // (library: eval/audit.h; docs/privacy.md).
+#include <fmt/format.h>
+
 #include "app.h"
 #include "brainspade/eval/audit.h"
 
@@ -28,7 +30,9 @@ brainspade::app::Registrar reg("44-audit", [](CLI::App& root) {
     if (!modality.empty()) flags.set("modality", modality);
     const auto s = brainspade::parse_shard(shard);
     auto job = brainspade::app::resolve_config<brainspade::AuditJob>(flags);
-    brainspade::start_run(job.run, brainspade::dump_config(job), "audit.log");
+    // Shards running side by side into one folder each keep a log of their own.
+    const std::string log = s.count > 1 ? fmt::format("audit-shard-{}-of-{}.log", s.index, s.count) : "audit.log";
+    brainspade::start_run(job.run, brainspade::dump_config(job), log);
     brainspade::run_audit(job, s);
   });
 });
