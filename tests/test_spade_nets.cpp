@@ -3,6 +3,8 @@
 // (scripts/make_golden_spade.py, run with /usr/bin/python3).
 #include <gtest/gtest.h>
 
+#include <set>
+
 #include "brainspade/core/checkpoint.h"
 #include "brainspade/models/spade_discriminator.h"
 #include "brainspade/models/spade_encoder.h"
@@ -357,6 +359,28 @@ TEST(ConvEncoder, MatchesGolden) {
   EXPECT_TRUE(testutil::tensors_close(out.logvar, g.at("logvar"), 1e-5, 1e-4));
 }
 
+// The authors' own ConvEncoder (scripts/parity/make_golden_official.py runs their module from a checkout of their
+// repository): same state-dict names, same mu and logvar at 256 x 256, where their resize is a no-op.
+TEST(ConvEncoder, MatchesTheAuthorsModule) {
+  const auto& g = golden("official_encoder");
+  ASSERT_FALSE(g.empty());
+  ConvEncoderOptions o;
+  o.ndf = 4;
+  o.z_dim = 8;
+  o.num_layers = 6;
+  o.height = 256;
+  o.width = 256;
+  ConvEncoder enc(o);
+  load_into(*enc, g, "w.");
+  torch::NoGradGuard ng;
+  auto out = enc->encode(g.at("x"));
+  const double dmu = (out.mu - g.at("mu")).abs().max().item<double>();
+  const double dlv = (out.logvar - g.at("logvar")).abs().max().item<double>();
+  std::printf("    authors' ConvEncoder: max |d mu| %.2e, max |d logvar| %.2e\n", dmu, dlv);
+  EXPECT_LT(dmu, 1e-5);
+  EXPECT_LT(dlv, 1e-5);
+}
+
 TEST(ConvEncoder, ShapesOverCasesAndFcSizedFromInput) {
   struct Case {
     int64_t h, w, layers, fh, fw;
@@ -419,6 +443,36 @@ TEST(MultiscaleDiscriminator, MatchesGolden) {
       EXPECT_TRUE(testutil::tensors_close(feats[s][j], g.at(key), 1e-5, 1e-4)) << key;
     }
   }
+}
+
+// The authors' MultiscaleDiscriminator (two 4-layer NLayerDiscriminators, spectral instance norm, every intermediate
+// feature returned), run from their repository by scripts/parity/make_golden_official.py.
+TEST(MultiscaleDiscriminator, MatchesTheAuthorsModule) {
+  const auto& g = golden("official_discriminator");
+  ASSERT_FALSE(g.empty());
+  MultiscaleDiscriminatorOptions o;
+  o.label_channels = 3;
+  o.image_channels = 1;
+  o.ndf = 8;
+  o.num_layers = 4;
+  o.num_d = 2;
+  o.downsample_kernel = 4;
+  MultiscaleDiscriminator d(o);
+  load_into(*d, g, "w.");
+  torch::NoGradGuard ng;
+  auto feats = d->forward_input(g.at("x"));
+  ASSERT_EQ(feats.size(), 2u);
+  double worst = 0;
+  for (size_t s = 0; s < feats.size(); ++s) {
+    ASSERT_EQ(feats[s].size(), 5u);
+    for (size_t j = 0; j < feats[s].size(); ++j) {
+      const auto key = "out." + std::to_string(s) + "." + std::to_string(j);
+      ASSERT_EQ(feats[s][j].sizes(), g.at(key).sizes()) << key;
+      worst = std::max(worst, (feats[s][j] - g.at(key)).abs().max().item<double>());
+    }
+  }
+  std::printf("    authors' MultiscaleDiscriminator: max |difference| %.2e over 10 feature maps\n", worst);
+  EXPECT_LT(worst, 1e-5);
 }
 
 TEST(MultiscaleDiscriminator, ShapesOverCases) {
@@ -531,4 +585,31 @@ TEST(SPADEGenerator, MatchesPythonReferenceEndToEnd) {
     gen->eval();
     EXPECT_TRUE(testutil::tensors_close(gen->forward(seg, z), g.at(c.ups + ".eval"), 1e-5, 1e-4));
   }
+}
+
+// The authors' own SPADEGenerator (scripts/parity/make_golden_official.py runs it from a checkout of their
+// repository) as they train it: VAE mode, nearest upsampling, 5 upsamplings, spectral SPADE blocks with batch norm
+// and 128 hidden channels. Same state-dict names; weights from the shared fill_deterministic; the same output in
+// train mode (batch statistics, one power iteration) and then in eval mode (running statistics).
+TEST(SPADEGenerator, MatchesTheAuthorsModule) {
+  const auto& g = golden("official_generator");
+  ASSERT_FALSE(g.empty());
+  auto o = gen_options({"normal", 64, 96, 4, "batch", "nearest", "leaky_relu"}, /*label_channels=*/3, /*z_dim=*/8);
+  o.spade_hidden = 128;
+  SPADEGenerator gen(o);
+  std::set<std::string> ours, theirs;
+  for (const auto& kv : gen->named_parameters()) ours.insert(kv.key());
+  for (const auto& kv : gen->named_buffers()) ours.insert(kv.key());
+  for (const auto& [key, t] : g)
+    if (key.rfind("name.", 0) == 0) theirs.insert(key.substr(5));
+  EXPECT_EQ(ours, theirs);
+  fill_deterministic(*gen);
+  torch::NoGradGuard ng;
+  const double dtrain = (gen->forward(g.at("seg"), g.at("z")) - g.at("out_train")).abs().max().item<double>();
+  gen->eval();
+  const double deval = (gen->forward(g.at("seg"), g.at("z")) - g.at("out_eval")).abs().max().item<double>();
+  std::printf("    authors' SPADEGenerator: max |difference| train %.2e, eval %.2e (outputs up to %.2f)\n", dtrain, deval,
+              g.at("out_train").abs().max().item<double>());
+  EXPECT_LT(dtrain, 1e-5);
+  EXPECT_LT(deval, 1e-5);
 }

@@ -1,0 +1,136 @@
+#!/usr/bin/python3
+"""Golden tensors from the authors' own modules (tests/test_spade_nets.cpp, "...MatchesTheAuthorsModule").
+
+    /usr/bin/python3 scripts/parity/make_golden_official.py AUTHORS_CHECKOUT
+
+AUTHORS_CHECKOUT is a local checkout of the authors' repository (virginiafdez/brainSPADE_RELEASE; docs/differences.md
+says how to get one). This script runs their style encoder (image_generator/models/networks/encoder.py ConvEncoder)
+multiscale discriminator (discriminator.py MultiscaleDiscriminator of NLayerDiscriminators) and SPADE generator
+(generator.py SPADEGenerator) with seeded weights and inputs, and writes
+tests/data/golden/official_{encoder,discriminator,generator}.pt: every weight and buffer under
+"w.<state dict name>", the input and the outputs. Only these tensors are committed; the authors' code (which carries
+no licence) is imported from the checkout at run time and never copied into this repository.
+
+Their modules import a few things Debian lacks or that these two modules never use: small stand-ins are written to
+a temporary folder (scipy.special for their von Mises-Fisher prior, util.util for the discriminator's option parser,
+monai's SubpixelUpsample for an upsampling mode not tested, torchvision for the VGG19 beside the blocks, an empty models/__init__ so the package's VGG and
+trainer imports are bypassed).
+"""
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import types
+
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from make_golden_spade import fill_deterministic  # noqa: E402  (this project's seeded weights)
+
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests", "data", "golden")
+NETWORKS = "image_generator/models/networks"
+MODULES = ["base_network.py", "normalization.py", "encoder.py", "distributions.py", "ive_function.py",
+           "discriminator.py", "architecture.py", "generator.py"]
+
+
+def import_authors(checkout):
+    """Their networks package laid out under a temporary `models/networks`, with stand-ins for what it imports."""
+    src = os.path.join(checkout, NETWORKS)
+    if not os.path.isdir(src):
+        sys.exit("%s: no %s folder; pass a checkout of virginiafdez/brainSPADE_RELEASE" % (checkout, NETWORKS))
+    root = tempfile.mkdtemp(prefix="brainspade-official-")
+    net = os.path.join(root, "models", "networks")
+    os.makedirs(net)
+    open(os.path.join(root, "models", "__init__.py"), "w").close()
+    open(os.path.join(net, "__init__.py"), "w").close()
+    for name in MODULES:
+        shutil.copy(os.path.join(src, name), net)
+    shutil.copytree(os.path.join(src, "sync_batchnorm"), os.path.join(net, "sync_batchnorm"))
+    # Stand-ins: only imported, never called by the two modules under test.
+    scipy = types.ModuleType("scipy")
+    scipy.special = types.ModuleType("scipy.special")
+    util = types.ModuleType("util")
+    util.util = types.ModuleType("util.util")
+    util.util.find_class_in_module = lambda *a, **k: None
+    monai = types.ModuleType("monai")
+    monai.networks = types.ModuleType("monai.networks")
+    monai.networks.blocks = types.ModuleType("monai.networks.blocks")
+    monai.networks.blocks.SubpixelUpsample = None  # their generator's 'subpixel' upsampling; not the one tested
+    torchvision = types.ModuleType("torchvision")
+    torchvision.models = None  # their VGG19 perceptual network in architecture.py; not used by these modules
+    sys.modules["torchvision"] = torchvision
+    sys.modules.update({"scipy": scipy, "scipy.special": scipy.special, "util": util, "util.util": util.util,
+                        "monai": monai, "monai.networks": monai.networks, "monai.networks.blocks": monai.networks.blocks})
+    sys.path.insert(0, root)
+    from models.networks import discriminator, encoder, generator  # noqa: E402  (the authors' modules)
+    return root, encoder, discriminator, generator
+
+
+def weights(module):
+    return {"w." + k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def save(name, d):
+    path = os.path.join(OUT, name + ".pt")
+    torch.save(d, path)
+    print(path, os.path.getsize(path), "bytes")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("checkout", help="local checkout of virginiafdez/brainSPADE_RELEASE")
+    args = ap.parse_args()
+    root, encoder, discriminator, generator = import_authors(os.path.abspath(args.checkout))
+    try:
+        # Style encoder: ndf (their ngf) 4, z 8, spectral instance norm, normal prior, at 256 x 256 (their forward
+        # resizes anything else to 256 x 256 first; at 256 x 256 that resize is skipped, so the networks compare).
+        torch.manual_seed(11)
+        opt = argparse.Namespace(ngf=4, z_dim=8, norm_E="spectralinstance", type_prior="N")
+        enc = encoder.ConvEncoder(opt).train()
+        d = weights(enc)
+        x = torch.randn(1, 1, 256, 256)
+        d["x"] = x
+        mu, logvar = enc(x)
+        d["mu"], d["logvar"] = mu.detach().clone(), logvar.detach().clone()
+        save("official_encoder", d)
+
+        # Multiscale discriminator: 2 scales of 4-layer PatchGANs, ndf 8, spectral instance norm, on 3 label
+        # channels + 1 image channel, returning every intermediate feature (their feature-matching setting).
+        torch.manual_seed(12)
+        opt = argparse.Namespace(ndf=8, n_layers_D=4, num_D=2, norm_D="spectralinstance", netD_subarch="n_layer",
+                                 label_nc=3, output_nc=1, D_modality_class=False, no_ganFeat_loss=False)
+        disc = discriminator.MultiscaleDiscriminator(opt).train()
+        d = weights(disc)
+        x = torch.randn(2, 4, 64, 48)
+        d["x"] = x
+        for s, feats in enumerate(disc(x)):
+            for j, f in enumerate(feats):
+                d["out.%d.%d" % (s, j)] = f.detach().clone()
+        save("official_discriminator", d)
+
+        # SPADE generator as the authors train it: VAE mode (fc from z), nearest upsampling, 5 upsamplings, spectral
+        # SPADE residual blocks with batch norm (hidden 128, fixed in their SPADE), leaky-ReLU output; ngf 4 at
+        # 64 x 96. Train mode (batch statistics, one power iteration), then eval mode (running statistics).
+        torch.manual_seed(13)
+        opt = argparse.Namespace(upsampling_type="upsample", ngf=4, use_vae=True, z_dim=8,
+                                 num_upsampling_layers="normal", new_size=[64, 96], norm_G="spectralspadebatch3x3",
+                                 semantic_nc=3, bound_normalization=False)
+        gen = generator.SPADEGenerator(opt).train()
+        # Weights from fill_deterministic (scripts/make_golden_spade.py), which the C++ test mirrors with the same
+        # libtorch RNG: only the names (as empty entries) and the outputs are stored, not 2 M weights.
+        fill_deterministic(gen)
+        d = {"name." + k: torch.zeros(()) for k in gen.state_dict()}
+        seg = torch.softmax(3 * torch.randn(2, 3, 64, 96), dim=1)
+        z = torch.randn(2, 8)
+        d["seg"], d["z"] = seg, z
+        d["out_train"] = gen(seg, z).detach().clone()
+        gen.eval()
+        d["out_eval"] = gen(seg, z).detach().clone()
+        save("official_generator", d)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
