@@ -17,6 +17,7 @@ monai's SubpixelUpsample for an upsampling mode not tested, torchvision for the 
 trainer imports are bypassed).
 """
 import argparse
+import math
 import os
 import shutil
 import sys
@@ -30,6 +31,7 @@ from make_golden_spade import fill_deterministic  # noqa: E402  (this project's 
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests", "data", "golden")
 NETWORKS = "image_generator/models/networks"
+LDM_MODELS = "conditioned_ldm/src/python/training_and_testing/condldm_models"
 MODULES = ["base_network.py", "normalization.py", "encoder.py", "distributions.py", "ive_function.py",
            "discriminator.py", "architecture.py", "generator.py"]
 
@@ -64,7 +66,48 @@ def import_authors(checkout):
                         "monai": monai, "monai.networks": monai.networks, "monai.networks.blocks": monai.networks.blocks})
     sys.path.insert(0, root)
     from models.networks import discriminator, encoder, generator  # noqa: E402  (the authors' modules)
+    sys.path.remove(root)
     return root, encoder, discriminator, generator
+
+
+# The einops patterns the authors' U-Net and attention use on the tested path, each written out with torch ops.
+def _rearrange(x, pattern, **n):
+    p = " ".join(pattern.split())
+    if p == "b c h w -> b (h w) c":
+        return x.flatten(2).transpose(1, 2)
+    if p == "b (h w) c -> b c h w":
+        return x.transpose(1, 2).reshape(x.shape[0], x.shape[2], n["h"], n["w"])
+    if p == "b n (h d) -> (b h) n d":
+        b, t, hd = x.shape
+        return x.reshape(b, t, n["h"], hd // n["h"]).permute(0, 2, 1, 3).reshape(b * n["h"], t, hd // n["h"])
+    if p == "(b h) n d -> b n (h d)":
+        bh, t, d = x.shape
+        return x.reshape(bh // n["h"], n["h"], t, d).permute(0, 2, 1, 3).reshape(bh // n["h"], t, n["h"] * d)
+    raise NotImplementedError("einops stand-in: pattern %r" % pattern)
+
+
+def _repeat(x, pattern, **n):
+    if " ".join(pattern.split()) == "b -> b d":
+        return x[:, None].expand(x.shape[0], n["d"])
+    raise NotImplementedError("einops stand-in: pattern %r" % pattern)
+
+
+def import_authors_ldm(checkout):
+    """Their label-generator networks (condldm_models) as a temporary `models` package; einops stood in for."""
+    src = os.path.join(checkout, LDM_MODELS)
+    if not os.path.isdir(src):
+        sys.exit("%s: no %s folder; pass a checkout of virginiafdez/brainSPADE_RELEASE" % (checkout, LDM_MODELS))
+    root = tempfile.mkdtemp(prefix="brainspade-official-ldm-")
+    shutil.copytree(src, os.path.join(root, "models"))
+    einops = types.ModuleType("einops")
+    einops.rearrange, einops.repeat = _rearrange, _repeat
+    sys.modules["einops"] = einops
+    for name in [m for m in sys.modules if m == "models" or m.startswith("models.")]:
+        del sys.modules[name]  # the image-generator package imported above has the same name
+    sys.path.insert(0, root)
+    import models.unet_v2_conditioned as unet  # noqa: E402  (the authors' module)
+    sys.path.remove(root)
+    return root, unet
 
 
 def weights(module):
@@ -128,6 +171,37 @@ def main():
         gen.eval()
         d["out_eval"] = gen(seg, z).detach().clone()
         save("official_generator", d)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+    root, unet = import_authors_ldm(os.path.abspath(args.checkout))
+    try:
+        # LDM U-Net as the authors condition it ("hybrid"): 3 condition planes concatenated to the 3-channel latent and
+        # the same 3 values as a one-token context for the spatial transformer. model_channels 32 (their GroupNorm has
+        # 32 groups), mult 1-2, one res block per level, attention at the second level (downsampling factor 2),
+        # 2 heads, res-block up/down sampling; 8 x 8 latents.
+        torch.manual_seed(14)
+        net = unet.UNetModel(image_size=8, in_channels=6, out_channels=3, model_channels=32, attention_resolutions=[2],
+                             num_res_blocks=1, channel_mult=[1, 2], dropout=0.0, conv_resample=True, num_heads=2,
+                             use_scale_shift_norm=False, resblock_updown=True, use_spatial_transformer=True,
+                             transformer_depth=1, context_dim=3).eval()
+        # Weights from a seeded fill in sorted name order (their zero-initialised output convolutions would hide
+        # errors), which the C++ test repeats with the same libtorch RNG: only names and shapes are stored.
+        torch.manual_seed(1234)
+        sd = net.state_dict()
+        with torch.no_grad():
+            for name in sorted(sd):
+                t = sd[name]
+                t.copy_(torch.randn(t.shape) / math.sqrt(t[0].numel() if t.dim() >= 2 else 10.0))
+        d = {"shape." + k: torch.tensor(list(v.shape), dtype=torch.long) for k, v in sd.items()}
+        x = torch.randn(2, 3, 8, 8)
+        t = torch.tensor([7, 640])
+        cond = torch.tensor([[1.0, 0.0, 0.3], [0.0, 1.0, 0.45]])
+        d["x"], d["t"], d["cond"] = x, t, cond
+        with torch.no_grad():
+            h_in = torch.cat([x, cond[:, :, None, None].expand(2, 3, 8, 8)], 1)
+            d["out"] = net(h_in, t, context=cond[:, None, :]).clone()
+        save("official_unet", d)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
