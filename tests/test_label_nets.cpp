@@ -193,6 +193,52 @@ TEST(Golden, HybridUNetMatchesTheAuthorsModule) {
   EXPECT_LT(diff, 1e-5 * std::max(1.0, g["out"].abs().max().item<double>()));
 }
 
+// The authors' label VAE (condldm_models/ae_kl_v1.py AutoencoderKL; flat `blocks` lists mapped by position through
+// official_vae_name), seeded the same way: the same posterior mean, sigma and decoding.
+TEST(Golden, LabelVAEMatchesTheAuthorsModule) {
+  auto g = testutil::load_golden("official_vae");
+  ASSERT_FALSE(g.empty());
+  AutoencoderKLOptions o;
+  o.channels = {32, 64};
+  o.num_res_blocks = 1;
+  o.latent_channels = 3;
+  AutoencoderKL vae(o);
+  auto ours = vae->named_parameters();
+  std::set<std::string> filled;
+  {
+    torch::NoGradGuard no_grad;
+    torch::manual_seed(1234);
+    std::map<std::string, torch::Tensor> theirs;
+    for (const auto& [key, t] : g)
+      if (key.rfind("shape.", 0) == 0) theirs[key.substr(6)] = t;
+    for (const auto& [name, shape_t] : theirs) {
+      std::vector<int64_t> shape(shape_t.data_ptr<int64_t>(), shape_t.data_ptr<int64_t>() + shape_t.numel());
+      const double fan = shape.size() >= 2 ? static_cast<double>(c10::multiply_integers(shape.begin() + 1, shape.end()))
+                                           : 10.0;
+      auto value = torch::randn(shape) / std::sqrt(fan);
+      const std::string mine = official_vae_name(name, o);
+      auto* p = ours.find(mine);
+      ASSERT_NE(p, nullptr) << name << " -> " << mine << " is not a parameter of ours";
+      ASSERT_EQ(p->sizes(), value.sizes()) << name << " -> " << mine;
+      p->copy_(value);
+      filled.insert(mine);
+    }
+  }
+  for (const auto& kv : ours) EXPECT_TRUE(filled.count(kv.key())) << kv.key() << " has no counterpart in theirs";
+  torch::NoGradGuard no_grad;
+  auto post = vae->encode(g["x"]);
+  const double dmu = (post.mean - g["mu"]).abs().max().item<double>();
+  const double dsigma = (post.std() - g["sigma"]).abs().max().item<double>();
+  const double ddec = (vae->decode(g["mu"]) - g["decoded"]).abs().max().item<double>();
+  std::printf("    authors' AutoencoderKL: %zu entries mapped, max |difference| mean %.2e, sigma %.2e, decoded %.2e\n",
+              filled.size(), dmu, dsigma, ddec);
+  EXPECT_LT(dmu, 1e-5);
+  EXPECT_LT(dsigma, 1e-5);
+  EXPECT_LT(ddec, 1e-5 * std::max(1.0, g["decoded"].abs().max().item<double>()));
+  // A block beyond the architecture is named, not guessed.
+  EXPECT_THROW(official_vae_name("encoder.blocks.42.conv1.weight", o), InputError);
+}
+
 // ------------------------------------------------------------------------------------------------ blocks
 TEST(Blocks, ShapesOverCases) {
   torch::manual_seed(0);

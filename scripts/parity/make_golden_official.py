@@ -1,20 +1,25 @@
 #!/usr/bin/python3
-"""Golden tensors from the authors' own modules (tests/test_spade_nets.cpp, "...MatchesTheAuthorsModule").
+"""Golden tensors from the authors' own modules (tests: "*MatchesTheAuthorsModule" in test_spade_nets.cpp and
+test_label_nets.cpp).
 
     /usr/bin/python3 scripts/parity/make_golden_official.py AUTHORS_CHECKOUT
 
-AUTHORS_CHECKOUT is a local checkout of the authors' repository (virginiafdez/brainSPADE_RELEASE; docs/differences.md
-says how to get one). This script runs their style encoder (image_generator/models/networks/encoder.py ConvEncoder)
-multiscale discriminator (discriminator.py MultiscaleDiscriminator of NLayerDiscriminators) and SPADE generator
-(generator.py SPADEGenerator) with seeded weights and inputs, and writes
-tests/data/golden/official_{encoder,discriminator,generator}.pt: every weight and buffer under
-"w.<state dict name>", the input and the outputs. Only these tensors are committed; the authors' code (which carries
-no licence) is imported from the checkout at run time and never copied into this repository.
+AUTHORS_CHECKOUT is a local checkout (or `git archive` of image_generator/models/networks and
+conditioned_ldm/src/python/training_and_testing/condldm_models) of the authors' repository,
+virginiafdez/brainSPADE_RELEASE. This script runs their style encoder (encoder.py ConvEncoder), multiscale
+discriminator (discriminator.py) and SPADE generator (generator.py), and their label VAE (ae_kl_v1.py AutoencoderKL)
+and LDM U-Net (unet_v2_conditioned.py UNetModel) on seeded weights and inputs, and writes
+tests/data/golden/official_{encoder,discriminator,generator,vae,unet}.pt: the inputs, the outputs and either every
+weight under "w.<their state-dict name>" (encoder, discriminator) or, for the larger networks, only the names and
+shapes of a seeded fill in sorted name order that the C++ tests repeat with the same libtorch RNG. Only these tensors
+are committed; the authors' code (which carries no licence) is imported from the checkout at run time and never
+copied into this repository.
 
-Their modules import a few things Debian lacks or that these two modules never use: small stand-ins are written to
-a temporary folder (scipy.special for their von Mises-Fisher prior, util.util for the discriminator's option parser,
-monai's SubpixelUpsample for an upsampling mode not tested, torchvision for the VGG19 beside the blocks, an empty models/__init__ so the package's VGG and
-trainer imports are bypassed).
+Their modules import a few things Debian lacks or that the tested modules never use; stand-ins are put in
+sys.modules: scipy.special (their von Mises-Fisher prior), util.util (the discriminator's option parser), monai's
+SubpixelUpsample (an upsampling mode not tested), torchvision (the VGG19 beside the blocks), and the four einops
+patterns on the U-Net's path, written out with torch ops; an empty models/__init__ bypasses the package's trainer
+imports.
 """
 import argparse
 import math
@@ -105,9 +110,10 @@ def import_authors_ldm(checkout):
     for name in [m for m in sys.modules if m == "models" or m.startswith("models.")]:
         del sys.modules[name]  # the image-generator package imported above has the same name
     sys.path.insert(0, root)
-    import models.unet_v2_conditioned as unet  # noqa: E402  (the authors' module)
+    import models.ae_kl_v1 as vae  # noqa: E402  (the authors' modules)
+    import models.unet_v2_conditioned as unet  # noqa: E402
     sys.path.remove(root)
-    return root, unet
+    return root, unet, vae
 
 
 def weights(module):
@@ -174,7 +180,7 @@ def main():
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
-    root, unet = import_authors_ldm(os.path.abspath(args.checkout))
+    root, unet, vae = import_authors_ldm(os.path.abspath(args.checkout))
     try:
         # LDM U-Net as the authors condition it ("hybrid"): 3 condition planes concatenated to the 3-channel latent and
         # the same 3 values as a one-token context for the spatial transformer. model_channels 32 (their GroupNorm has
@@ -202,6 +208,27 @@ def main():
             h_in = torch.cat([x, cond[:, :, None, None].expand(2, 3, 8, 8)], 1)
             d["out"] = net(h_in, t, context=cond[:, None, :]).clone()
         save("official_unet", d)
+
+        # Label VAE (ae_kl_v1.py AutoencoderKL): widths 32-64, one res block per level, 3 latent channels, attention
+        # only in the mid blocks (attn_resolutions empty), 6 PV channels at 16 x 16. Their encoder and decoder keep
+        # flat `blocks` lists; the C++ test maps them by position (official_vae_name).
+        torch.manual_seed(15)
+        hp = dict(in_channels=6, out_channels=6, n_channels=32, z_channels=3, ch_mult=[1, 2], num_res_blocks=1,
+                  resolution=(16, 16), attn_resolutions=[])
+        net = vae.AutoencoderKL(embed_dim=3, hparams=hp).eval()
+        torch.manual_seed(1234)
+        sd = net.state_dict()
+        with torch.no_grad():
+            for name in sorted(sd):
+                t = sd[name]
+                t.copy_(torch.randn(t.shape) / math.sqrt(t[0].numel() if t.dim() >= 2 else 10.0))
+        d = {"shape." + k: torch.tensor(list(v.shape), dtype=torch.long) for k, v in sd.items()}
+        x = torch.softmax(3 * torch.randn(2, 6, 16, 16), dim=1)
+        d["x"] = x
+        with torch.no_grad():
+            mu, sigma = net.encode(x)
+            d["mu"], d["sigma"], d["decoded"] = mu.clone(), sigma.clone(), net.decode(mu).clone()
+        save("official_vae", d)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

@@ -7,11 +7,23 @@
 /// * LDM U-Net (condldm_models/unet_v2_conditioned.py UNetModel): the same names except inside the residual blocks,
 ///   where theirs are positions in Sequentials: in_layers.0 → norm1, in_layers.2 → conv1, emb_layers.1 → temb_proj,
 ///   out_layers.0 → norm2, out_layers.3 → conv2, skip_connection → nin_shortcut.
+/// * Label VAE (condldm_models/ae_kl_v1.py AutoencoderKL): their encoder and decoder are flat `blocks` lists in
+///   execution order; block N is found by position: encoder conv_in, per level its res blocks then (all but the last
+///   level) its downsampling, mid block_1, attn_1, block_2, norm_out, conv_out; decoder conv_in, the mid blocks, per
+///   level from the deepest its res blocks then (all but level 0) its upsampling, norm_out, conv_out.
+///   quant_conv_mu, quant_conv_log_sigma and post_quant_conv keep their names.
 #include <string>
+
+#include "brainspade/models/autoencoder_kl.h"
 
 namespace brainspade {
 
 /// The brainspade name of the authors' U-Net state-dict entry `key`.
 std::string official_unet_name(const std::string& key);
+
+/// The brainspade name of the authors' VAE state-dict entry `key` for a VAE of `options`; InputError naming the key
+/// when it has no counterpart (e.g. a block beyond the architecture, or their per-level attention, which brainspade
+/// does not build).
+std::string official_vae_name(const std::string& key, const AutoencoderKLOptions& options);
 
 }  // namespace brainspade
