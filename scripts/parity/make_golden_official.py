@@ -13,7 +13,10 @@ tests/data/golden/official_{encoder,discriminator,generator,vae,unet}.pt: the in
 weight under "w.<their state-dict name>" (encoder, discriminator) or, for the larger networks, only the names and
 shapes of a seeded fill in sorted name order that the C++ tests repeat with the same libtorch RNG. Only these tensors
 are committed; the authors' code (which carries no licence) is imported from the checkout at run time and never
-copied into this repository.
+copied into this repository. It also writes official_vae_final_model.pth, the state dict of their VAE (as a plain dict:
+`dict(state_dict)`, the form `brainspade import-official` reads), with its inputs and outputs
+(official_vae_final_model_io.pt), and a tiny state dict in their OrderedDict form (ordered_dict_state.pth), for the
+tests of `brainspade import-official`.
 
 Their modules import a few things Debian lacks or that the tested modules never use; stand-ins are put in
 sys.modules: scipy.special (their von Mises-Fisher prior), util.util (the discriminator's option parser), monai's
@@ -229,6 +232,31 @@ def main():
             mu, sigma = net.encode(x)
             d["mu"], d["sigma"], d["decoded"] = mu.clone(), sigma.clone(), net.decode(mu).clone()
         save("official_vae", d)
+
+        # What their training writes (final_model.pth: the state dict as torch.save stores it), for a one-level VAE
+        # (32 channels: small enough to commit), with its input and outputs: `brainspade import-official` must turn it
+        # into a checkpoint that reproduces them (ImportOfficial.* tests).
+        torch.manual_seed(16)
+        hp = dict(in_channels=6, out_channels=6, n_channels=32, z_channels=3, ch_mult=[1], num_res_blocks=1,
+                  resolution=(16, 16), attn_resolutions=[])
+        net = vae.AutoencoderKL(embed_dim=3, hparams=hp).eval()
+        with torch.no_grad():
+            for t in net.state_dict().values():  # their zero/constant inits would hide mapping errors
+                t.add_(0.05 * torch.randn(t.shape))
+        # As their training saves it, Module.state_dict() is an OrderedDict, which LibTorch's C++ unpickler reads as
+        # None: the import asks for the plain-dict form below (one line of Python), and names this case (a tiny
+        # OrderedDict file stands for it).
+        path = os.path.join(OUT, "official_vae_final_model.pth")
+        torch.save(dict(net.state_dict()), path)
+        print(path, os.path.getsize(path), "bytes")
+        path = os.path.join(OUT, "ordered_dict_state.pth")
+        torch.save(torch.nn.Conv2d(1, 1, 1).state_dict(), path)
+        print(path, os.path.getsize(path), "bytes")
+        x = torch.softmax(3 * torch.randn(2, 6, 16, 16), dim=1)
+        with torch.no_grad():
+            mu, sigma = net.encode(x)
+            save("official_vae_final_model_io", {"x": x, "mu": mu.clone(), "sigma": sigma.clone(),
+                                                 "decoded": net.decode(mu).clone()})
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

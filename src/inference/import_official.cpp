@@ -1,0 +1,112 @@
+#include "brainspade/inference/import_official.h"
+
+#include <fstream>
+#include <iterator>
+#include <map>
+#include <set>
+
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <spdlog/spdlog.h>
+
+#include "brainspade/core/checkpoint.h"
+#include "brainspade/core/config.h"
+#include "brainspade/core/error.h"
+#include "brainspade/core/zip_check.h"
+#include "brainspade/models/autoencoder_kl.h"
+#include "brainspade/models/official_names.h"
+#include "brainspade/training/train_vae.h"
+
+namespace brainspade {
+
+namespace {
+
+// A state dict saved with torch.save. Module.state_dict() is a collections.OrderedDict, which LibTorch 1.13's C++
+// unpickler turns into None (it expects OrderedDicts only inside tensors): such a file is named with the one-line
+// conversion to a plain dict; anything else goes through the checks every archive brainspade reads passes.
+std::map<std::string, c10::IValue> read_state_dict(const std::string& path) {
+  const std::string what = "weights file";
+  std::ifstream in(path, std::ios::binary);
+  BRAINSPADE_CHECK_INPUT(in.good(), path, ": ", what, " not found or unreadable");
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  BRAINSPADE_CHECK_INPUT(!bytes.empty(), path, ": ", what, " is empty");
+  std::vector<ZipEntry> entries;
+  check_zip_container(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), path, what, &entries);
+  static const std::string kOrderedDict = std::string("\x80\x02", 2) + "ccollections\nOrderedDict\n";
+  for (const auto& e : entries) {
+    const std::string leaf = e.name.substr(e.name.find_last_of('/') + 1);
+    BRAINSPADE_CHECK_INPUT(leaf != "data.pkl" || bytes.compare(e.offset, kOrderedDict.size(), kOrderedDict) != 0, path,
+                           ": holds an OrderedDict (Module.state_dict() as torch.save writes it), which LibTorch's C++ "
+                           "reader cannot read; convert it once to a plain dict with python3 -c \"import torch; "
+                           "torch.save(dict(torch.load('", path, "', map_location='cpu')), '", path,
+                           ".dict.pth')\" and import that file");
+  }
+  return read_pickle_dict(path, what);
+}
+
+// Copies every tensor of `theirs` (their name → tensor) into `module` through `rename`; InputError naming the key for
+// an entry without a counterpart, a shape mismatch, or a parameter left unfilled.
+template <typename Rename>
+int64_t copy_official(const std::map<std::string, c10::IValue>& theirs, torch::nn::Module& module, Rename rename,
+                      const std::string& weights) {
+  torch::NoGradGuard no_grad;
+  auto ours = module.named_parameters();
+  auto buffers = module.named_buffers();
+  std::set<std::string> filled;
+  for (const auto& [name, value] : theirs) {
+    BRAINSPADE_CHECK_INPUT(value.isTensor(), weights, ": entry '", name, "' is not a tensor (is this a state dict? ",
+                           "their checkpoint.pth also holds the optimizer: use final_model.pth or best_model.pth)");
+    const std::string mine = rename(name);
+    torch::Tensor* p = ours.find(mine);
+    if (!p) p = buffers.find(mine);
+    BRAINSPADE_CHECK_INPUT(p != nullptr, weights, ": entry '", name, "' (brainspade name '", mine,
+                           "') has no counterpart in the network the config builds");
+    const auto t = value.toTensor();
+    BRAINSPADE_CHECK_INPUT(p->sizes() == t.sizes(), weights, ": entry '", name, "' has shape ", t.sizes(),
+                           ", the config's network has ", p->sizes(), " for '", mine, "' (does the config match the ",
+                           "architecture they trained?)");
+    p->copy_(t.to(p->dtype()));
+    filled.insert(mine);
+  }
+  std::vector<std::string> missing;
+  for (const auto& kv : ours)
+    if (!filled.count(kv.key())) missing.push_back(kv.key());
+  BRAINSPADE_CHECK_INPUT(missing.empty(), weights, ": holds no weights for ", missing.size(), " parameters of the ",
+                         "config's network, e.g. '", missing.empty() ? "" : missing.front(), "'");
+  return static_cast<int64_t>(filled.size());
+}
+
+}  // namespace
+
+ImportOfficialSummary import_official(const ImportOfficialJob& job) {
+  BRAINSPADE_CHECK_INPUT(job.network == "vae", "--network '", job.network, "': importable networks are: vae");
+  BRAINSPADE_CHECK_INPUT(!job.weights.empty(), "--weights: the authors' state dict (.pth) is required");
+  BRAINSPADE_CHECK_INPUT(!job.config.empty(), "--config: a brainspade `train vae` config giving the architecture is required");
+  BRAINSPADE_CHECK_INPUT(!job.out.empty(), "--out: the checkpoint to write is required");
+  const auto cfg = load_config<VAETrainConfig>(ConfigSource{job.config, {}, {}});
+  std::vector<std::string> names = job.channel_names;
+  if (names.empty()) names = {"background", "csf", "gm", "wm", "deep_gm", "brainstem"};
+  BRAINSPADE_CHECK_INPUT(static_cast<int64_t>(names.size()) == cfg.vae.in_channels, "--channels: ", names.size(),
+                         " names (", fmt::format("{}", fmt::join(names, ",")), ") for a VAE of ", cfg.vae.in_channels,
+                         " channels (", job.config, ": vae.in_channels)");
+  const auto theirs = read_state_dict(job.weights);
+  AutoencoderKL vae(cfg.vae);
+  ImportOfficialSummary s;
+  s.entries = copy_official(theirs, *vae, [&](const std::string& k) { return official_vae_name(k, cfg.vae); },
+                            job.weights);
+  Checkpoint ck;
+  ck.set_string("stage", "vae");
+  ck.set_int("step", 0);
+  ck.set_string("config", dump_config(cfg));
+  ck.set_string("model_config", dump_section("vae", cfg.vae));
+  ck.set_strings("channel_names", names);
+  ck.set_string("imported_from", job.weights);
+  ck.add_module("vae", *vae);
+  ck.save(job.out);
+  spdlog::info("import-official: {} entries of {} → {} (a 'vae' checkpoint; train ldm --set vae_checkpoint={})",
+               s.entries, job.weights, job.out, job.out);
+  return s;
+}
+
+}  // namespace brainspade
