@@ -1,4 +1,5 @@
-// brainspade import-official --network vae --weights FILE.pth --config STAGE.yaml --out FILE.ckpt [--channels a,b,..]:
+// brainspade import-official --network vae|spade --weights FILE.pth [--encoder-weights E.pth] --config STAGE.yaml
+//   --out FILE.ckpt [--channels a,b,..]:
 // weights saved by the authors' PyTorch code → a brainspade checkpoint (library: inference/import_official.h).
 #include "app.h"
 #include "brainspade/inference/import_official.h"
@@ -7,9 +8,16 @@ namespace {
 brainspade::ImportOfficialJob job;
 brainspade::app::Registrar reg("95-import-official", [](CLI::App& root) {
   auto* cmd = root.add_subcommand("import-official",
-                                  "the authors' PyTorch weights (.pth) -> a brainspade checkpoint (networks: vae)");
-  cmd->add_option("--network", job.network, "vae")->required();
-  cmd->add_option("--weights", job.weights, "their state dict, e.g. final_model.pth")->required();
+                                  "the authors' PyTorch weights (.pth) -> a brainspade checkpoint (networks: vae, spade)");
+  cmd->add_option("--network", job.network, "vae | spade")->required();
+  cmd->add_option("--weights", job.weights, "their state dict: the VAE's final_model.pth, SPADE's latest_net_G.pth")
+      ->required();
+  cmd->add_option("--encoder-weights", job.encoder_weights, "spade: their style encoder's latest_net_E.pth");
+  cmd->add_option("--discriminator-weights", job.discriminator_weights,
+                  "spade, optional: their latest_net_D.pth (kept for fine-tuning)");
+  cmd->add_option("--modalities", job.modality_names, "spade: style classes in their order (default T1,FLAIR)")
+      ->delimiter(',');
+  cmd->add_option("--spacing", job.spacing, "spade: voxel spacing of their training slices in mm (default 1 1 1)");
   cmd->add_option("--config", job.config, "brainspade stage config whose network section matches theirs")->required();
   cmd->add_option("--out", job.out, "checkpoint to write")->required();
   cmd->add_option("--channels", job.channel_names, "PV channel names in order (default: the six healthy tissues)")

@@ -9,6 +9,7 @@
 #include "brainspade/core/checkpoint.h"
 #include "brainspade/core/error.h"
 #include "brainspade/inference/import_official.h"
+#include "brainspade/inference/image_generator.h"
 #include "brainspade/inference/label_generator.h"
 #include "support/helpers.h"
 
@@ -97,4 +98,69 @@ TEST(ImportOfficial, WhatDoesNotFitIsNamedAndNothingIsWritten) {
   job.weights = dir / "notes.pth";
   EXPECT_NE(error_of(job).find("notes.pth"), std::string::npos);
   EXPECT_FALSE(fs::exists(dir / "out.ckpt"));
+}
+
+// SPADE: the style encoder's state dict is the one of the authors' own ConvEncoder (tests/data/golden/
+// official_encoder.pt, their names and values), so the imported checkpoint must give their mu; the generator's
+// (the same names as theirs, proven by SPADEGenerator.MatchesTheAuthorsModule) must come through unchanged.
+TEST(ImportOfficial, TheAuthorsSPADEEncoderAndGeneratorBecomeASpadeCheckpoint) {
+  testutil::TempDir dir;
+  const auto enc = testutil::load_golden("official_encoder");
+  ASSERT_FALSE(enc.empty());
+  auto dict_of = [](const std::vector<std::pair<std::string, torch::Tensor>>& entries) {
+    c10::impl::GenericDict d(c10::StringType::get(), c10::AnyType::get());
+    for (const auto& [k, v] : entries) d.insert(k, v);
+    return d;
+  };
+  std::vector<std::pair<std::string, torch::Tensor>> e_entries;
+  for (const auto& [k, v] : enc)
+    if (k.rfind("w.", 0) == 0) e_entries.emplace_back(k.substr(2), v);
+  write_pickle_dict(dir / "latest_net_E.pth", dict_of(e_entries));
+
+  SPADEGeneratorOptions go;
+  go.label_channels = 3;
+  go.ngf = 4;
+  go.z_dim = 8;
+  go.height = 64;
+  go.width = 96;
+  go.spade_hidden = 128;
+  torch::manual_seed(5);
+  SPADEGenerator theirs(go);
+  auto seg = torch::softmax(3 * torch::randn({2, 3, 64, 96}), 1);
+  auto z = torch::randn({2, 8});
+  {
+    torch::NoGradGuard ng;
+    theirs->forward(seg, z);  // batch-norm running statistics away from their initial values
+  }
+  std::vector<std::pair<std::string, torch::Tensor>> g_entries;
+  for (const auto& kv : theirs->named_parameters()) g_entries.emplace_back(kv.key(), kv.value().detach());
+  for (const auto& kv : theirs->named_buffers()) g_entries.emplace_back(kv.key(), kv.value());
+  write_pickle_dict(dir / "latest_net_G.pth", dict_of(g_entries));
+
+  write_text_atomic(dir / "spade.yaml",
+                    "generator:\n  label_channels: 3\n  ngf: 4\n  z_dim: 8\n  height: 64\n  width: 96\n"
+                    "  spade_hidden: 128\nencoder:\n  ndf: 4\n  z_dim: 8\n  num_layers: 6\n  height: 256\n"
+                    "  width: 256\ndiscriminator:\n  label_channels: 3\n");
+  ImportOfficialJob job;
+  job.network = "spade";
+  job.weights = dir / "latest_net_G.pth";
+  job.config = dir / "spade.yaml";
+  job.out = dir / "spade/checkpoints/last.ckpt";
+  job.channel_names = {"background", "gm", "wm"};
+  // Without the encoder's weights: named, nothing written.
+  EXPECT_NE(error_of(job).find("--encoder-weights"), std::string::npos);
+  EXPECT_FALSE(fs::exists(job.out));
+  job.encoder_weights = dir / "latest_net_E.pth";
+  job.modality_names = {"T1", "FLAIR", "PD"};
+  import_official(job);
+
+  ImageGenerator g = load_image_generator(job.out, torch::kCPU);
+  EXPECT_EQ(g.channel_names, job.channel_names);
+  EXPECT_EQ(g.modality_names, job.modality_names);
+  torch::NoGradGuard ng;
+  g.encoder->train();  // their mu was computed in train mode: one power iteration of each spectral norm, as here
+  const double dmu = (g.encoder->encode(enc.at("x")).mu - enc.at("mu")).abs().max().item<double>();
+  EXPECT_LT(dmu, 1e-5) << "the imported style encoder does not give the authors' mu";
+  theirs->eval();
+  EXPECT_TRUE(torch::equal(g.generator->forward(seg, z), theirs->forward(seg, z)));
 }

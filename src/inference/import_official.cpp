@@ -16,6 +16,10 @@
 #include "brainspade/core/zip_check.h"
 #include "brainspade/models/autoencoder_kl.h"
 #include "brainspade/models/official_names.h"
+#include "brainspade/models/spade_discriminator.h"
+#include "brainspade/models/spade_encoder.h"
+#include "brainspade/models/spade_generator.h"
+#include "brainspade/training/train_spade.h"
 #include "brainspade/training/train_vae.h"
 
 namespace brainspade {
@@ -80,32 +84,64 @@ int64_t copy_official(const std::map<std::string, c10::IValue>& theirs, torch::n
 }  // namespace
 
 ImportOfficialSummary import_official(const ImportOfficialJob& job) {
-  BRAINSPADE_CHECK_INPUT(job.network == "vae", "--network '", job.network, "': importable networks are: vae");
+  BRAINSPADE_CHECK_INPUT(job.network == "vae" || job.network == "spade", "--network '", job.network,
+                         "': importable networks are: vae, spade");
   BRAINSPADE_CHECK_INPUT(!job.weights.empty(), "--weights: the authors' state dict (.pth) is required");
-  BRAINSPADE_CHECK_INPUT(!job.config.empty(), "--config: a brainspade `train vae` config giving the architecture is required");
+  BRAINSPADE_CHECK_INPUT(!job.config.empty(), "--config: a brainspade `train ", job.network,
+                         "` config giving the architecture is required");
   BRAINSPADE_CHECK_INPUT(!job.out.empty(), "--out: the checkpoint to write is required");
-  const auto cfg = load_config<VAETrainConfig>(ConfigSource{job.config, {}, {}});
   std::vector<std::string> names = job.channel_names;
   if (names.empty()) names = {"background", "csf", "gm", "wm", "deep_gm", "brainstem"};
-  BRAINSPADE_CHECK_INPUT(static_cast<int64_t>(names.size()) == cfg.vae.in_channels, "--channels: ", names.size(),
-                         " names (", fmt::format("{}", fmt::join(names, ",")), ") for a VAE of ", cfg.vae.in_channels,
-                         " channels (", job.config, ": vae.in_channels)");
-  const auto theirs = read_state_dict(job.weights);
-  AutoencoderKL vae(cfg.vae);
+  auto check_channels = [&](int64_t channels, const std::string& key) {
+    BRAINSPADE_CHECK_INPUT(static_cast<int64_t>(names.size()) == channels, "--channels: ", names.size(), " names (",
+                           fmt::format("{}", fmt::join(names, ",")), ") for a network of ", channels, " channels (",
+                           job.config, ": ", key, ")");
+  };
   ImportOfficialSummary s;
-  s.entries = copy_official(theirs, *vae, [&](const std::string& k) { return official_vae_name(k, cfg.vae); },
-                            job.weights);
   Checkpoint ck;
-  ck.set_string("stage", "vae");
   ck.set_int("step", 0);
-  ck.set_string("config", dump_config(cfg));
-  ck.set_string("model_config", dump_section("vae", cfg.vae));
   ck.set_strings("channel_names", names);
   ck.set_string("imported_from", job.weights);
-  ck.add_module("vae", *vae);
+  if (job.network == "vae") {
+    const auto cfg = load_config<VAETrainConfig>(ConfigSource{job.config, {}, {}});
+    check_channels(cfg.vae.in_channels, "vae.in_channels");
+    const auto theirs = read_state_dict(job.weights);
+    AutoencoderKL vae(cfg.vae);
+    s.entries = copy_official(theirs, *vae, [&](const std::string& k) { return official_vae_name(k, cfg.vae); },
+                              job.weights);
+    ck.set_string("stage", "vae");
+    ck.set_string("config", dump_config(cfg));
+    ck.set_string("model_config", dump_section("vae", cfg.vae));
+    ck.add_module("vae", *vae);
+  } else {
+    BRAINSPADE_CHECK_INPUT(!job.encoder_weights.empty(), "--encoder-weights: SPADE needs its style encoder's state ",
+                           "dict too (their latest_net_E.pth)");
+    const auto cfg = load_config<SPADETrainConfig>(ConfigSource{job.config, {}, {}});
+    check_channels(cfg.generator.label_channels, "generator.label_channels");
+    BRAINSPADE_CHECK_INPUT(!job.modality_names.empty(), "--modalities: at least one style class is needed");
+    const auto same = [](const std::string& k) { return k; };
+    const auto g_theirs = read_state_dict(job.weights);
+    const auto e_theirs = read_state_dict(job.encoder_weights);
+    SPADEGenerator G(cfg.generator);
+    ConvEncoder E(cfg.encoder);
+    s.entries = copy_official(g_theirs, *G, same, job.weights) + copy_official(e_theirs, *E, same, job.encoder_weights);
+    if (!job.discriminator_weights.empty()) {
+      MultiscaleDiscriminator D(cfg.discriminator);
+      s.entries += copy_official(read_state_dict(job.discriminator_weights), *D, same, job.discriminator_weights);
+      ck.add_module("discriminator", *D);
+    }
+    ck.set_string("stage", "spade");
+    ck.set_string("config", dump_config(cfg));
+    ck.set_string("model_config", dump_section("generator", cfg.generator) + dump_section("encoder", cfg.encoder));
+    ck.add_module("generator", *G);
+    ck.add_module("encoder", *E);
+    ck.set_strings("modality_names", job.modality_names);
+    ck.set_int("downsample", cfg.data.downsample);
+    ck.set("slice_spacing", torch::tensor(std::vector<double>(job.spacing.begin(), job.spacing.end()), torch::kDouble));
+  }
   ck.save(job.out);
-  spdlog::info("import-official: {} entries of {} → {} (a 'vae' checkpoint; train ldm --set vae_checkpoint={})",
-               s.entries, job.weights, job.out, job.out);
+  spdlog::info("import-official: {} entries of {} → {} (a '{}' checkpoint)", s.entries, job.weights, job.out,
+               job.network);
   return s;
 }
 
