@@ -1,4 +1,4 @@
-// brainspade import-official --network vae|spade --weights FILE.pth [--encoder-weights E.pth] --config STAGE.yaml
+// brainspade import-official --network vae|ldm|spade --weights FILE.pth [--encoder-weights E.pth] --config STAGE.yaml
 //   --out FILE.ckpt [--channels a,b,..]:
 // weights saved by the authors' PyTorch code → a brainspade checkpoint (library: inference/import_official.h).
 #include "app.h"
@@ -8,10 +8,12 @@ namespace {
 brainspade::ImportOfficialJob job;
 brainspade::app::Registrar reg("95-import-official", [](CLI::App& root) {
   auto* cmd = root.add_subcommand("import-official",
-                                  "the authors' PyTorch weights (.pth) -> a brainspade checkpoint (networks: vae, spade)");
-  cmd->add_option("--network", job.network, "vae | spade")->required();
+                                  "the authors' PyTorch weights (.pth) -> a brainspade checkpoint (networks: vae, ldm, spade)");
+  cmd->add_option("--network", job.network, "vae | ldm | spade")->required();
   cmd->add_option("--weights", job.weights, "their state dict: the VAE's final_model.pth, SPADE's latest_net_G.pth")
       ->required();
+  cmd->add_option("--vae", job.vae_checkpoint, "ldm: the brainspade VAE checkpoint it decodes with (import it first)");
+  cmd->add_option("--image-size", job.image_size, "ldm: label-map size their LDM was trained at (default 192 256)");
   cmd->add_option("--encoder-weights", job.encoder_weights, "spade: their style encoder's latest_net_E.pth");
   cmd->add_option("--discriminator-weights", job.discriminator_weights,
                   "spade, optional: their latest_net_D.pth (kept for fine-tuning)");

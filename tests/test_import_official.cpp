@@ -3,7 +3,10 @@
 // checkpoint that load_vae reads and that reproduces their encoder and decoder; what does not fit is named.
 #include <gtest/gtest.h>
 
+#include <array>
+#include <cmath>
 #include <filesystem>
+#include <map>
 
 #include "brainspade/core/atomic_file.h"
 #include "brainspade/core/checkpoint.h"
@@ -11,6 +14,7 @@
 #include "brainspade/inference/import_official.h"
 #include "brainspade/inference/image_generator.h"
 #include "brainspade/inference/label_generator.h"
+#include "brainspade/schedulers/ddpm_scheduler.h"
 #include "support/helpers.h"
 
 using namespace brainspade;
@@ -98,6 +102,61 @@ TEST(ImportOfficial, WhatDoesNotFitIsNamedAndNothingIsWritten) {
   job.weights = dir / "notes.pth";
   EXPECT_NE(error_of(job).find("notes.pth"), std::string::npos);
   EXPECT_FALSE(fs::exists(dir / "out.ckpt"));
+}
+
+// The LDM: their DDPM wrapper's state dict (the U-Net under model.diffusion_model. with the authors' names — those of
+// tests/data/golden/official_unet.pt, filled with the seeded values their module was run with — and the noise
+// schedule as `betas`) → an ldm checkpoint that load_label_generator reads and whose U-Net gives their output.
+TEST(ImportOfficial, TheAuthorsLDMBecomesAnLdmCheckpointWithTheirOutput) {
+  testutil::TempDir dir;
+  const auto g = testutil::load_golden("official_unet");
+  ASSERT_FALSE(g.empty());
+  c10::impl::GenericDict sd(c10::StringType::get(), c10::AnyType::get());
+  {
+    torch::manual_seed(1234);  // the fill of make_golden_official.py, in sorted order of their names
+    std::map<std::string, torch::Tensor> shapes;
+    for (const auto& [k, t] : g)
+      if (k.rfind("shape.", 0) == 0) shapes[k.substr(6)] = t;
+    for (const auto& [name, shape_t] : shapes) {
+      std::vector<int64_t> shape(shape_t.data_ptr<int64_t>(), shape_t.data_ptr<int64_t>() + shape_t.numel());
+      const double fan = shape.size() >= 2 ? static_cast<double>(c10::multiply_integers(shape.begin() + 1, shape.end()))
+                                           : 10.0;
+      sd.insert("model.diffusion_model." + name, torch::randn(shape) / std::sqrt(fan));
+    }
+  }
+  DDPMSchedulerOptions so;  // the library default: linear 1e-4 .. 0.02 over 1000 steps
+  sd.insert("betas", DDPMScheduler(so).betas().to(torch::kFloat));
+  write_pickle_dict(dir / "final_model.pth", sd);
+
+  ImportOfficialJob v;
+  v.network = "vae";
+  v.weights = kWeights;
+  v.config = write_vae_config(dir.path(), "[32]");
+  v.out = dir / "vae.ckpt";
+  import_official(v);
+  write_text_atomic(dir / "ldm.yaml", "unet:\n  model_channels: 32\n  channel_mult: [1, 2]\n  num_res_blocks: 1\n"
+                                      "  attention_levels: [1]\n  num_heads: 2\n  norm_groups: 32\n");
+  ImportOfficialJob job;
+  job.network = "ldm";
+  job.weights = dir / "final_model.pth";
+  job.config = dir / "ldm.yaml";
+  job.out = dir / "ldm.ckpt";
+  job.image_size = {16, 16};
+  EXPECT_NE(error_of(job).find("--vae"), std::string::npos);
+  job.vae_checkpoint = v.out;
+  EXPECT_EQ(import_official(job).entries, 224);
+  LabelGenerator lg = load_label_generator(job.out, "", torch::kCPU);
+  EXPECT_EQ(lg.latent_shape, (std::vector<int64_t>{3, 16, 16}));
+  torch::NoGradGuard ng;
+  const double diff = (lg.unet(g.at("x"), g.at("t"), g.at("cond")) - g.at("out")).abs().max().item<double>();
+  EXPECT_LT(diff, 1e-5) << "the imported U-Net does not give the authors' output";
+  // Another noise schedule in the config than the one they trained with: named.
+  write_text_atomic(dir / "ldm_cosine.yaml", read_text(dir / "ldm.yaml") + "scheduler:\n  beta_schedule: cosine\n");
+  job.config = dir / "ldm_cosine.yaml";
+  job.out = dir / "ldm_cosine.ckpt";
+  const std::string e = error_of(job);
+  EXPECT_NE(e.find("betas"), std::string::npos) << e;
+  EXPECT_FALSE(fs::exists(job.out));
 }
 
 // SPADE: the style encoder's state dict is the one of the authors' own ConvEncoder (tests/data/golden/

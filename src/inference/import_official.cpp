@@ -15,10 +15,13 @@
 #include "brainspade/core/error.h"
 #include "brainspade/core/zip_check.h"
 #include "brainspade/models/autoencoder_kl.h"
+#include "brainspade/models/diffusion_unet.h"
 #include "brainspade/models/official_names.h"
 #include "brainspade/models/spade_discriminator.h"
 #include "brainspade/models/spade_encoder.h"
 #include "brainspade/models/spade_generator.h"
+#include "brainspade/schedulers/ddpm_scheduler.h"
+#include "brainspade/training/train_ldm.h"
 #include "brainspade/training/train_spade.h"
 #include "brainspade/training/train_vae.h"
 
@@ -84,8 +87,8 @@ int64_t copy_official(const std::map<std::string, c10::IValue>& theirs, torch::n
 }  // namespace
 
 ImportOfficialSummary import_official(const ImportOfficialJob& job) {
-  BRAINSPADE_CHECK_INPUT(job.network == "vae" || job.network == "spade", "--network '", job.network,
-                         "': importable networks are: vae, spade");
+  BRAINSPADE_CHECK_INPUT(job.network == "vae" || job.network == "ldm" || job.network == "spade", "--network '",
+                         job.network, "': importable networks are: vae, ldm, spade");
   BRAINSPADE_CHECK_INPUT(!job.weights.empty(), "--weights: the authors' state dict (.pth) is required");
   BRAINSPADE_CHECK_INPUT(!job.config.empty(), "--config: a brainspade `train ", job.network,
                          "` config giving the architecture is required");
@@ -113,6 +116,47 @@ ImportOfficialSummary import_official(const ImportOfficialJob& job) {
     ck.set_string("config", dump_config(cfg));
     ck.set_string("model_config", dump_section("vae", cfg.vae));
     ck.add_module("vae", *vae);
+  } else if (job.network == "ldm") {
+    BRAINSPADE_CHECK_INPUT(!job.vae_checkpoint.empty(), "--vae: the brainspade VAE checkpoint this LDM decodes with ",
+                           "is required (import their VAE first: import-official --network vae)");
+    const auto cfg = load_config<LDMTrainConfig>(ConfigSource{job.config, {}, {}});
+    BRAINSPADE_CHECK_INPUT(!cfg.latent.estimate_scale, job.config, ": latent.estimate_scale is true; an imported LDM ",
+                           "takes the scale its latents were trained with: set latent.scale_factor (the authors: 1.0)");
+    auto vck = Checkpoint::load(job.vae_checkpoint);
+    check_checkpoint_stage(vck, "vae");
+    const auto vae_opts = load_section<AutoencoderKLOptions>("vae", vck.get_string("model_config"), job.vae_checkpoint);
+    names = vck.get_strings("channel_names");
+    // Their DDPM wrapper: the U-Net under model.diffusion_model., the noise schedule as buffers beside it.
+    const std::string prefix = "model.diffusion_model.";
+    std::map<std::string, c10::IValue> unet_entries;
+    const auto theirs = read_state_dict(job.weights);
+    for (const auto& [k, v] : theirs)
+      if (k.rfind(prefix, 0) == 0) unet_entries[k.substr(prefix.size())] = v;
+    BRAINSPADE_CHECK_INPUT(!unet_entries.empty(), job.weights, ": no '", prefix, "*' entries; is this the state dict ",
+                           "of their LDM (DDPM) run?");
+    if (theirs.count("betas") && theirs.at("betas").isTensor()) {
+      const auto betas = theirs.at("betas").toTensor().to(torch::kDouble);
+      const auto ours = DDPMScheduler(cfg.scheduler).betas().to(torch::kDouble);
+      BRAINSPADE_CHECK_INPUT(betas.sizes() == ours.sizes() && (betas - ours).abs().max().item<double>() < 1e-6,
+                             job.weights, ": their noise schedule ('betas', ", betas.numel(), " steps) differs from ",
+                             job.config, "'s scheduler section (", ours.numel(), " steps); set it to theirs");
+    }
+    DiffusionUNet unet(cfg.unet);
+    s.entries = copy_official(unet_entries, *unet, official_unet_name, job.weights);
+    const int64_t f = AutoencoderKL(vae_opts)->downsampling_factor();
+    BRAINSPADE_CHECK_INPUT(job.image_size[0] % f == 0 && job.image_size[1] % f == 0, "--image-size ",
+                           job.image_size[0], "x", job.image_size[1], " is not divisible by the VAE's factor ", f);
+    ck.set_string("stage", "ldm");
+    ck.set_string("config", dump_config(cfg));
+    ck.set_string("model_config", dump_section("unet", cfg.unet));
+    ck.add_module("unet", *unet);
+    ck.set_string("scheduler_config", dump_section("scheduler", cfg.scheduler));
+    ck.set_string("conditioning_config", dump_section("conditioning", cfg.conditioning));
+    ck.set_string("vae_checkpoint", job.vae_checkpoint);
+    ck.set_string("vae_model_config", vck.get_string("model_config"));
+    ck.set_double("latent_scale", cfg.latent.scale_factor);
+    ck.set("latent_shape", torch::tensor({vae_opts.latent_channels, job.image_size[0] / f, job.image_size[1] / f}));
+    ck.set_strings("channel_names", names);
   } else {
     BRAINSPADE_CHECK_INPUT(!job.encoder_weights.empty(), "--encoder-weights: SPADE needs its style encoder's state ",
                            "dict too (their latest_net_E.pth)");

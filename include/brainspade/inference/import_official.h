@@ -3,8 +3,9 @@
 /// brainspade checkpoint, so a lab that trained with their code samples with brainspade. The architecture comes from a
 /// brainspade stage config (e.g. configs/paper/vae.yaml, which builds the authors' network); every entry of their
 /// state dict must land on a parameter of the same shape and every parameter must be filled (names:
-/// models/official_names.h). Imported so far: the label VAE (their final_model.pth / best_model.pth) and the SPADE image
-/// generator (their latest_net_G.pth and latest_net_E.pth, optionally latest_net_D.pth).
+/// models/official_names.h). Imported: the label VAE (their final_model.pth / best_model.pth), the LDM (their DDPM
+/// wrapper's final_model.pth: `model.diffusion_model.*` is the U-Net, its schedule buffers are checked against the
+/// config's scheduler) and the SPADE image generator (latest_net_G.pth and latest_net_E.pth, optionally _D).
 #include <array>
 #include <cstdint>
 #include <string>
@@ -13,8 +14,10 @@
 namespace brainspade {
 
 struct ImportOfficialJob {
-  std::string network;   ///< vae | spade
+  std::string network;   ///< vae | ldm | spade
   std::string weights;   ///< their state dict (.pth, as torch.save writes it): the VAE, or SPADE's generator
+  std::string vae_checkpoint;         ///< ldm: the brainspade VAE checkpoint (import-official --network vae) it decodes with
+  std::array<int64_t, 2> image_size{192, 256};  ///< ldm: label-map size their LDM was trained at (latent = / VAE factor)
   std::string encoder_weights;        ///< spade: their style encoder's state dict (latest_net_E.pth)
   std::string discriminator_weights;  ///< spade, optional: their discriminator's (latest_net_D.pth), for fine-tuning
   /// brainspade config of the stage: `train vae` (its `vae` section) or `train spade` (generator, encoder,
