@@ -104,6 +104,8 @@ TEST(CrashInputs, EveryCommandThatReadsThemExitsWith2AndNamesTheFile) {
       {yaml, {"train", "vae", "--config", yaml, "--out", out}},
       {yaml, {"train", "ldm", "--config", yaml, "--out", out}},
       {yaml, {"train", "segmenter", "--config", yaml, "--out", out}},
+      {yaml, {"import-official", "--network", "vae", "--config", yaml, "--out", out + "/vae.ckpt", "--weights",
+              std::string(BRAINSPADE_TEST_DATA) + "/golden/official_vae_final_model.pth"}},
   };
   for (const auto& c : cases) {
     std::string cmd;
