@@ -1,8 +1,8 @@
 // brainspade import-official --network vae|ldm|spade --weights FILE.pth [--encoder-weights E.pth] --config STAGE.yaml
 //   --out FILE.ckpt [--channels a,b,..]:
-// weights saved by the authors' PyTorch code → a brainspade checkpoint (library: inference/import_official.h).
+// weights saved by the authors' PyTorch code → a brainspade checkpoint (library: training/import_official.h).
 #include "app.h"
-#include "brainspade/inference/import_official.h"
+#include "brainspade/training/import_official.h"
 
 namespace {
 brainspade::ImportOfficialJob job;

@@ -11,7 +11,7 @@
 #include "brainspade/core/atomic_file.h"
 #include "brainspade/core/checkpoint.h"
 #include "brainspade/core/error.h"
-#include "brainspade/inference/import_official.h"
+#include "brainspade/training/import_official.h"
 #include "brainspade/inference/image_generator.h"
 #include "brainspade/inference/label_generator.h"
 #include "brainspade/schedulers/ddpm_scheduler.h"

@@ -1,4 +1,4 @@
-#include "brainspade/inference/import_official.h"
+#include "brainspade/training/import_official.h"
 
 #include <fstream>
 #include <iterator>
