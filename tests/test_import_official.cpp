@@ -112,18 +112,8 @@ TEST(ImportOfficial, TheAuthorsLDMBecomesAnLdmCheckpointWithTheirOutput) {
   const auto g = testutil::load_golden("official_unet");
   ASSERT_FALSE(g.empty());
   c10::impl::GenericDict sd(c10::StringType::get(), c10::AnyType::get());
-  {
-    torch::manual_seed(1234);  // the fill of make_golden_official.py, in sorted order of their names
-    std::map<std::string, torch::Tensor> shapes;
-    for (const auto& [k, t] : g)
-      if (k.rfind("shape.", 0) == 0) shapes[k.substr(6)] = t;
-    for (const auto& [name, shape_t] : shapes) {
-      std::vector<int64_t> shape(shape_t.data_ptr<int64_t>(), shape_t.data_ptr<int64_t>() + shape_t.numel());
-      const double fan = shape.size() >= 2 ? static_cast<double>(c10::multiply_integers(shape.begin() + 1, shape.end()))
-                                           : 10.0;
-      sd.insert("model.diffusion_model." + name, torch::randn(shape) / std::sqrt(fan));
-    }
-  }
+  for (const auto& [name, value] : testutil::official_seeded_weights(g))  // the fill their module was run with
+    sd.insert("model.diffusion_model." + name, value);
   DDPMSchedulerOptions so;  // the library default: linear 1e-4 .. 0.02 over 1000 steps
   sd.insert("betas", DDPMScheduler(so).betas().to(torch::kFloat));
   write_pickle_dict(dir / "final_model.pth", sd);

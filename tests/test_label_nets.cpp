@@ -167,15 +167,7 @@ TEST(Golden, HybridUNetMatchesTheAuthorsModule) {
   std::set<std::string> filled;
   {
     torch::NoGradGuard no_grad;
-    torch::manual_seed(1234);
-    std::map<std::string, torch::Tensor> theirs;  // sorted like Python's sorted()
-    for (const auto& [key, t] : g)
-      if (key.rfind("shape.", 0) == 0) theirs[key.substr(6)] = t;
-    for (const auto& [name, shape_t] : theirs) {
-      std::vector<int64_t> shape(shape_t.data_ptr<int64_t>(), shape_t.data_ptr<int64_t>() + shape_t.numel());
-      const double fan = shape.size() >= 2 ? static_cast<double>(c10::multiply_integers(shape.begin() + 1, shape.end()))
-                                           : 10.0;
-      auto value = torch::randn(shape) / std::sqrt(fan);
+    for (const auto& [name, value] : testutil::official_seeded_weights(g)) {
       const std::string mine = official_unet_name(name);
       auto* p = ours.find(mine);
       ASSERT_NE(p, nullptr) << name << " -> " << mine << " is not a parameter of ours";
@@ -207,15 +199,7 @@ TEST(Golden, LabelVAEMatchesTheAuthorsModule) {
   std::set<std::string> filled;
   {
     torch::NoGradGuard no_grad;
-    torch::manual_seed(1234);
-    std::map<std::string, torch::Tensor> theirs;
-    for (const auto& [key, t] : g)
-      if (key.rfind("shape.", 0) == 0) theirs[key.substr(6)] = t;
-    for (const auto& [name, shape_t] : theirs) {
-      std::vector<int64_t> shape(shape_t.data_ptr<int64_t>(), shape_t.data_ptr<int64_t>() + shape_t.numel());
-      const double fan = shape.size() >= 2 ? static_cast<double>(c10::multiply_integers(shape.begin() + 1, shape.end()))
-                                           : 10.0;
-      auto value = torch::randn(shape) / std::sqrt(fan);
+    for (const auto& [name, value] : testutil::official_seeded_weights(g)) {
       const std::string mine = official_vae_name(name, o);
       auto* p = ours.find(mine);
       ASSERT_NE(p, nullptr) << name << " -> " << mine << " is not a parameter of ours";

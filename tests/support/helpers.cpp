@@ -90,4 +90,18 @@ std::map<std::string, torch::Tensor> load_golden(const std::string& name) {
   return out;
 }
 
+std::map<std::string, torch::Tensor> official_seeded_weights(const std::map<std::string, torch::Tensor>& golden) {
+  torch::NoGradGuard no_grad;
+  torch::manual_seed(1234);
+  std::map<std::string, torch::Tensor> out;  // std::map iterates in sorted order, like Python's sorted()
+  for (const auto& [key, shape_t] : golden) {
+    if (key.rfind("shape.", 0) != 0) continue;
+    std::vector<int64_t> shape(shape_t.data_ptr<int64_t>(), shape_t.data_ptr<int64_t>() + shape_t.numel());
+    const double fan =
+        shape.size() >= 2 ? static_cast<double>(c10::multiply_integers(shape.begin() + 1, shape.end())) : 10.0;
+    out[key.substr(6)] = torch::randn(shape) / std::sqrt(fan);
+  }
+  return out;
+}
+
 }  // namespace brainspade::testutil
