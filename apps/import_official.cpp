@@ -1,5 +1,5 @@
-// brainspade import-official --network vae|ldm|spade --weights FILE.pth [--encoder-weights E.pth] --config STAGE.yaml
-//   --out FILE.ckpt [--channels a,b,..]:
+// brainspade import-official --network vae|ldm|spade|classifier --weights FILE.pth [--encoder-weights E.pth]
+//   --config STAGE.yaml --out FILE.ckpt [--channels a,b,..] [--modalities a,b --datasets c,d]:
 // weights saved by the authors' PyTorch code → a brainspade checkpoint (library: training/import_official.h).
 #include "app.h"
 #include "brainspade/training/import_official.h"
@@ -7,17 +7,22 @@
 namespace {
 brainspade::ImportOfficialJob job;
 brainspade::app::Registrar reg("95-import-official", [](CLI::App& root) {
-  auto* cmd = root.add_subcommand("import-official",
-                                  "the authors' PyTorch weights (.pth) -> a brainspade checkpoint (networks: vae, ldm, spade)");
-  cmd->add_option("--network", job.network, "vae | ldm | spade")->required();
-  cmd->add_option("--weights", job.weights, "their state dict: the VAE's final_model.pth, SPADE's latest_net_G.pth")
+  auto* cmd = root.add_subcommand("import-official", "the authors' PyTorch weights (.pth) -> a brainspade checkpoint "
+                                                     "(networks: vae, ldm, spade, classifier)");
+  cmd->add_option("--network", job.network, "vae | ldm | spade | classifier")->required();
+  cmd->add_option("--weights", job.weights,
+                  "their state dict: the VAE's final_model.pth, SPADE's latest_net_G.pth, the classifier's "
+                  "N_net_MD.pth")
       ->required();
   cmd->add_option("--vae", job.vae_checkpoint, "ldm: the brainspade VAE checkpoint it decodes with (import it first)");
   cmd->add_option("--image-size", job.image_size, "ldm: label-map size their LDM was trained at (default 192 256)");
   cmd->add_option("--encoder-weights", job.encoder_weights, "spade: their style encoder's latest_net_E.pth");
   cmd->add_option("--discriminator-weights", job.discriminator_weights,
                   "spade, optional: their latest_net_D.pth (kept for fine-tuning)");
-  cmd->add_option("--modalities", job.modality_names, "spade: style classes in their order (default T1,FLAIR)")
+  cmd->add_option("--modalities", job.modality_names,
+                  "spade: style classes; classifier: modality classes; in their order (default T1,FLAIR)")
+      ->delimiter(',');
+  cmd->add_option("--datasets", job.dataset_names, "classifier: dataset classes in their order (their opt.datasets)")
       ->delimiter(',');
   cmd->add_option("--spacing", job.spacing, "spade: voxel spacing of their training slices in mm (default 1 1 1)");
   cmd->add_option("--config", job.config, "brainspade stage config whose network section matches theirs")->required();

@@ -106,6 +106,9 @@ TEST(CrashInputs, EveryCommandThatReadsThemExitsWith2AndNamesTheFile) {
       {yaml, {"train", "segmenter", "--config", yaml, "--out", out}},
       {yaml, {"import-official", "--network", "vae", "--config", yaml, "--out", out + "/vae.ckpt", "--weights",
               std::string(BRAINSPADE_TEST_DATA) + "/golden/official_vae_final_model.pth"}},
+      {yaml, {"import-official", "--network", "classifier", "--config", yaml, "--out", out + "/classifier.ckpt",
+              "--datasets", "SABRE", "--weights",
+              std::string(BRAINSPADE_TEST_DATA) + "/golden/official_vae_final_model.pth"}},
   };
   for (const auto& c : cases) {
     std::string cmd;

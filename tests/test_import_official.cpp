@@ -1,10 +1,12 @@
 // brainspade import-official: a state dict saved by the authors' VAE training (tests/data/golden/
 // official_vae_final_model.pth, written by scripts/parity/make_golden_official.py from their module) becomes a
-// checkpoint that load_vae reads and that reproduces their encoder and decoder; what does not fit is named.
+// checkpoint that load_vae reads and that reproduces their encoder and decoder; what does not fit is named. The LDM,
+// SPADE and the modality/dataset classifier likewise.
 #include <gtest/gtest.h>
 
 #include <array>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <map>
 
@@ -212,4 +214,77 @@ TEST(ImportOfficial, TheAuthorsSPADEEncoderAndGeneratorBecomeASpadeCheckpoint) {
   EXPECT_LT(dmu, 1e-5) << "the imported style encoder does not give the authors' mu";
   theirs->eval();
   EXPECT_TRUE(torch::equal(g.generator->forward(seg, z), theirs->forward(seg, z)));
+}
+
+// The modality/dataset classifier: their Modisc's state dict (N_net_MD.pth) under their names — those of
+// tests/data/golden/official_classifier.pt, filled with the seeded values their module was run with, the batch-norm
+// step counters as int64 like theirs — becomes a classifier checkpoint that load_classifier (the reader of the SPADE
+// trainer's classifier_checkpoint and of sampling) turns into their logits; a misfit exits 2 naming the entry.
+TEST(ImportOfficial, ClassifierReproducesTheAuthorsLogits) {
+  testutil::TempDir dir;
+  const auto g = testutil::load_golden("official_classifier");
+  ASSERT_FALSE(g.empty());
+  auto write_state = [&](const std::string& path, const std::string& drop, const std::string& reshape) {
+    c10::impl::GenericDict sd(c10::StringType::get(), c10::AnyType::get());
+    for (const auto& [name, value] : testutil::official_seeded_weights(g)) {
+      if (name == drop) continue;
+      const bool counter = name.size() > 19 && name.compare(name.size() - 19, 19, "num_batches_tracked") == 0;
+      sd.insert(name, name == reshape ? torch::cat({value, value}) : counter ? value.to(torch::kLong) : value);
+    }
+    write_pickle_dict(path, sd);
+  };
+  write_state(dir / "40_net_MD.pth", "", "");
+  auto yaml = [](const std::string& arch) {
+    return "classifier:\n  arch: " + arch + "\n  n_modalities: 2\n  n_datasets: 3\n  dropout: 0.2\n";
+  };
+  write_text_atomic(dir / "classifier.yaml", yaml("densenet121"));
+  ImportOfficialJob job;
+  job.network = "classifier";
+  job.weights = dir / "40_net_MD.pth";
+  job.config = dir / "classifier.yaml";
+  job.out = dir / "classifier/checkpoints/last.ckpt";
+  job.modality_names = {"T1", "FLAIR"};
+  EXPECT_NE(error_of(job).find("--datasets"), std::string::npos);
+  job.dataset_names = {"SABRE", "ADNI2"};  // the config has 3
+  EXPECT_NE(error_of(job).find("classifier.n_datasets"), std::string::npos);
+  EXPECT_FALSE(fs::exists(job.out));
+  job.dataset_names = {"SABRE", "ADNI2", "BRATS"};
+  EXPECT_EQ(import_official(job).entries, 729);  // 120 convolutions, 121 batch norms (5 entries each), 2 heads
+
+  ModalityClassifierBundle clf = load_classifier(job.out, torch::kCPU);
+  EXPECT_EQ(clf.modality_names, job.modality_names);
+  EXPECT_EQ(clf.dataset_names, job.dataset_names);
+  torch::NoGradGuard ng;
+  auto out = clf.net->forward(g.at("x"));  // eval mode, as load_classifier leaves it
+  const double dmod = (out.modality_logits - g.at("modality")).abs().max().item<double>();
+  const double ddat = (out.dataset_logits - g.at("dataset")).abs().max().item<double>();
+  std::printf("    imported Modisc: max |difference| modality %.2e, dataset %.2e\n", dmod, ddat);
+  EXPECT_LT(dmod, 1e-5) << "the imported classifier does not give the authors' modality logits";
+  EXPECT_LT(ddat, 1e-5) << "the imported classifier does not give the authors' dataset logits";
+
+  // Misfits, through the program: exit 2, the entry named, nothing written.
+  const std::string out2 = dir / "refused/last.ckpt";
+  auto cli = [&](const std::string& weights) {
+    return testutil::run_cli("import-official --network classifier --weights " + weights + " --config " + job.config +
+                             " --modalities T1,FLAIR --datasets SABRE,ADNI2,BRATS --out " + out2);
+  };
+  // A batch-norm statistic missing (a state dict saved without its buffers would leave the eval-mode statistics at
+  // their initial values).
+  write_state(dir / "missing.pth", "base_model.features.denseblock2.denselayer3.layers.norm1.running_var", "");
+  auto r = cli(dir / "missing.pth");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("features.denseblock2.denselayer3.layers.norm1.running_var"), std::string::npos) << r.output;
+  // Another dataset head than the config's.
+  write_state(dir / "wide.pth", "", "ds_layer_2.bias");
+  r = cli(dir / "wide.pth");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("'ds_layer_2.bias' has shape [6]"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("[3] for 'dataset_layers.out.bias'"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(out2));
+  // Their network is a DenseNet-121: another trunk in the config is named.
+  write_text_atomic(dir / "small.yaml", yaml("small"));
+  job.config = dir / "small.yaml";
+  job.out = out2;
+  EXPECT_NE(error_of(job).find("densenet121"), std::string::npos);
+  EXPECT_FALSE(fs::exists(out2));
 }

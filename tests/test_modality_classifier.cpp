@@ -1,9 +1,14 @@
-// Modality/dataset classifier: DenseNet-121 structure, shapes and backward; the small trunk learns a separable toy
-// set of two synthetic "modalities" (tissue contrast inverted) and two "datasets" (intensity scale).
+// Modality/dataset classifier: DenseNet-121 structure, shapes and backward, and parity with the authors' module; the
+// small trunk learns a separable toy set of two synthetic "modalities" (tissue contrast inverted) and two "datasets"
+// (intensity scale).
 #include <gtest/gtest.h>
+
+#include <cstdio>
+#include <set>
 
 #include "brainspade/losses/spade_losses.h"
 #include "brainspade/models/modality_classifier.h"
+#include "brainspade/models/official_names.h"
 #include "support/helpers.h"
 
 using namespace brainspade;
@@ -96,4 +101,67 @@ TEST(ModalityClassifier, RejectsUnknownArchitecture) {
   o.arch = "resnet";
   EXPECT_THROW(ModalityClassifier{o}, InputError);
   EXPECT_THROW(load_config_text<ModalityClassifierOptions>("arch: vgg"), InputError);
+}
+
+// The authors' own classifier (image_generator/models/modality_discrimination/modisc_v2.py Modisc: MONAI's
+// DenseNet-121 under base_model., its class_layers as the modality head, ds_layer_1/ds_layer_2 as the dataset head),
+// run from their repository by scripts/parity/make_golden_official.py with a stand-in for MONAI's densenet121 written
+// from MONAI 0.9.1. Its weights are a seeded fill of *their* state dict (batch norms with non-trivial running
+// statistics), repeated here through official_classifier_name: every entry lands on a parameter or buffer of ours of
+// the same shape, everything of ours is filled, and the trunk features, both heads' logits in eval mode, the logits in
+// train mode (batch statistics, channel dropout with the same seeded masks) and the running statistics that train
+// step leaves all agree.
+TEST(ModalityClassifier, MatchesTheAuthorsModule) {
+  auto g = testutil::load_golden("official_classifier");
+  ASSERT_FALSE(g.empty());
+  ModalityClassifierOptions o;  // densenet121 (6, 12, 24, 16), growth 32, 64 features, bn_size 4, dropout 0.2
+  o.n_modalities = 2;
+  o.n_datasets = 3;
+  ModalityClassifier net(o);
+  auto params = net->named_parameters();
+  auto buffers = net->named_buffers();
+  std::set<std::string> filled;
+  {
+    torch::NoGradGuard no_grad;
+    for (const auto& [name, value] : testutil::official_seeded_weights(g)) {
+      const std::string mine = official_classifier_name(name);
+      torch::Tensor* p = params.find(mine);
+      if (!p) p = buffers.find(mine);
+      ASSERT_NE(p, nullptr) << name << " -> " << mine << " is not a parameter or buffer of ours";
+      ASSERT_EQ(p->sizes(), value.sizes()) << name << " -> " << mine;
+      p->copy_(value.to(p->dtype()));  // num_batches_tracked: int64 as theirs
+      filled.insert(mine);
+    }
+  }
+  for (const auto& kv : params) EXPECT_TRUE(filled.count(kv.key())) << kv.key() << " has no counterpart in theirs";
+  for (const auto& kv : buffers) EXPECT_TRUE(filled.count(kv.key())) << kv.key() << " has no counterpart in theirs";
+
+  torch::NoGradGuard no_grad;
+  net->eval();
+  auto out = net->forward(g.at("x"));
+  const double dfeat = (out.features - g.at("features")).abs().max().item<double>();
+  const double dmod = (out.modality_logits - g.at("modality")).abs().max().item<double>();
+  const double ddat = (out.dataset_logits - g.at("dataset")).abs().max().item<double>();
+  net->train();
+  torch::manual_seed(99);  // the dropout masks of their train-mode run
+  auto tr = net->forward(g.at("x"));
+  const double dmod_tr = (tr.modality_logits - g.at("modality_train")).abs().max().item<double>();
+  const double ddat_tr = (tr.dataset_logits - g.at("dataset_train")).abs().max().item<double>();
+  auto* norm5_mean = buffers.find("features.norm5.running_mean");
+  auto* norm5_var = buffers.find("features.norm5.running_var");
+  ASSERT_TRUE(norm5_mean && norm5_var);
+  const double dstats = std::max((*norm5_mean - g.at("norm5_running_mean")).abs().max().item<double>(),
+                                 (*norm5_var - g.at("norm5_running_var")).abs().max().item<double>());
+  std::printf("    authors' Modisc: %zu entries mapped, max |difference| eval: features %.2e, modality %.2e, dataset "
+              "%.2e; train: modality %.2e, dataset %.2e, norm5 running statistics %.2e\n",
+              filled.size(), dfeat, dmod, ddat, dmod_tr, ddat_tr, dstats);
+  EXPECT_EQ(filled.size(), 729u);  // 120 convolutions, 121 batch norms (5 entries each), 2 linear layers
+  EXPECT_LT(dfeat, 1e-5);
+  EXPECT_LT(dmod, 1e-5);
+  EXPECT_LT(ddat, 1e-5);
+  EXPECT_LT(dmod_tr, 1e-5);
+  EXPECT_LT(ddat_tr, 1e-5);
+  EXPECT_LT(dstats, 1e-5);
+  // The two samples' logits differ: the comparison sees the input, not only the biases.
+  EXPECT_GT((g.at("dataset")[0] - g.at("dataset")[1]).abs().max().item<double>(), 1e-3);
 }

@@ -35,7 +35,8 @@ DenseLayerImpl::DenseLayerImpl(int64_t in_channels, int64_t growth_rate, int64_t
   layers->push_back("norm2", torch::nn::BatchNorm2d(mid));
   layers->push_back("relu2", torch::nn::ReLU());
   layers->push_back("conv2", torch::nn::Conv2d(torch::nn::Conv2dOptions(mid, growth_rate, 3).padding(1).bias(false)));
-  if (dropout > 0) layers->push_back("dropout", torch::nn::Dropout(dropout));
+  // MONAI's 2-D dropout factory gives nn.Dropout2d: whole channels of the new features are dropped.
+  if (dropout > 0) layers->push_back("dropout", torch::nn::Dropout2d(dropout));
   register_module("layers", layers);
 }
 

@@ -22,6 +22,13 @@ std::string official_unet_name(const std::string& key) {
   return key;
 }
 
+std::string official_classifier_name(const std::string& key) {
+  static const std::string kTrunk = "base_model.", kDatasetHead = "ds_layer_2.";
+  if (key.rfind(kTrunk, 0) == 0) return key.substr(kTrunk.size());
+  if (key.rfind(kDatasetHead, 0) == 0) return "dataset_layers.out." + key.substr(kDatasetHead.size());
+  return key;
+}
+
 namespace {
 
 // brainspade's module prefixes of the authors' flat encoder/decoder `blocks`, in their order.

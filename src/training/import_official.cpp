@@ -16,11 +16,13 @@
 #include "brainspade/core/zip_check.h"
 #include "brainspade/models/autoencoder_kl.h"
 #include "brainspade/models/diffusion_unet.h"
+#include "brainspade/models/modality_classifier.h"
 #include "brainspade/models/official_names.h"
 #include "brainspade/models/spade_discriminator.h"
 #include "brainspade/models/spade_encoder.h"
 #include "brainspade/models/spade_generator.h"
 #include "brainspade/schedulers/ddpm_scheduler.h"
+#include "brainspade/training/train_classifier.h"
 #include "brainspade/training/train_ldm.h"
 #include "brainspade/training/train_spade.h"
 #include "brainspade/training/train_vae.h"
@@ -53,10 +55,10 @@ std::map<std::string, c10::IValue> read_state_dict(const std::string& path) {
 }
 
 // Copies every tensor of `theirs` (their name → tensor) into `module` through `rename`; InputError naming the key for
-// an entry without a counterpart, a shape mismatch, or a parameter left unfilled.
+// an entry without a counterpart, a shape mismatch, or a parameter (with every_buffer: or buffer) left unfilled.
 template <typename Rename>
 int64_t copy_official(const std::map<std::string, c10::IValue>& theirs, torch::nn::Module& module, Rename rename,
-                      const std::string& weights) {
+                      const std::string& weights, bool every_buffer = false) {
   torch::NoGradGuard no_grad;
   auto ours = module.named_parameters();
   auto buffers = module.named_buffers();
@@ -79,16 +81,21 @@ int64_t copy_official(const std::map<std::string, c10::IValue>& theirs, torch::n
   std::vector<std::string> missing;
   for (const auto& kv : ours)
     if (!filled.count(kv.key())) missing.push_back(kv.key());
-  BRAINSPADE_CHECK_INPUT(missing.empty(), weights, ": holds no weights for ", missing.size(), " parameters of the ",
-                         "config's network, e.g. '", missing.empty() ? "" : missing.front(), "'");
+  if (every_buffer)
+    for (const auto& kv : buffers)
+      if (!filled.count(kv.key())) missing.push_back(kv.key());
+  BRAINSPADE_CHECK_INPUT(missing.empty(), weights, ": holds no weights for ", missing.size(),
+                         every_buffer ? " parameters and buffers" : " parameters", " of the config's network, e.g. '",
+                         missing.empty() ? "" : missing.front(), "'");
   return static_cast<int64_t>(filled.size());
 }
 
 }  // namespace
 
 ImportOfficialSummary import_official(const ImportOfficialJob& job) {
-  BRAINSPADE_CHECK_INPUT(job.network == "vae" || job.network == "ldm" || job.network == "spade", "--network '",
-                         job.network, "': importable networks are: vae, ldm, spade");
+  BRAINSPADE_CHECK_INPUT(job.network == "vae" || job.network == "ldm" || job.network == "spade" ||
+                             job.network == "classifier",
+                         "--network '", job.network, "': importable networks are: vae, ldm, spade, classifier");
   BRAINSPADE_CHECK_INPUT(!job.weights.empty(), "--weights: the authors' state dict (.pth) is required");
   BRAINSPADE_CHECK_INPUT(!job.config.empty(), "--config: a brainspade `train ", job.network,
                          "` config giving the architecture is required");
@@ -103,7 +110,7 @@ ImportOfficialSummary import_official(const ImportOfficialJob& job) {
   ImportOfficialSummary s;
   Checkpoint ck;
   ck.set_int("step", 0);
-  ck.set_strings("channel_names", names);
+  if (job.network != "classifier") ck.set_strings("channel_names", names);  // a classifier reads images only
   ck.set_string("imported_from", job.weights);
   if (job.network == "vae") {
     const auto cfg = load_config<VAETrainConfig>(ConfigSource{job.config, {}, {}});
@@ -157,6 +164,31 @@ ImportOfficialSummary import_official(const ImportOfficialJob& job) {
     ck.set_double("latent_scale", cfg.latent.scale_factor);
     ck.set("latent_shape", torch::tensor({vae_opts.latent_channels, job.image_size[0] / f, job.image_size[1] / f}));
     ck.set_strings("channel_names", names);
+  } else if (job.network == "classifier") {
+    // Their Modisc (modisc_v2.py): MONAI DenseNet-121 under base_model., a second Linear head for the datasets. The
+    // checkpoint is what `train classifier` writes, read by the SPADE trainer's classifier_checkpoint and sampling.
+    const auto cfg = load_config<ClassifierTrainConfig>(ConfigSource{job.config, {}, {}});
+    BRAINSPADE_CHECK_INPUT(cfg.classifier.arch == "densenet121", job.config, ": classifier.arch is '",
+                           cfg.classifier.arch, "'; their classifier is a DenseNet-121 (arch: densenet121)");
+    BRAINSPADE_CHECK_INPUT(!job.dataset_names.empty(), "--datasets: the dataset classes their classifier was trained ",
+                           "on, in their order (their opt.datasets), are required");
+    auto check_classes = [&](const std::vector<std::string>& given, int64_t n, const std::string& option,
+                             const std::string& key) {
+      BRAINSPADE_CHECK_INPUT(static_cast<int64_t>(given.size()) == n, option, ": ", given.size(), " names (",
+                             fmt::format("{}", fmt::join(given, ",")), ") for a classifier of ", n, " (", job.config,
+                             ": ", key, ")");
+    };
+    check_classes(job.modality_names, cfg.classifier.n_modalities, "--modalities", "classifier.n_modalities");
+    check_classes(job.dataset_names, cfg.classifier.n_datasets, "--datasets", "classifier.n_datasets");
+    const auto theirs = read_state_dict(job.weights);
+    ModalityClassifier net(cfg.classifier);
+    s.entries = copy_official(theirs, *net, official_classifier_name, job.weights, /*every_buffer=*/true);
+    ck.set_string("stage", "classifier");
+    ck.set_string("config", dump_config(cfg));
+    ck.set_string("model_config", dump_section("classifier", cfg.classifier));
+    ck.add_module("classifier", *net);
+    ck.set_strings("modality_names", job.modality_names);
+    ck.set_strings("dataset_names", job.dataset_names);
   } else {
     BRAINSPADE_CHECK_INPUT(!job.encoder_weights.empty(), "--encoder-weights: SPADE needs its style encoder's state ",
                            "dict too (their latest_net_E.pth)");

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <set>
 
 #include "brainspade/core/checkpoint.h"
 
@@ -92,14 +93,26 @@ std::map<std::string, torch::Tensor> load_golden(const std::string& name) {
 
 std::map<std::string, torch::Tensor> official_seeded_weights(const std::map<std::string, torch::Tensor>& golden) {
   torch::NoGradGuard no_grad;
+  const std::string kShape = "shape.";
+  // A name's module prefix ("a.norm1.") and leaf ("running_var").
+  auto prefix_of = [](const std::string& name) { return name.substr(0, name.rfind('.') + 1); };
+  auto leaf_of = [](const std::string& name) { return name.substr(name.rfind('.') + 1); };
+  std::set<std::string> batch_norms;  // the prefixes of the modules holding a running_var
+  for (const auto& kv : golden)
+    if (kv.first.rfind(kShape, 0) == 0 && leaf_of(kv.first) == "running_var")
+      batch_norms.insert(prefix_of(kv.first.substr(kShape.size())));
   torch::manual_seed(1234);
   std::map<std::string, torch::Tensor> out;  // std::map iterates in sorted order, like Python's sorted()
   for (const auto& [key, shape_t] : golden) {
-    if (key.rfind("shape.", 0) != 0) continue;
+    if (key.rfind(kShape, 0) != 0) continue;
     std::vector<int64_t> shape(shape_t.data_ptr<int64_t>(), shape_t.data_ptr<int64_t>() + shape_t.numel());
     const double fan =
         shape.size() >= 2 ? static_cast<double>(c10::multiply_integers(shape.begin() + 1, shape.end())) : 10.0;
-    out[key.substr(6)] = torch::randn(shape) / std::sqrt(fan);
+    const std::string name = key.substr(kShape.size());
+    torch::Tensor v = torch::randn(shape) / std::sqrt(fan);
+    if (batch_norms.count(prefix_of(name)) && leaf_of(name) == "weight") v = v + 1.0;
+    if (batch_norms.count(prefix_of(name)) && leaf_of(name) == "running_var") v = v.abs() + 0.5;
+    out[name] = v;
   }
   return out;
 }

@@ -44,7 +44,8 @@ std::string example_data_dir();
 /// Loads a dict of tensors written by scripts/make_golden.py (Python torch.save); fails the test when missing.
 std::map<std::string, torch::Tensor> load_golden(const std::string& name);
 /// The weights of a golden written by scripts/parity/make_golden_official.py as names and shapes ("shape.<name>"):
-/// the seeded fill it used (manual_seed 1234, sorted name order, randn / sqrt(fan-in), 10 for vectors), by their name.
+/// the seeded fill it used (manual_seed 1234, sorted name order, v = randn / sqrt(fan-in), 10 for vectors and scalars;
+/// in batch norms, the modules with a running_var, weight 1 + v and running_var |v| + 0.5), by their name.
 std::map<std::string, torch::Tensor> official_seeded_weights(const std::map<std::string, torch::Tensor>& golden);
 
 }  // namespace brainspade::testutil

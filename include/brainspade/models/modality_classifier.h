@@ -26,7 +26,7 @@ struct ModalityClassifierOptions {
   int64_t in_channels = 1;
   int64_t n_modalities = 2;          ///< e.g. T1, FLAIR
   int64_t n_datasets = 1;            ///< e.g. SABRE, ADNI, ...
-  double dropout = 0.2;              ///< dense-layer dropout (MONAI dropout_prob)
+  double dropout = 0.2;              ///< dense-layer channel dropout (MONAI dropout_prob; Dropout2d in 2-D)
   std::vector<int64_t> small_widths{16, 32, 64};  ///< channels of the small trunk's blocks
   std::vector<int64_t> densenet_blocks{6, 12, 24, 16};  ///< layers per dense block (121: 6, 12, 24, 16)
   int64_t growth_rate = 32;
@@ -43,7 +43,8 @@ struct ClassifierOutput {
   torch::Tensor features;         ///< [B, C, h, w] trunk output before the heads
 };
 
-/// One DenseNet layer: BN-ReLU-conv1×1(bn_size·growth)-BN-ReLU-conv3×3(growth)[-dropout], output cat([x, new]).
+/// One DenseNet layer: BN-ReLU-conv1×1(bn_size·growth)-BN-ReLU-conv3×3(growth)[-channel dropout (Dropout2d, as
+/// MONAI's 2-D layer)], output cat([x, new]).
 class DenseLayerImpl : public torch::nn::Module {
  public:
   DenseLayerImpl(int64_t in_channels, int64_t growth_rate, int64_t bn_size, double dropout);

@@ -5,7 +5,8 @@
 /// state dict must land on a parameter of the same shape and every parameter must be filled (names:
 /// models/official_names.h). Imported: the label VAE (their final_model.pth / best_model.pth), the LDM (their DDPM
 /// wrapper's final_model.pth: `model.diffusion_model.*` is the U-Net, its schedule buffers are checked against the
-/// config's scheduler) and the SPADE image generator (latest_net_G.pth and latest_net_E.pth, optionally _D).
+/// config's scheduler), the SPADE image generator (latest_net_G.pth and latest_net_E.pth, optionally _D) and the
+/// modality/dataset classifier (their Modisc's N_net_MD.pth; every batch-norm statistic must be filled too).
 #include <array>
 #include <cstdint>
 #include <string>
@@ -14,19 +15,23 @@
 namespace brainspade {
 
 struct ImportOfficialJob {
-  std::string network;   ///< vae | ldm | spade
-  std::string weights;   ///< their state dict (.pth, as torch.save writes it): the VAE, or SPADE's generator
+  std::string network;   ///< vae | ldm | spade | classifier
+  /// their state dict (.pth, as torch.save writes it): the VAE, the LDM, SPADE's generator or the classifier
+  std::string weights;
   std::string vae_checkpoint;         ///< ldm: the brainspade VAE checkpoint (import-official --network vae) it decodes with
   std::array<int64_t, 2> image_size{192, 256};  ///< ldm: label-map size their LDM was trained at (latent = / VAE factor)
   std::string encoder_weights;        ///< spade: their style encoder's state dict (latest_net_E.pth)
   std::string discriminator_weights;  ///< spade, optional: their discriminator's (latest_net_D.pth), for fine-tuning
-  /// brainspade config of the stage: `train vae` (its `vae` section) or `train spade` (generator, encoder,
-  /// discriminator, data.downsample)
+  /// brainspade config of the stage: `train vae` (its `vae` section), `train ldm`, `train spade` (generator, encoder,
+  /// discriminator, data.downsample) or `train classifier` (its `classifier` section: arch densenet121)
   std::string config;
   std::string out;       ///< checkpoint to write (atomically; parent folders created)
   /// PV channel names in order (empty: the slice config's default background, csf, gm, wm, deep_gm, brainstem)
   std::vector<std::string> channel_names;
-  std::vector<std::string> modality_names{"T1", "FLAIR"};  ///< spade: the style classes their model was trained on
+  /// spade: the style classes their model was trained on; classifier: its modality classes (their opt.sequences)
+  std::vector<std::string> modality_names{"T1", "FLAIR"};
+  /// classifier: its dataset classes in their order (their opt.datasets); required
+  std::vector<std::string> dataset_names;
   std::array<double, 3> spacing{1.0, 1.0, 1.0};             ///< spade: voxel spacing of their training slices, mm
 };
 
