@@ -106,6 +106,12 @@ TEST(CrashInputs, EveryCommandThatReadsThemExitsWith2AndNamesTheFile) {
       {yaml, {"train", "segmenter", "--config", yaml, "--out", out}},
       {yaml, {"import-official", "--network", "vae", "--config", yaml, "--out", out + "/vae.ckpt", "--weights",
               std::string(BRAINSPADE_TEST_DATA) + "/golden/official_vae_final_model.pth"}},
+      // The options their code trained with: their YAML (a VAE's) and SPADE's opt.txt.
+      {yaml, {"import-official", "--network", "vae", "--official-config", yaml, "--out", out + "/vae.ckpt", "--weights",
+              std::string(BRAINSPADE_TEST_DATA) + "/golden/official_vae_final_model.pth"}},
+      {png, {"import-official", "--network", "spade", "--official-config", png, "--out", out + "/spade.ckpt",
+             "--weights", std::string(BRAINSPADE_TEST_DATA) + "/golden/official_vae_final_model.pth",
+             "--encoder-weights", std::string(BRAINSPADE_TEST_DATA) + "/golden/official_vae_final_model.pth"}},
       {yaml, {"import-official", "--network", "classifier", "--config", yaml, "--out", out + "/classifier.ckpt",
               "--datasets", "SABRE", "--weights",
               std::string(BRAINSPADE_TEST_DATA) + "/golden/official_vae_final_model.pth"}},

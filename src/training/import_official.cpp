@@ -3,13 +3,14 @@
 #include <fstream>
 #include <iterator>
 #include <map>
+#include <optional>
 #include <set>
-
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
+#include "brainspade/core/atomic_file.h"
 #include "brainspade/core/checkpoint.h"
 #include "brainspade/core/config.h"
 #include "brainspade/core/error.h"
@@ -22,6 +23,7 @@
 #include "brainspade/models/spade_encoder.h"
 #include "brainspade/models/spade_generator.h"
 #include "brainspade/schedulers/ddpm_scheduler.h"
+#include "brainspade/training/official_config.h"
 #include "brainspade/training/train_classifier.h"
 #include "brainspade/training/train_ldm.h"
 #include "brainspade/training/train_spade.h"
@@ -90,6 +92,66 @@ int64_t copy_official(const std::map<std::string, c10::IValue>& theirs, torch::n
   return static_cast<int64_t>(filled.size());
 }
 
+// A "section.key" path of a config tree; an undefined node when absent.
+YAML::Node find_key(const YAML::Node& tree, const std::string& key) {
+  const auto dot = key.find('.');
+  const YAML::Node section = tree[key.substr(0, dot)];
+  if (!section.IsDefined() || !section.IsMap()) return YAML::Node(YAML::NodeType::Undefined);
+  return section[key.substr(dot + 1)];
+}
+void set_key(YAML::Node& tree, const std::string& key, const YAML::Node& value) {
+  const auto dot = key.find('.');
+  tree[key.substr(0, dot)][key.substr(dot + 1)] = YAML::Clone(value);
+}
+
+// The stage config: --config (or brainspade's defaults without one), then their options translated (`official`, may
+// be null): their network keys replace the config's, where --config sets one to another value every such key is named
+// with both values (exit 2); their training settings fill what --config leaves out (a --config value is kept, with a
+// warning naming theirs).
+template <class Root>
+Root resolve_stage_config(const ImportOfficialJob& job, const OfficialConfig* official) {
+  const ConfigSource given_source{job.config, {}, {}};
+  const Root given = load_config<Root>(given_source);  // the file alone must be a valid config
+  if (!official) return given;
+  const YAML::Node tree = read_config_tree(given_source);
+  auto visit = [](void* r, ConfigVisitor& v) { static_cast<Root*>(r)->visit(v); };
+  auto resolve = [&](bool their_defaults_win) {
+    YAML::Node merged = YAML::Clone(tree);
+    for (const auto& e : official->fixed) set_key(merged, e.key, e.value);
+    for (const auto& e : official->defaults)
+      if (their_defaults_win || !find_key(tree, e.key).IsDefined()) set_key(merged, e.key, e.value);
+    Root cfg;
+    load_config_tree(merged, ConfigSource{official->file, {}, {}}, visit, &cfg);
+    return cfg;
+  };
+  const Root cfg = resolve(false);
+  const YAML::Node ours = YAML::Load(dump_config(given)), theirs = YAML::Load(dump_config(resolve(true)));
+  std::vector<std::string> clashes;
+  for (const auto& e : official->fixed) {
+    if (!find_key(tree, e.key).IsDefined()) continue;
+    const std::string a = yaml_flow(find_key(ours, e.key)), b = yaml_flow(find_key(theirs, e.key));
+    if (a != b) clashes.push_back(fmt::format("{} is {} there, {} from their {}", e.key, a, b, e.from));
+  }
+  BRAINSPADE_CHECK_INPUT(clashes.empty(), job.config, " does not describe the network of ", official->file, ": ",
+                         fmt::format("{}", fmt::join(clashes, "; ")),
+                         ". Leave these keys out of --config (the translation sets them) or fix them");
+  for (const auto& e : official->defaults) {
+    if (!find_key(tree, e.key).IsDefined()) continue;
+    const std::string a = yaml_flow(find_key(ours, e.key)), b = yaml_flow(find_key(theirs, e.key));
+    if (a != b)
+      spdlog::warn("import-official: {} keeps {}: {} (their {} gives {})", job.config, e.key, a, e.from, b);
+  }
+  return cfg;
+}
+
+// The resolved config beside the checkpoint (`out`.yaml): what was read, and a `train STAGE` config to fine-tune with.
+void write_resolved_config(const ImportOfficialJob& job, const std::string& yaml) {
+  std::string header = "# brainspade import-official --network " + job.network + " of " + job.weights + "\n";
+  if (!job.official_config.empty()) header += "# their options: " + job.official_config + "\n";
+  if (!job.config.empty()) header += "# stage config: " + job.config + "\n";
+  write_text_atomic(job.out + ".yaml", header + yaml);
+}
+
 }  // namespace
 
 ImportOfficialSummary import_official(const ImportOfficialJob& job) {
@@ -97,15 +159,28 @@ ImportOfficialSummary import_official(const ImportOfficialJob& job) {
                              job.network == "classifier",
                          "--network '", job.network, "': importable networks are: vae, ldm, spade, classifier");
   BRAINSPADE_CHECK_INPUT(!job.weights.empty(), "--weights: the authors' state dict (.pth) is required");
-  BRAINSPADE_CHECK_INPUT(!job.config.empty(), "--config: a brainspade `train ", job.network,
-                         "` config giving the architecture is required");
+  BRAINSPADE_CHECK_INPUT(job.official_config.empty() || job.network != "classifier", "--official-config ",
+                         job.official_config, ": their options are read for vae, ldm and spade; the classifier takes ",
+                         "--config, --modalities and --datasets");
+  BRAINSPADE_CHECK_INPUT(!job.config.empty() || !job.official_config.empty(), "--config: a brainspade `train ",
+                         job.network, "` config giving the architecture is required",
+                         job.network == "classifier" ? "" : " (or --official-config: the options they trained with)");
+  std::optional<OfficialConfig> official;
+  if (job.network == "vae" && !job.official_config.empty()) official = read_official_vae_config(job.official_config);
+  if (job.network == "ldm" && !job.official_config.empty()) official = read_official_ldm_config(job.official_config);
+  if (job.network == "spade" && !job.official_config.empty())
+    official = read_official_spade_options(job.official_config);
+  const OfficialConfig* their = official ? &*official : nullptr;
+  const std::string config_name = job.config.empty() ? job.official_config : job.config;
   BRAINSPADE_CHECK_INPUT(!job.out.empty(), "--out: the checkpoint to write is required");
+  BRAINSPADE_CHECK_INPUT(job.out + ".yaml" != job.config && job.out + ".yaml" != job.official_config, "--out ", job.out,
+                         ": the resolved config is written to ", job.out, ".yaml, which is an input here");
   std::vector<std::string> names = job.channel_names;
   if (names.empty()) names = {"background", "csf", "gm", "wm", "deep_gm", "brainstem"};
   auto check_channels = [&](int64_t channels, const std::string& key) {
     BRAINSPADE_CHECK_INPUT(static_cast<int64_t>(names.size()) == channels, "--channels: ", names.size(), " names (",
                            fmt::format("{}", fmt::join(names, ",")), ") for a network of ", channels, " channels (",
-                           job.config, ": ", key, ")");
+                           config_name, ": ", key, ")");
   };
   ImportOfficialSummary s;
   Checkpoint ck;
@@ -113,7 +188,7 @@ ImportOfficialSummary import_official(const ImportOfficialJob& job) {
   if (job.network != "classifier") ck.set_strings("channel_names", names);  // a classifier reads images only
   ck.set_string("imported_from", job.weights);
   if (job.network == "vae") {
-    const auto cfg = load_config<VAETrainConfig>(ConfigSource{job.config, {}, {}});
+    const auto cfg = resolve_stage_config<VAETrainConfig>(job, their);
     check_channels(cfg.vae.in_channels, "vae.in_channels");
     const auto theirs = read_state_dict(job.weights);
     AutoencoderKL vae(cfg.vae);
@@ -126,8 +201,20 @@ ImportOfficialSummary import_official(const ImportOfficialJob& job) {
   } else if (job.network == "ldm") {
     BRAINSPADE_CHECK_INPUT(!job.vae_checkpoint.empty(), "--vae: the brainspade VAE checkpoint this LDM decodes with ",
                            "is required (import their VAE first: import-official --network vae)");
-    const auto cfg = load_config<LDMTrainConfig>(ConfigSource{job.config, {}, {}});
-    BRAINSPADE_CHECK_INPUT(!cfg.latent.estimate_scale, job.config, ": latent.estimate_scale is true; an imported LDM ",
+    const auto cfg = resolve_stage_config<LDMTrainConfig>(job, their);
+    if (their) {
+      // Which values their conditioning vector holds is not in their file (their train script's --lesions).
+      const int64_t k = cfg.conditioning.dim(), want = cfg.unet.conditioning == "none" ? 0 : cfg.unet.cond_dim;
+      std::string from;
+      for (const auto& e : their->fixed)
+        if (e.key == "unet.cond_dim") from = e.from;
+      BRAINSPADE_CHECK_INPUT(k == want, job.official_config, ": their U-Net takes ", want, " conditioning values (",
+                             from, ") but the conditioning section gives ", k, " (", cfg.conditioning.lesions.size(),
+                             " lesion flags", cfg.conditioning.slice_position ? " + slice position" : "",
+                             "): name their lesions in --config's conditioning.lesions (in their order; ",
+                             "conditioning.slice_position: true for their slice_no)");
+    }
+    BRAINSPADE_CHECK_INPUT(!cfg.latent.estimate_scale, config_name, ": latent.estimate_scale is true; an imported LDM ",
                            "takes the scale its latents were trained with: set latent.scale_factor (the authors: 1.0)");
     auto vck = Checkpoint::load(job.vae_checkpoint);
     check_checkpoint_stage(vck, "vae");
@@ -146,7 +233,7 @@ ImportOfficialSummary import_official(const ImportOfficialJob& job) {
       const auto ours = DDPMScheduler(cfg.scheduler).betas().to(torch::kDouble);
       BRAINSPADE_CHECK_INPUT(betas.sizes() == ours.sizes() && (betas - ours).abs().max().item<double>() < 1e-6,
                              job.weights, ": their noise schedule ('betas', ", betas.numel(), " steps) differs from ",
-                             job.config, "'s scheduler section (", ours.numel(), " steps); set it to theirs");
+                             config_name, "'s scheduler section (", ours.numel(), " steps); set it to theirs");
     }
     DiffusionUNet unet(cfg.unet);
     s.entries = copy_official(unet_entries, *unet, official_unet_name, job.weights);
@@ -178,7 +265,9 @@ ImportOfficialSummary import_official(const ImportOfficialJob& job) {
                              fmt::format("{}", fmt::join(given, ",")), ") for a classifier of ", n, " (", job.config,
                              ": ", key, ")");
     };
-    check_classes(job.modality_names, cfg.classifier.n_modalities, "--modalities", "classifier.n_modalities");
+    const std::vector<std::string> modalities =
+        job.modality_names.empty() ? std::vector<std::string>{"T1", "FLAIR"} : job.modality_names;
+    check_classes(modalities, cfg.classifier.n_modalities, "--modalities", "classifier.n_modalities");
     check_classes(job.dataset_names, cfg.classifier.n_datasets, "--datasets", "classifier.n_datasets");
     const auto theirs = read_state_dict(job.weights);
     ModalityClassifier net(cfg.classifier);
@@ -187,14 +276,22 @@ ImportOfficialSummary import_official(const ImportOfficialJob& job) {
     ck.set_string("config", dump_config(cfg));
     ck.set_string("model_config", dump_section("classifier", cfg.classifier));
     ck.add_module("classifier", *net);
-    ck.set_strings("modality_names", job.modality_names);
+    ck.set_strings("modality_names", modalities);
     ck.set_strings("dataset_names", job.dataset_names);
   } else {
     BRAINSPADE_CHECK_INPUT(!job.encoder_weights.empty(), "--encoder-weights: SPADE needs its style encoder's state ",
                            "dict too (their latest_net_E.pth)");
-    const auto cfg = load_config<SPADETrainConfig>(ConfigSource{job.config, {}, {}});
+    const auto cfg = resolve_stage_config<SPADETrainConfig>(job, their);
     check_channels(cfg.generator.label_channels, "generator.label_channels");
-    BRAINSPADE_CHECK_INPUT(!job.modality_names.empty(), "--modalities: at least one style class is needed");
+    std::vector<std::string> modalities = job.modality_names;
+    if (their) {
+      BRAINSPADE_CHECK_INPUT(modalities.empty() || modalities == their->modality_names, "--modalities ",
+                             fmt::format("{}", fmt::join(modalities, ",")), " differs from their sequences in ",
+                             job.official_config, " (", fmt::format("{}", fmt::join(their->modality_names, ",")),
+                             "); leave --modalities out to take theirs");
+      modalities = their->modality_names;
+    }
+    if (modalities.empty()) modalities = {"T1", "FLAIR"};
     const auto same = [](const std::string& k) { return k; };
     const auto g_theirs = read_state_dict(job.weights);
     const auto e_theirs = read_state_dict(job.encoder_weights);
@@ -211,11 +308,12 @@ ImportOfficialSummary import_official(const ImportOfficialJob& job) {
     ck.set_string("model_config", dump_section("generator", cfg.generator) + dump_section("encoder", cfg.encoder));
     ck.add_module("generator", *G);
     ck.add_module("encoder", *E);
-    ck.set_strings("modality_names", job.modality_names);
+    ck.set_strings("modality_names", modalities);
     ck.set_int("downsample", cfg.data.downsample);
     ck.set("slice_spacing", torch::tensor(std::vector<double>(job.spacing.begin(), job.spacing.end()), torch::kDouble));
   }
   ck.save(job.out);
+  write_resolved_config(job, ck.get_string("config"));
   spdlog::info("import-official: {} entries of {} → {} (a '{}' checkpoint)", s.entries, job.weights, job.out,
                job.network);
   return s;
