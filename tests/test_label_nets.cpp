@@ -596,6 +596,9 @@ TEST(Losses, AdversarialCriteriaOnKnownLogits) {
   EXPECT_NEAR(loss_adversarial(d, GanTarget::Real, false, "bce").item<double>(), (sp(1) + sp(0) + sp(-2)) / 3.0, 1e-6);
   EXPECT_NEAR(loss_diffusion(d, torch::zeros(3), "l1").item<double>(), 1.0, 1e-6);
   EXPECT_NEAR(loss_diffusion(d, torch::zeros(3), "l2").item<double>(), 5.0 / 3.0, 1e-6);
+  // optim.lesion_weight: errors 1, 0, 2 weighted 1, 1, 11 → (1 + 0 + 22) / 3.
+  EXPECT_NEAR(loss_diffusion(d, torch::zeros(3), "l1", torch::tensor({1.0f, 1.0f, 11.0f})).item<double>(), 23.0 / 3.0, 1e-6);
+  EXPECT_NEAR(loss_diffusion(d, torch::zeros(3), "l2", torch::tensor({2.0f, 1.0f, 1.0f})).item<double>(), 6.0 / 3.0, 1e-6);
 }
 
 TEST(Losses, PerceptualLossLoadsWeightsAndScoresPerChannel) {

@@ -259,6 +259,14 @@ TEST(TrainLDM, MismatchedVAEAndUNetAreRefused) {
   c = tiny_ldm(t.dataset, t.vae, dir / "ldm", 2);
   c.unet.cond_dim = 3;  // the conditioning section gives 1 value (slice position)
   EXPECT_THROW(train_ldm(c, false), InputError);
+  c = tiny_ldm(t.dataset, t.vae, dir / "ldm", 2);
+  c.optim.lesion_weight = 10;  // a healthy LDM: no lesion to weight
+  try {
+    train_ldm(c, false);
+    FAIL();
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("'optim.lesion_weight'"), std::string::npos) << e.what();
+  }
   c = tiny_ldm(t.dataset, t.ldm, dir / "ldm", 2);  // an LDM checkpoint where the VAE belongs
   try {
     train_ldm(c, false);
@@ -309,6 +317,38 @@ TEST(SampleLabels, DpmSolverSamplesValidMapsAndRefusesAGridItDoesNotHave) {
   o.sampler = "ddim";
   o.timestep_spacing = "linspace";
   EXPECT_THROW(sample_label_batch(g, o, 1, 1, torch::kCPU), InputError);
+}
+
+// sampler.lesion_combinations: every map's flags are one of the listed combinations, each drawn; an unknown lesion is
+// refused naming the key and the LDM's lesions.
+TEST(SampleLabels, LesionCombinationsDrawOnlyTheListedFlagSets) {
+  ConditioningOptions c;
+  c.lesions = {"tumour", "edema"};
+  LabelSamplerOptions o;
+  o.slice_range = {0.4, 0.6};
+  o.lesion_combinations = {"tumour+edema", "edema", "none"};
+  at::Generator gen = at::detail::createCPUGenerator(5);
+  auto cond = draw_conditions(c, o, 300, gen);  // [300, 3]
+  ASSERT_EQ(cond.size(1), 3);
+  auto code = (cond.select(1, 0) * 2 + cond.select(1, 1)).to(torch::kLong);  // tumour, edema → 3, 1, 0
+  EXPECT_EQ((code == 2).sum().item<int64_t>(), 0) << "tumour without edema is not in the list";
+  for (int64_t k : {0, 1, 3}) {
+    const int64_t n = (code == k).sum().item<int64_t>();
+    EXPECT_GT(n, 70) << k;  // 100 expected of each
+    EXPECT_LT(n, 130) << k;
+  }
+  EXPECT_GE(cond.select(1, 2).min().item<double>(), 0.4);
+  EXPECT_LE(cond.select(1, 2).max().item<double>(), 0.6);
+  o.lesion_combinations = {"tumour+wmh"};
+  try {
+    draw_conditions(c, o, 4, gen);
+    FAIL();
+  } catch (const InputError& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("'sampler.lesion_combinations'"), std::string::npos) << m;
+    EXPECT_NE(m.find("'wmh'"), std::string::npos) << m;
+    EXPECT_NE(m.find("tumour, edema"), std::string::npos) << m;
+  }
 }
 
 TEST(SampleLabels, PostprocessingFillsBackgroundAndRenormalises) {

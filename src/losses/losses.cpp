@@ -22,11 +22,13 @@ torch::Tensor loss_adversarial(const torch::Tensor& logits, GanTarget target, bo
   TORCH_CHECK(false, "unknown adversarial criterion '", criterion, "' (expected least_squares, hinge or bce)");
 }
 
-torch::Tensor loss_diffusion(const torch::Tensor& prediction, const torch::Tensor& target, const std::string& kind) {
+torch::Tensor loss_diffusion(const torch::Tensor& prediction, const torch::Tensor& target, const std::string& kind,
+                             const torch::Tensor& weight) {
   TORCH_CHECK(prediction.sizes() == target.sizes(), "loss_diffusion needs equal shapes; got ", prediction.sizes(),
               " and ", target.sizes());
-  if (kind == "l1") return (prediction - target).abs().mean();
-  if (kind == "l2") return (prediction - target).pow(2).mean();
+  auto weighted = [&](const torch::Tensor& err) { return weight.defined() ? (err * weight).mean() : err.mean(); };
+  if (kind == "l1") return weighted((prediction - target).abs());
+  if (kind == "l2") return weighted((prediction - target).pow(2));
   TORCH_CHECK(false, "unknown diffusion loss '", kind, "' (expected l1 or l2)");
 }
 

@@ -1,6 +1,9 @@
 #include "brainspade/sampling/label_sampler.h"
 
+#include <algorithm>
 #include <functional>
+
+#include <fmt/format.h>
 
 #include "brainspade/core/error.h"
 #include "brainspade/data/slice_dataset.h"
@@ -24,6 +27,8 @@ void LabelSamplerOptions::visit(ConfigVisitor& v) {
   v("background_threshold", background_threshold, "tissue probability below which a pixel becomes background",
     Bounds::unit());
   v("lesion_probability", lesion_probability, "P(lesion flag = 1) per conditioned lesion; empty = 0.5 each", Bounds::unit());
+  v("lesion_combinations", lesion_combinations, "each map's lesion flags drawn uniformly from these: lesion names "
+    "joined by '+', or none (e.g. [tumour+edema, edema, none]); empty = lesion_probability");
   v("slice_range", slice_range, "slice position range [lo, hi] in [0, 1]", Bounds::unit());
   v("batch_size", batch_size, "samples per forward pass", Bounds::at_least(1));
   v.choice("dtype", dtype, {"float32", "bfloat16"},
@@ -50,6 +55,31 @@ DiffusionUNet unet_copy_in_dtype(const DiffusionUNet& unet, torch::ScalarType dt
 }
 }  // namespace
 
+namespace {
+// lesion_combinations → [M, L] 0/1 flags in the order of c.lesions; InputError naming the key and an unknown lesion.
+torch::Tensor lesion_combination_flags(const ConditioningOptions& c, const std::vector<std::string>& combinations) {
+  const int64_t L = static_cast<int64_t>(c.lesions.size());
+  BRAINSPADE_CHECK_INPUT(L > 0, "config key 'sampler.lesion_combinations': the LDM is not conditioned on lesions");
+  auto flags = torch::zeros({static_cast<int64_t>(combinations.size()), L});
+  for (size_t m = 0; m < combinations.size(); ++m) {
+    if (combinations[m] == "none") continue;
+    std::string rest = combinations[m];
+    while (true) {
+      const size_t plus = rest.find('+');
+      const std::string name = rest.substr(0, plus);
+      auto it = std::find(c.lesions.begin(), c.lesions.end(), name);
+      BRAINSPADE_CHECK_INPUT(it != c.lesions.end(), "config key 'sampler.lesion_combinations': '", combinations[m],
+                             "' names '", name, "', not a lesion of the LDM's conditioning (", fmt::format("{}", fmt::join(c.lesions, ", ")),
+                             "); join lesion names with '+', or write none");
+      flags[static_cast<int64_t>(m)][it - c.lesions.begin()] = 1.0;
+      if (plus == std::string::npos) break;
+      rest = rest.substr(plus + 1);
+    }
+  }
+  return flags;
+}
+}  // namespace
+
 torch::Tensor draw_conditions(const ConditioningOptions& c, const LabelSamplerOptions& o, int64_t batch, at::Generator& gen) {
   BRAINSPADE_CHECK_INPUT(o.slice_range.size() == 2 && o.slice_range[0] <= o.slice_range[1],
                          "config key 'slice_range': expected [lo, hi] with lo <= hi");
@@ -57,9 +87,16 @@ torch::Tensor draw_conditions(const ConditioningOptions& c, const LabelSamplerOp
                          "config key 'lesion_probability' has ", o.lesion_probability.size(), " values but the LDM is conditioned on ",
                          c.lesions.size(), " lesions");
   std::vector<torch::Tensor> cols;
-  for (size_t i = 0; i < c.lesions.size(); ++i) {
-    double p = o.lesion_probability.empty() ? 0.5 : o.lesion_probability[i];
-    cols.push_back((torch::rand({batch}, gen) < p).to(torch::kFloat));
+  if (!o.lesion_combinations.empty()) {
+    auto table = lesion_combination_flags(c, o.lesion_combinations);  // [M, L]
+    auto pick = torch::randint(table.size(0), {batch}, gen);
+    auto flags = table.index_select(0, pick);  // [B, L]
+    for (int64_t i = 0; i < flags.size(1); ++i) cols.push_back(flags.select(1, i).contiguous());
+  } else {
+    for (size_t i = 0; i < c.lesions.size(); ++i) {
+      double p = o.lesion_probability.empty() ? 0.5 : o.lesion_probability[i];
+      cols.push_back((torch::rand({batch}, gen) < p).to(torch::kFloat));
+    }
   }
   if (c.slice_position)
     cols.push_back(o.slice_range[0] + (o.slice_range[1] - o.slice_range[0]) * torch::rand({batch}, gen));
@@ -126,7 +163,10 @@ ReverseProcess make_reverse_process(const LabelGenerator& g, const LabelSamplerO
 }
 }  // namespace
 
-void check_sampler_options(const LabelGenerator& g, const LabelSamplerOptions& o) { make_reverse_process(g, o); }
+void check_sampler_options(const LabelGenerator& g, const LabelSamplerOptions& o) {
+  make_reverse_process(g, o);
+  if (!o.lesion_combinations.empty()) lesion_combination_flags(g.conditioning, o.lesion_combinations);
+}
 
 namespace {
 LabelBatch sample_label_batch_inference(LabelGenerator& g, DiffusionUNet& unet, const LabelSamplerOptions& o, int64_t batch,

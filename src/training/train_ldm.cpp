@@ -23,6 +23,8 @@ void LDMOptimOptions::visit(ConfigVisitor& v) {
   v("lr", lr, "Adam learning rate (authors: 2.5e-5)", Bounds::positive());
   v("ema_decay", ema_decay, "EMA decay of the weights used for sampling; 0 = off", Bounds::range(0.0, 0.99999));
   v.choice("loss", loss, {"l1", "l2"}, "diffusion loss (paper: l1)");
+  v("lesion_weight", lesion_weight, "extra loss weight on latent pixels under a conditioned lesion (1 + w there); "
+    "0 = off (authors)", Bounds::at_least(0.0));
 }
 void LDMTrainConfig::visit(ConfigVisitor& v) {
   v.section("run", run);
@@ -71,6 +73,23 @@ void check_ldm_config(const LDMTrainConfig& cfg, const SliceDataset& data, Autoe
     BRAINSPADE_CHECK_INPUT(cfg.unet.cond_dim == K, "config key 'unet.cond_dim' is ", cfg.unet.cond_dim,
                            " but the conditioning section gives ", K, " values (", cfg.conditioning.lesions.size(),
                            " lesion flags", cfg.conditioning.slice_position ? " + slice position" : "", ")");
+  if (cfg.optim.lesion_weight > 0)
+    BRAINSPADE_CHECK_INPUT(!cfg.conditioning.lesions.empty(), "config key 'optim.lesion_weight' is ",
+                           cfg.optim.lesion_weight, " but conditioning.lesions is empty: there is no lesion to weight");
+}
+
+// [N, 1, h, w] 1 where any of the conditioned lesion channels has PV > 0.5 inside the latent pixel, else 0.
+torch::Tensor lesion_masks(const torch::Tensor& labels, const SliceDataset& data, const std::vector<std::string>& lesions,
+                           int64_t h, int64_t w) {
+  std::vector<int64_t> idx;
+  for (const auto& name : lesions) {
+    auto it = std::find(data.channel_names.begin(), data.channel_names.end(), name);
+    BRAINSPADE_CHECK_INPUT(it != data.channel_names.end(), "config key 'optim.lesion_weight': lesion '", name,
+                           "' is not a label channel of the dataset");
+    idx.push_back(it - data.channel_names.begin());
+  }
+  auto any = (labels.index_select(1, torch::tensor(idx)) > 0.5).any(1, true).to(torch::kFloat);  // [N, 1, H, W]
+  return std::get<0>(torch::adaptive_max_pool2d(any, {h, w}));
 }
 
 // Held-out loss on fixed noise and fixed, stratified timesteps, so that its curve is comparable across steps and
@@ -140,6 +159,10 @@ double train_ldm(const LDMTrainConfig& cfg, bool resume) {
   auto tr = torch::tensor(split.train), va = torch::tensor(split.val.empty() ? split.train : split.val);
   auto mean_tr = mean_all.index_select(0, tr), logvar_tr = logvar_all.index_select(0, tr), cond_tr = cond_all.index_select(0, tr);
   auto mean_va = mean_all.index_select(0, va), cond_va = cond_all.index_select(0, va);
+  const bool weighted = cfg.optim.lesion_weight > 0;
+  torch::Tensor mask_tr;  // [N_tr, 1, h, w] when weighted
+  if (weighted)
+    mask_tr = lesion_masks(data.labels.index_select(0, tr), data, cfg.conditioning.lesions, mean_all.size(2), mean_all.size(3));
   const int64_t levels = static_cast<int64_t>(cfg.unet.channel_mult.size());
   BRAINSPADE_CHECK_INPUT(mean_all.size(2) % (int64_t(1) << (levels - 1)) == 0 && mean_all.size(3) % (int64_t(1) << (levels - 1)) == 0,
                          "latents of ", mean_all.size(2), "x", mean_all.size(3), " are not divisible by 2^",
@@ -151,17 +174,20 @@ double train_ldm(const LDMTrainConfig& cfg, bool resume) {
     BRAINSPADE_CHECK_INPUT(cfg.augment.enabled(), "latent.augment_copies is ", cfg.latent.augment_copies,
                            " but section 'augment' draws nothing (set flip_prob, affine_prob or elastic_prob)");
     auto labels_tr = data.labels.index_select(0, tr);
-    std::vector<torch::Tensor> means{mean_tr}, logvars{logvar_tr}, conds{cond_tr};
+    std::vector<torch::Tensor> means{mean_tr}, logvars{logvar_tr}, conds{cond_tr}, masks{mask_tr};
     for (int64_t k = 1; k < cfg.latent.augment_copies; ++k) {
       auto gen = brainspade::make_generator(derive_seed(seed, 7, static_cast<uint64_t>(k)));
-      auto [m, lv] = encode_all(vae, brainspade::augment_label_maps(labels_tr, cfg.augment, gen), device);
+      auto augmented = brainspade::augment_label_maps(labels_tr, cfg.augment, gen);
+      auto [m, lv] = encode_all(vae, augmented, device);
       means.push_back(m);
       logvars.push_back(lv);
       conds.push_back(cond_tr);
+      if (weighted) masks.push_back(lesion_masks(augmented, data, cfg.conditioning.lesions, m.size(2), m.size(3)));
     }
     mean_tr = torch::cat(means);
     logvar_tr = torch::cat(logvars);
     cond_tr = torch::cat(conds);
+    if (weighted) mask_tr = torch::cat(masks);
   }
   spdlog::info("LDM: {} training / {} validation latents of {}x{}x{}, latent scale {:.4f}, condition dim {}",
                mean_tr.size(0), mean_va.size(0), Z, mean_all.size(2), mean_all.size(3), scale, K);
@@ -228,8 +254,10 @@ double train_ldm(const LDMTrainConfig& cfg, bool resume) {
     noise = dist.local_rows(noise);
     t = dist.local_rows(t);
     dist.seed_network_draws(derive_seed(seed, 2, static_cast<uint64_t>(step)));  // U-Net dropout, if any
+    torch::Tensor weight;  // [B/world, 1, h, w]: 1 + lesion_weight under a lesion
+    if (weighted) weight = dist.local_rows(1.0 + cfg.optim.lesion_weight * mask_tr.index_select(0, rows)).to(device);
     auto pred = unet->forward(sched.add_noise(z0, noise, t), t, c);
-    auto loss = loss_diffusion(pred, sched.training_target(z0, noise, t), cfg.optim.loss);
+    auto loss = loss_diffusion(pred, sched.training_target(z0, noise, t), cfg.optim.loss, weight);
     opt.zero_grad();
     loss.backward();
     dist.all_reduce_gradients(unet->parameters());

@@ -26,8 +26,10 @@ torch::Tensor loss_adversarial(const torch::Tensor& logits, GanTarget target, bo
                                const std::string& criterion = "least_squares");
 
 /// Diffusion loss between the network output and its target: "l1" mean |a − b| (the released brainSPADE
-/// LDM) or "l2" mean (a − b)².
-torch::Tensor loss_diffusion(const torch::Tensor& prediction, const torch::Tensor& target, const std::string& kind = "l1");
+/// LDM) or "l2" mean (a − b)². With `weight` (broadcastable to the inputs, e.g. [B, 1, h, w]) each element's error is
+/// multiplied by it before the mean.
+torch::Tensor loss_diffusion(const torch::Tensor& prediction, const torch::Tensor& target, const std::string& kind = "l1",
+                             const torch::Tensor& weight = {});
 
 /// Soft Dice loss of probabilities `probs` against a soft (partial-volume) `target`, both [B, C, H, W], every channel
 /// counted (MONAI DiceLoss, include_background, batch false): per sample and channel

@@ -22,6 +22,9 @@ struct LabelSamplerOptions {
   double guidance_scale = 1.0;           ///< classifier-free guidance; 1 = plain conditional sampling
   double background_threshold = 0.075;   ///< pixels whose tissues are all below this become background (authors)
   std::vector<double> lesion_probability;  ///< P(flag = 1) per lesion of the LDM's conditioning; empty = 0.5 each
+  /// Each map's lesion flags as one entry drawn uniformly from this list: lesion names joined by '+', or "none" (e.g.
+  /// [tumour+edema, edema, none]: a balanced mix of the combinations the cohort holds). Empty = lesion_probability.
+  std::vector<std::string> lesion_combinations;
   std::vector<double> slice_range{0.2, 0.5};  ///< slice position drawn uniformly from [lo, hi] (authors: 0.2–0.5)
   int64_t batch_size = 8;
   /// U-Net compute dtype: float32 | bfloat16. bfloat16 runs a bf16 copy of the U-Net (oneDNN's AVX-512-BF16
@@ -36,11 +39,13 @@ struct LabelBatch {
   torch::Tensor cond;  ///< [B, K] the conditions used (CPU)
 };
 
-/// Draws B conditions from `gen`: lesion flags ~ Bernoulli(p), slice position ~ U(slice_range).
+/// Draws B conditions from `gen`: lesion flags ~ Bernoulli(p) (or one of lesion_combinations, uniformly), slice
+/// position ~ U(slice_range).
 torch::Tensor draw_conditions(const ConditioningOptions& c, const LabelSamplerOptions& o, int64_t batch, at::Generator& gen);
 
 /// InputError naming 'sampler.steps' when the sampler cannot build its reverse-process grid with these options (e.g.
-/// DDIM with CompVis spacing and 3 steps reaches t = T); call before writing any output.
+/// DDIM with CompVis spacing and 3 steps reaches t = T), or 'sampler.lesion_combinations' naming a lesion the LDM is
+/// not conditioned on; call before writing any output.
 void check_sampler_options(const LabelGenerator& g, const LabelSamplerOptions& o);
 
 /// Samples a batch. All randomness (conditions when `cond` is undefined, initial noise, step noise) comes from

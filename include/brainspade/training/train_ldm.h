@@ -27,6 +27,10 @@ struct LDMOptimOptions {
   double lr = 2.5e-5;      ///< authors' Adam learning rate
   double ema_decay = 0.0;  ///< EMA of weights for sampling; 0 = off (authors: off)
   std::string loss = "l1"; ///< l1 (paper) | l2
+  /// Extra weight of the diffusion loss on latent pixels under a conditioned lesion: 1 + lesion_weight where any
+  /// lesion channel of conditioning.lesions has PV > 0.5 (max-pooled to the latent grid), 1 elsewhere. 0 = off (the
+  /// authors). A lesion covers 1-3 % of a slice, so without it the flags' share of the loss is tiny.
+  double lesion_weight = 0.0;
   void visit(ConfigVisitor& v);
 };
 
