@@ -91,6 +91,17 @@ class YamlMap {
   std::set<std::string> read_;
 };
 
+// True when all of `s` is one integer (std::stoll would accept "12abc" and throw on "").
+bool whole_integer(const std::string& s, int64_t* value) {
+  size_t used = 0;
+  try {
+    *value = std::stoll(s, &used);
+  } catch (const std::exception&) {
+    return false;
+  }
+  return !s.empty() && used == s.size();
+}
+
 YamlMap read_their_yaml(const std::string& path) {
   // The same reader (and the same checks: plain keys, no alias loops) as brainspade's own configs.
   return YamlMap(read_config_tree(ConfigSource{path, {}, {}}), "", path);
@@ -388,14 +399,8 @@ class OptFile {
   }
   int64_t integer(const std::string& key) const {
     const std::string& s = text(key);
-    size_t used = 0;
     int64_t v = 0;
-    try {
-      v = std::stoll(s, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    BRAINSPADE_CHECK_INPUT(!s.empty() && used == s.size(), file_, ": option '", key, ": ", s, "' is not an integer");
+    BRAINSPADE_CHECK_INPUT(whole_integer(s, &v), file_, ": option '", key, ": ", s, "' is not an integer");
     return v;
   }
   bool flag(const std::string& key, bool fallback) const {
@@ -426,14 +431,8 @@ class OptFile {
   std::vector<int64_t> integers(const std::string& key) const {
     std::vector<int64_t> out;
     for (const auto& item : list(key)) {
-      size_t used = 0;
       int64_t v = 0;
-      try {
-        v = std::stoll(item, &used);
-      } catch (const std::exception&) {
-        used = 0;
-      }
-      BRAINSPADE_CHECK_INPUT(!item.empty() && used == item.size(), file_, ": option '", key, ": ", text(key),
+      BRAINSPADE_CHECK_INPUT(whole_integer(item, &v), file_, ": option '", key, ": ", text(key),
                              "' is not a list of integers");
       out.push_back(v);
     }
