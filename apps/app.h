@@ -11,7 +11,9 @@
 
 namespace brainspade::app {
 
-/// Each apps/*.cpp registers its subcommands with a static Registrar; main() calls them in name order.
+/// Each apps/*.cpp registers its subcommands with a static Registrar; main() calls them in name order. A file keeps its
+/// flags, registrar and helpers in a namespace of its own (cmd_<file>), not an anonymous one: the app is compiled as a
+/// unity build (several files in one translation unit), where file-local names would collide.
 using RegisterFn = std::function<void(CLI::App& root)>;
 struct Registrar {
   Registrar(const std::string& order_key, RegisterFn fn);

@@ -7,7 +7,7 @@
 #include "app.h"
 #include "brainspade/eval/audit.h"
 
-namespace {
+namespace cmd_audit {
 brainspade::app::CommonFlags flags;
 std::string pairs, train, holdout, ldm, spade, modality, shard;
 brainspade::app::Registrar reg("44-audit", [](CLI::App& root) {
@@ -36,4 +36,4 @@ brainspade::app::Registrar reg("44-audit", [](CLI::App& root) {
     brainspade::run_audit(job, s);
   });
 });
-}  // namespace
+}  // namespace cmd_audit

@@ -9,7 +9,7 @@
 #include "brainspade/core/atomic_file.h"
 #include "brainspade/eval/benchmark.h"
 
-namespace {
+namespace cmd_bench {
 std::string config, json, dtype;
 std::vector<std::string> overrides, only, scales;
 int64_t repeats = -1, threads = -1, sampling_steps = -1, audit = -1;
@@ -23,7 +23,7 @@ brainspade::app::Registrar reg("90-bench", [](CLI::App& root) {
   cmd->add_option("--only", only, "networks: vae_encoder vae_decoder unet spade_generator style_encoder discriminator")
       ->delimiter(',');
   cmd->add_option("--scale", scales, "tiny | paper (repeatable; default both)")->delimiter(',');
-  cmd->add_option("--threads", threads, "intra-op threads, 0 = all cores");
+  cmd->add_option("--threads", threads, "intra-op threads, 0 = OMP_NUM_THREADS when set, else all cores");
   cmd->add_option("--dtype", dtype, "float32 | bfloat16");
   cmd->add_flag("--channels-last", channels_last, "channels-last weights and inputs");
   cmd->add_flag("--no-backward", no_backward, "forward only");
@@ -53,4 +53,4 @@ brainspade::app::Registrar reg("90-bench", [](CLI::App& root) {
     }
   });
 });
-}  // namespace
+}  // namespace cmd_bench

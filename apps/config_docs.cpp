@@ -13,7 +13,7 @@
 #include "brainspade/training/train_vae.h"
 
 namespace brainspade::app {
-namespace {
+namespace cmd_config_docs {
 struct SliceRoot {
   RunOptions run;
   SliceOptions data;
@@ -49,5 +49,5 @@ Registrar reg("91-config-docs", [](CLI::App& root) {
     std::cout << document_config<AuditJob>("brainspade audit") << "\n";
   });
 });
-}  // namespace
+}  // namespace cmd_config_docs
 }  // namespace brainspade::app

@@ -4,7 +4,7 @@
 #include "app.h"
 #include "brainspade/eval/metrics.h"
 
-namespace {
+namespace cmd_evaluate {
 brainspade::EvaluateJob job;
 brainspade::app::Registrar reg("41-evaluate", [](CLI::App& root) {
   auto* cmd = root.add_subcommand("evaluate", "per-volume metrics of predicted label volumes against references");
@@ -19,4 +19,4 @@ brainspade::app::Registrar reg("41-evaluate", [](CLI::App& root) {
                 "resample a reference on another grid onto the prediction's (nearest); without it that is an error");
   cmd->callback([] { std::printf("%s", brainspade::run_evaluation(job).c_str()); });
 });
-}  // namespace
+}  // namespace cmd_evaluate

@@ -5,7 +5,7 @@
 #include "app.h"
 #include "brainspade/eval/figure.h"
 
-namespace {
+namespace cmd_figure {
 brainspade::PredictionFigureJob job;
 brainspade::app::Registrar reg("42-figure", [](CLI::App& root) {
   auto* cmd = root.add_subcommand("figure", "PNG of input, ground truth and model predictions on a few axial slices");
@@ -19,4 +19,4 @@ brainspade::app::Registrar reg("42-figure", [](CLI::App& root) {
   cmd->add_option("--out", job.out, "output PNG")->required();
   cmd->callback([] { std::printf("%s\n", brainspade::write_prediction_figure(job).c_str()); });
 });
-}  // namespace
+}  // namespace cmd_figure

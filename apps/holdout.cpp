@@ -10,7 +10,7 @@
 #include "brainspade/core/error.h"
 #include "brainspade/data/holdout.h"
 
-namespace {
+namespace cmd_holdout {
 std::string dataset, slab, subject, train_out, holdout_out, volume, volume_out, labels, labels_out;
 std::vector<std::string> modalities;
 std::vector<int64_t> label_map;
@@ -49,4 +49,4 @@ brainspade::app::Registrar reg("16-holdout", [](CLI::App& root) {
     std::printf("z_range %lld %lld\n", static_cast<long long>(split.z_lo), static_cast<long long>(split.z_hi));
   });
 });
-}  // namespace
+}  // namespace cmd_holdout

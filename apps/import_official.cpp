@@ -4,7 +4,7 @@
 #include "app.h"
 #include "brainspade/training/import_official.h"
 
-namespace {
+namespace cmd_import_official {
 brainspade::ImportOfficialJob job;
 brainspade::app::Registrar reg("95-import-official", [](CLI::App& root) {
   auto* cmd = root.add_subcommand("import-official", "the authors' PyTorch weights (.pth) -> a brainspade checkpoint "
@@ -37,4 +37,4 @@ brainspade::app::Registrar reg("95-import-official", [](CLI::App& root) {
       ->delimiter(',');
   cmd->callback([] { brainspade::import_official(job); });
 });
-}  // namespace
+}  // namespace cmd_import_official

@@ -8,7 +8,7 @@
 #include "brainspade/io/image_io.h"
 
 namespace brainspade::app {
-namespace {
+namespace cmd_label {
 
 
 struct LabelFlags {
@@ -55,5 +55,5 @@ Registrar reg_label("10-label", [](CLI::App& root) {
   cmd->callback([] { run_label(flags); });
 });
 
-}  // namespace
+}  // namespace cmd_label
 }  // namespace brainspade::app

@@ -10,7 +10,7 @@
 #include "brainspade/io/image_io.h"
 
 namespace brainspade::app {
-namespace {
+namespace cmd_label_agreement {
 
 struct AgreementFlags {
   std::string pv, t1, csf, gm, wm;
@@ -46,5 +46,5 @@ Registrar reg_agreement("11-label-agreement", [](CLI::App& root) {
   cmd->callback([] { run_agreement(flags); });
 });
 
-}  // namespace
+}  // namespace cmd_label_agreement
 }  // namespace brainspade::app

@@ -35,10 +35,10 @@ void add_common_flags(CLI::App* cmd, CommonFlags& f, bool config_required) {
   cmd->add_option("--out,-o", f.out, "output folder (run.out_dir)");
   cmd->add_option("--seed", f.seed, "global seed (run.seed)");
   cmd->add_option("--device", f.device, "auto | cpu | cuda | cuda:N (run.device)");
-  cmd->add_option("--threads", f.threads, "intra-op CPU threads, 0 = all cores (run.threads)");
+  cmd->add_option("--threads", f.threads, "intra-op CPU threads, 0 = OMP_NUM_THREADS when set, else all cores (run.threads)");
 }
 
-namespace {
+namespace cmd_main {
 
 size_t edit_distance(const std::string& a, const std::string& b) {
   std::vector<size_t> row(b.size() + 1);
@@ -55,7 +55,7 @@ size_t edit_distance(const std::string& a, const std::string& b) {
   return row[b.size()];
 }
 
-}  // namespace
+}  // namespace cmd_main
 
 std::string unknown_command_message(CLI::App& root, int argc, char** argv) {
   CLI::App* app = &root;
@@ -84,7 +84,7 @@ std::string unknown_command_message(CLI::App& root, int argc, char** argv) {
       size_t best = 3;  // suggest only a close name
       for (const auto& n : names) {
         list += (list.empty() ? "" : ", ") + n;
-        const size_t d = edit_distance(a, n);
+        const size_t d = cmd_main::edit_distance(a, n);
         if (d < best) best = d, nearest = n;
       }
       return "unknown command '" + a + "' for '" + path + "'" +

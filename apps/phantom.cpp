@@ -3,7 +3,7 @@
 #include "brainspade/data/phantom.h"
 
 namespace brainspade::app {
-namespace {
+namespace cmd_phantom {
 
 Registrar reg("11-phantom", [](CLI::App& root) {
   auto flags = std::make_shared<CommonFlags>();
@@ -18,5 +18,5 @@ Registrar reg("11-phantom", [](CLI::App& root) {
   });
 });
 
-}  // namespace
+}  // namespace cmd_phantom
 }  // namespace brainspade::app

@@ -4,7 +4,7 @@
 #include "brainspade/eval/quality.h"
 #include "brainspade/training/reference_segmenter.h"
 
-namespace {
+namespace cmd_quality {
 brainspade::app::CommonFlags flags;
 std::string pairs, real, segmenter, modality;
 brainspade::app::Registrar reg("43-quality", [](CLI::App& root) {
@@ -27,4 +27,4 @@ brainspade::app::Registrar reg("43-quality", [](CLI::App& root) {
     brainspade::run_quality(job);
   });
 });
-}  // namespace
+}  // namespace cmd_quality

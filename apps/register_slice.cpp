@@ -12,7 +12,7 @@
 #include "plane_flags.h"
 
 namespace brainspade::app {
-namespace {
+namespace cmd_register_slice {
 
 struct RegisterFlags {
   std::string match, reference, labels, labels_out, report;
@@ -93,5 +93,5 @@ Registrar reg("13-register-slice", [](CLI::App& root) {
   cmd->callback([] { run_register(flags); });
 });
 
-}  // namespace
+}  // namespace cmd_register_slice
 }  // namespace brainspade::app

@@ -5,7 +5,7 @@
 #include "app.h"
 #include "brainspade/sampling/pair_sampler.h"
 
-namespace {
+namespace cmd_sample {
 brainspade::app::CommonFlags flags;
 std::string ldm, vae, spade, classifier, shard, format;
 std::vector<std::string> styles;
@@ -38,4 +38,4 @@ brainspade::app::Registrar reg("29-sample", [](CLI::App& root) {
     brainspade::run_pair_sampling(job, sh);
   });
 });
-}  // namespace
+}  // namespace cmd_sample

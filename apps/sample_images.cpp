@@ -3,7 +3,7 @@
 #include "app.h"
 #include "brainspade/sampling/pair_sampler.h"
 
-namespace {
+namespace cmd_sample_images {
 brainspade::app::CommonFlags flags;
 std::string spade;
 std::vector<std::string> labels, styles;
@@ -26,4 +26,4 @@ brainspade::app::Registrar reg("31-sample-images", [](CLI::App& root) {
     brainspade::run_image_sampling(job);
   });
 });
-}  // namespace
+}  // namespace cmd_sample_images

@@ -3,7 +3,7 @@
 #include "app.h"
 #include "brainspade/sampling/label_sampler.h"
 
-namespace {
+namespace cmd_sample_labels {
 brainspade::app::CommonFlags flags;
 std::string ldm, vae, sampler, real;
 int64_t num = -1, steps = -1;
@@ -34,4 +34,4 @@ brainspade::app::Registrar reg("30-sample-labels", [](CLI::App& root) {
     brainspade::run_label_sampling(job);
   });
 });
-}  // namespace
+}  // namespace cmd_sample_labels

@@ -3,7 +3,7 @@
 #include "app.h"
 #include "brainspade/inference/segment.h"
 
-namespace {
+namespace cmd_segment {
 brainspade::SegmentRequest request;
 bool no_resample = false;
 brainspade::app::Registrar reg("40-segment", [](CLI::App& root) {
@@ -22,4 +22,4 @@ brainspade::app::Registrar reg("40-segment", [](CLI::App& root) {
     brainspade::run_segment(request);
   });
 });
-}  // namespace
+}  // namespace cmd_segment

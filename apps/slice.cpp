@@ -6,7 +6,7 @@
 #include "brainspade/data/slicing.h"
 
 namespace brainspade::app {
-namespace {
+namespace cmd_slice {
 
 struct SliceConfig {
   RunOptions run;
@@ -38,5 +38,5 @@ Registrar reg("12-slice", [](CLI::App& root) {
   cmd->callback([flags] { run_slice(*flags); });
 });
 
-}  // namespace
+}  // namespace cmd_slice
 }  // namespace brainspade::app

@@ -12,7 +12,7 @@
 #include "plane_flags.h"
 
 namespace brainspade::app {
-namespace {
+namespace cmd_style_montage {
 
 struct MontageFlags {
   std::string out, dataset;
@@ -55,5 +55,5 @@ Registrar reg_montage("15-style-montage", [](CLI::App& root) {
   cmd->callback([] { run_montage(flags); });
 });
 
-}  // namespace
+}  // namespace cmd_style_montage
 }  // namespace brainspade::app

@@ -11,7 +11,7 @@
 #include "plane_flags.h"
 
 namespace brainspade::app {
-namespace {
+namespace cmd_style_slices {
 
 struct StyleFlags {
   std::string image, labels, out_dir, prefix = "slice";
@@ -50,5 +50,5 @@ Registrar reg_styles("14-style-slices", [](CLI::App& root) {
   cmd->callback([] { run_styles(flags); });
 });
 
-}  // namespace
+}  // namespace cmd_style_slices
 }  // namespace brainspade::app

@@ -4,7 +4,7 @@
 #include "brainspade/core/distributed.h"
 #include "brainspade/training/train_classifier.h"
 
-namespace {
+namespace cmd_train_classifier {
 brainspade::app::CommonFlags flags;
 bool resume = false;
 brainspade::app::Registrar reg("22-train-classifier", [](CLI::App& root) {
@@ -18,4 +18,4 @@ brainspade::app::Registrar reg("22-train-classifier", [](CLI::App& root) {
     brainspade::train_classifier(cfg, resume);
   });
 });
-}  // namespace
+}  // namespace cmd_train_classifier

@@ -3,7 +3,7 @@
 #include "brainspade/core/distributed.h"
 #include "brainspade/training/train_ldm.h"
 
-namespace {
+namespace cmd_train_ldm {
 brainspade::app::CommonFlags flags;
 bool resume = false;
 brainspade::app::Registrar reg("21-train-ldm", [](CLI::App& root) {
@@ -17,4 +17,4 @@ brainspade::app::Registrar reg("21-train-ldm", [](CLI::App& root) {
     brainspade::train_ldm(cfg, resume);
   });
 });
-}  // namespace
+}  // namespace cmd_train_ldm

@@ -3,7 +3,7 @@
 #include "brainspade/core/distributed.h"
 #include "brainspade/training/train_segmenter.h"
 
-namespace {
+namespace cmd_train_segmenter {
 brainspade::app::CommonFlags flags;
 bool resume = false;
 brainspade::app::Registrar reg("24-train-segmenter", [](CLI::App& root) {
@@ -17,4 +17,4 @@ brainspade::app::Registrar reg("24-train-segmenter", [](CLI::App& root) {
     brainspade::train_segmenter(cfg, resume);
   });
 });
-}  // namespace
+}  // namespace cmd_train_segmenter

@@ -3,7 +3,7 @@
 #include "brainspade/core/distributed.h"
 #include "brainspade/training/train_spade.h"
 
-namespace {
+namespace cmd_train_spade {
 brainspade::app::CommonFlags flags;
 bool resume = false;
 brainspade::app::Registrar reg("23-train-spade", [](CLI::App& root) {
@@ -17,4 +17,4 @@ brainspade::app::Registrar reg("23-train-spade", [](CLI::App& root) {
     brainspade::train_spade(cfg, resume);
   });
 });
-}  // namespace
+}  // namespace cmd_train_spade

@@ -3,7 +3,7 @@
 #include "brainspade/core/distributed.h"
 #include "brainspade/training/train_vae.h"
 
-namespace {
+namespace cmd_train_vae {
 brainspade::app::CommonFlags flags;
 bool resume = false;
 brainspade::app::Registrar reg("20-train-vae", [](CLI::App& root) {
@@ -17,4 +17,4 @@ brainspade::app::Registrar reg("20-train-vae", [](CLI::App& root) {
     brainspade::train_vae(cfg, resume);
   });
 });
-}  // namespace
+}  // namespace cmd_train_vae

@@ -169,9 +169,9 @@ TEST(Audit, CatchesALabelGeneratorThatMemorisedFourSlices) {
   v.train.checkpoint_every = 200;
   v.train.log_every = 50;
   train_vae(v, false);
-  auto l = testutil::tiny_ldm(dir / "train.pt", dir / "vae/checkpoints/last.ckpt", dir / "ldm", 1000);
+  auto l = testutil::tiny_ldm(dir / "train.pt", dir / "vae/checkpoints/last.ckpt", dir / "ldm", 400);
   l.train.val_fraction = 0;
-  l.train.checkpoint_every = 1000;
+  l.train.checkpoint_every = 400;
   l.train.log_every = 100;
   l.optim.lr = 2e-3;
   train_ldm(l, false);
@@ -287,9 +287,9 @@ TEST(Audit, CatchesASPADEThatMemorisedFourSlices) {
   both.images = ds.images.index_copy(0, odd, hold.images);
   both.save(dir / "both.pt");
   auto train_on = [&](const std::string& dataset, const std::string& out) {
-    auto c = testutil::tiny_spade(dataset, "", out, 300);
+    auto c = testutil::tiny_spade(dataset, "", out, 150);
     c.train.val_fraction = 0;
-    c.train.checkpoint_every = 300;
+    c.train.checkpoint_every = 150;
     c.train.log_every = 100;
     c.augment_style = false;
     c.loss.perceptual_network = "none";  // no classifier: GAN, feature-matching and KLD terms only

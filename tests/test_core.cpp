@@ -2,7 +2,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdlib>
 #include <filesystem>
+#include <thread>
 #include <fstream>
 
 #include <gtest/gtest.h>
@@ -24,6 +27,26 @@ TEST(Runtime, DerivedSeedsAreStableAndDistinct) {
   EXPECT_EQ(derive_seed(0, 0, 0), 2558736989570252433ULL);
   EXPECT_EQ(derive_seed(1, 2, 3), 5797055558538453683ULL);
   EXPECT_EQ(derive_seed(42, 7, 0), 6178525862795807727ULL);
+}
+
+// threads: 0 follows OMP_NUM_THREADS when it is a positive integer (ctest sets 1), else every core.
+TEST(Runtime, ZeroThreadsFollowsOmpNumThreads) {
+  const char* old = std::getenv("OMP_NUM_THREADS");
+  const std::string saved = old ? old : "";
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  setenv("OMP_NUM_THREADS", "3", 1);
+  EXPECT_EQ(default_threads(), 3);
+  EXPECT_EQ(configure_threads(0), 3);
+  EXPECT_EQ(torch::get_num_threads(), 3);
+  EXPECT_EQ(configure_threads(1), 1);  // an explicit count wins
+  for (const char* bad : {"two", "0", "-1", "2x", ""}) {
+    setenv("OMP_NUM_THREADS", bad, 1);
+    EXPECT_EQ(default_threads(), cores) << "'" << bad << "'";
+  }
+  unsetenv("OMP_NUM_THREADS");
+  EXPECT_EQ(default_threads(), cores);
+  if (old) setenv("OMP_NUM_THREADS", saved.c_str(), 1);
+  configure_threads(0);
 }
 
 TEST(Runtime, DeviceParsing) {

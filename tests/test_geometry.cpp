@@ -47,10 +47,10 @@ Head make_head() {
 }
 
 // Slices of the head and a segmenter trained on them (once per test binary).
-struct Trained {
+struct TrainedGeometry {
   testutil::TempDir dir;
   std::string dataset, ckpt;
-  Trained() {
+  TrainedGeometry() {
     const Head h = make_head();
     SliceOptions o;
     o.height = 48;  // x_rows: rows run along X
@@ -82,8 +82,8 @@ struct Trained {
     ckpt = dir / "seg/checkpoints/last.ckpt";
   }
 };
-Trained& trained() {
-  static Trained t;
+TrainedGeometry& trained_geometry() {
+  static TrainedGeometry t;
   return t;
 }
 
@@ -125,7 +125,7 @@ TEST(Geometry, OrientationCodesAndResamplingToASpacing) {
 // predicts and writes the labels back on the input's grid with the input's header; they agree with the 1 mm original's
 // prediction brought to the same grid on >= 95% of brain voxels.
 TEST(Segment, AnySpacingAndOrientationAgreesWithTheOneMillimetreResult) {
-  auto& t = trained();
+  auto& t = trained_geometry();
   testutil::TempDir dir;
   const Head h = make_head();
   write_volume(dir / "head_1mm.nii.gz", h.image);
@@ -164,7 +164,7 @@ TEST(Segment, AnySpacingAndOrientationAgreesWithTheOneMillimetreResult) {
 // A bright ring around the brain (scalp): the warning names --mask; with the brain mask, the prediction inside it is
 // the skull-free prediction.
 TEST(Segment, SkullRingWarnsAndAMaskRecoversTheBrainOnlyPrediction) {
-  auto& t = trained();
+  auto& t = trained_geometry();
   testutil::TempDir dir;
   const Head h = make_head();
   write_volume(dir / "brain.nii.gz", h.image);
@@ -189,7 +189,7 @@ TEST(Segment, SkullRingWarnsAndAMaskRecoversTheBrainOnlyPrediction) {
 }
 
 TEST(Segment, RefusesWhatItCannotReadCorrectly) {
-  auto& t = trained();
+  auto& t = trained_geometry();
   testutil::TempDir dir;
   const Head h = make_head();
   write_volume(dir / "brain.nii.gz", h.image);

@@ -48,10 +48,10 @@ ClassifierTrainConfig tiny_classifier(const std::string& dataset, const std::str
   return c;
 }
 
-struct Trained {
+struct TrainedImages {
   testutil::TempDir dir;
   std::string dataset, classifier, spade, vae, ldm, style;
-  Trained() {
+  TrainedImages() {
     dataset = testutil::write_phantom_dataset(dir.path(), {});
     train_classifier(tiny_classifier(dataset, dir / "clf", 200), false);
     classifier = dir / "clf/checkpoints/last.ckpt";
@@ -96,12 +96,12 @@ struct Trained {
     write_slice_nifti(style, d.images[2]);
   }
 };
-Trained& trained() {
-  static Trained t;
+TrainedImages& trained_images() {
+  static TrainedImages t;
   return t;
 }
 
-PairSampleJob pair_job(const Trained& t, const std::string& out, int64_t num) {
+PairSampleJob pair_job(const TrainedImages& t, const std::string& out, int64_t num) {
   PairSampleJob j;
   j.run.out_dir = out;
   j.run.device = "cpu";
@@ -136,7 +136,7 @@ TEST(TrainClassifier, SeparatesPhantomModalities) {
 }
 
 TEST(TrainSPADE, ResumeGivesTheSameWeights) {
-  auto& t = trained();
+  auto& t = trained_images();
   testutil::TempDir dir;
   train_spade(testutil::tiny_spade(t.dataset, t.classifier, dir / "a", 6), false);
   train_spade(testutil::tiny_spade(t.dataset, t.classifier, dir / "b", 4), false);
@@ -148,7 +148,7 @@ TEST(TrainSPADE, ResumeGivesTheSameWeights) {
 TEST(TrainSPADE, TwoGeneratorStepsLowerTheGeneratorLossOnAFixedBatch) {
   // train_spade's own generator loss (spade_generator_loss: hinge + feature matching + KLD + contrastive at the tiny
   // config's weights; no classifier), D frozen, on one fixed batch: two Adam steps of G and E must lower it.
-  auto& t = trained();
+  auto& t = trained_images();
   auto cfg = testutil::tiny_spade(t.dataset, "", "", 1);
   auto d = testutil::make_phantom_dataset({});
   torch::manual_seed(0);
@@ -199,7 +199,7 @@ TEST(TrainSPADE, ModalityAndDatasetWeightsRampBetweenTheirRanges) {
 }
 
 TEST(TrainSPADE, WritesMontageLossPlotAndMetrics) {
-  auto& t = trained();
+  auto& t = trained_images();
   testutil::TempDir dir;
   auto c = testutil::tiny_spade(t.dataset, t.classifier, dir / "s", 6);
   c.optim.lr_decay = 0.9;
@@ -221,7 +221,7 @@ TEST(TrainSPADE, WritesMontageLossPlotAndMetrics) {
 }
 
 TEST(TrainSPADE, MissingClassifierCheckpointIsNamed) {
-  auto& t = trained();
+  auto& t = trained_images();
   testutil::TempDir dir;
   try {
     train_spade(testutil::tiny_spade(t.dataset, dir / "nope.ckpt", dir / "s", 2), false);
@@ -233,7 +233,7 @@ TEST(TrainSPADE, MissingClassifierCheckpointIsNamed) {
 }
 
 TEST(SampleImages, WrongLabelChannelsAndStyleSizeAreRefused) {
-  auto& t = trained();
+  auto& t = trained_images();
   auto g = load_image_generator(t.spade, torch::kCPU);
   auto gen = at::detail::createCPUGenerator(0);
   auto seg = torch::rand({1, 6, 32, 48});
@@ -264,7 +264,7 @@ TEST(TissueContrast, MeansPerArgmaxTissueOnTheMappedScale) {
 }
 
 TEST(SampleImages, TakesRealLabelMapsFromASliceDatasetAndWritesTheContrastTable) {
-  auto& t = trained();
+  auto& t = trained_images();
   testutil::TempDir dir;
   ImageSampleJob job;
   job.run.out_dir = dir / "out";
@@ -292,7 +292,7 @@ TEST(SampleImages, TakesRealLabelMapsFromASliceDatasetAndWritesTheContrastTable)
 }
 
 TEST(SamplePairs, SameSeedSameBytesAndShardsUnionToTheSingleRun) {
-  auto& t = trained();
+  auto& t = trained_images();
   testutil::TempDir dir;
   run_pair_sampling(pair_job(t, dir / "one", 5));
   run_pair_sampling(pair_job(t, dir / "again", 5));
@@ -311,7 +311,7 @@ TEST(SamplePairs, SameSeedSameBytesAndShardsUnionToTheSingleRun) {
 }
 
 TEST(SamplePairs, MaskBackgroundZeroesExactlyTheBackgroundOfTheLabelMap) {
-  auto& t = trained();
+  auto& t = trained_images();
   testutil::TempDir dir;
   auto plain = pair_job(t, dir / "plain", 3);
   auto masked = pair_job(t, dir / "masked", 3);
@@ -332,7 +332,7 @@ TEST(SamplePairs, MaskBackgroundZeroesExactlyTheBackgroundOfTheLabelMap) {
 }
 
 TEST(SamplePairs, RestartAfterAKillContinuesWithoutDuplicates) {
-  auto& t = trained();
+  auto& t = trained_images();
   testutil::TempDir dir;
   run_pair_sampling(pair_job(t, dir / "ref", 6));
   // Simulate a run killed after the first batch: only pair 0 and 1 finished, pair 2 half-written.
@@ -346,7 +346,7 @@ TEST(SamplePairs, RestartAfterAKillContinuesWithoutDuplicates) {
 }
 
 TEST(SamplePairs, NnUNetLayoutAndManifest) {
-  auto& t = trained();
+  auto& t = trained_images();
   testutil::TempDir dir;
   auto j = pair_job(t, dir / "nn", 3);
   j.format = "nnunet";
@@ -371,7 +371,7 @@ TEST(SamplePairs, NnUNetLayoutAndManifest) {
 // Two runs from one seed and label generator with other styles share one nnU-Net folder as channels 0 and 1 (the
 // multi-contrast dataset of experiment 3); a run whose label maps differ is refused.
 TEST(SamplePairs, NnUNetChannelsOfTwoRunsMakeOneMultiContrastDataset) {
-  auto& t = trained();
+  auto& t = trained_images();
   testutil::TempDir dir;
   auto a = pair_job(t, dir / "t1", 3);
   a.format = "nnunet";
@@ -402,7 +402,7 @@ TEST(SamplePairs, NnUNetChannelsOfTwoRunsMakeOneMultiContrastDataset) {
 }
 
 TEST(SamplePairs, BadInputsLeaveNothingBehind) {
-  auto& t = trained();
+  auto& t = trained_images();
   testutil::TempDir dir;
   run_pair_sampling(pair_job(t, dir / "run", 2));
   auto other = pair_job(t, dir / "run", 2);
@@ -428,7 +428,7 @@ TEST(SamplePairs, BadInputsLeaveNothingBehind) {
 }
 
 TEST(SamplePairs, RandomizedGeneratorNeedsNoSPADEAndIsDeterministic) {
-  auto& t = trained();
+  auto& t = trained_images();
   testutil::TempDir dir;
   auto job = [&](const std::string& out) {
     auto j = pair_job(t, dir / out, 3);
@@ -465,7 +465,7 @@ TEST(SamplePairs, RandomizedGeneratorNeedsNoSPADEAndIsDeterministic) {
 // `train segmenter` reads the pairs back through it (it failed with "row with 10 fields, header has 8"). The hard
 // label maps are 8-bit unsigned NIfTI (datatype 2), as nnU-Net and viewers expect.
 TEST(SamplePairs, StylePathWithCommaAndQuoteSurvivesIntoTrainSegmenter) {
-  auto& t = trained();
+  auto& t = trained_images();
   testutil::TempDir dir;
   const std::string odd = dir / "my, \"odd\" style.nii.gz";
   fs::copy_file(t.style, odd);

@@ -29,10 +29,10 @@ using testutil::tiny_ldm;
 using testutil::tiny_vae;
 
 // One shared VAE + LDM for the sampling tests (trained once per test binary run).
-struct Trained {
+struct TrainedLabels {
   testutil::TempDir dir;
   std::string dataset, vae, ldm;
-  Trained() {
+  TrainedLabels() {
     dataset = testutil::write_phantom_dataset(dir.path(), {});
     auto v = tiny_vae(dataset, dir / "vae", 6);
     train_vae(v, false);
@@ -42,8 +42,8 @@ struct Trained {
     ldm = dir / "ldm/checkpoints/last.ckpt";
   }
 };
-Trained& trained() {
-  static Trained t;
+TrainedLabels& trained_labels() {
+  static TrainedLabels t;
   return t;
 }
 
@@ -203,7 +203,7 @@ TEST(TrainVAE, MissingPerceptualWeightsFileIsNamedBeforeAnythingIsWritten) {
 }
 
 TEST(TrainLDM, ResumeGivesTheSameWeightsAndEMA) {
-  auto& t = trained();
+  auto& t = trained_labels();
   testutil::TempDir dir;
   train_ldm(tiny_ldm(t.dataset, t.vae, dir / "a", 6), false);
   train_ldm(tiny_ldm(t.dataset, t.vae, dir / "b", 2), false);
@@ -213,7 +213,7 @@ TEST(TrainLDM, ResumeGivesTheSameWeightsAndEMA) {
 }
 
 TEST(TrainLDM, HeldOutLossFallsOnPhantomLatents) {
-  auto& t = trained();
+  auto& t = trained_labels();
   testutil::TempDir dir;
   // Held-out loss on fixed noise and timesteps: after 1 step vs after 120.
   double untrained = train_ldm(tiny_ldm(t.dataset, t.vae, dir / "one", 1), false);
@@ -251,7 +251,7 @@ TEST(TrainLDM, HeldOutLossFallsOnPhantomLatents) {
 }
 
 TEST(TrainLDM, MismatchedVAEAndUNetAreRefused) {
-  auto& t = trained();
+  auto& t = trained_labels();
   testutil::TempDir dir;
   auto c = tiny_ldm(t.dataset, t.vae, dir / "ldm", 2);
   c.unet.in_channels = 4;
@@ -277,7 +277,7 @@ TEST(TrainLDM, MismatchedVAEAndUNetAreRefused) {
 }
 
 TEST(SampleLabels, SameSeedGivesTheSameMapsThatAreValidPartialVolumes) {
-  auto& t = trained();
+  auto& t = trained_labels();
   auto g = load_label_generator(t.ldm, "", torch::kCPU);
   LabelSamplerOptions o;
   o.steps = 10;
@@ -296,7 +296,7 @@ TEST(SampleLabels, SameSeedGivesTheSameMapsThatAreValidPartialVolumes) {
 }
 
 TEST(SampleLabels, DpmSolverSamplesValidMapsAndRefusesAGridItDoesNotHave) {
-  auto& t = trained();
+  auto& t = trained_labels();
   auto g = load_label_generator(t.ldm, "", torch::kCPU);
   LabelSamplerOptions o;
   o.sampler = "dpmpp_2m";
@@ -382,7 +382,7 @@ TEST(SampleLabels, PostprocessingLeavesNoPixelWithoutTissue) {
 }
 
 TEST(SampleLabels, CommandWritesNiftiMapsAndRefusesWrongCheckpoints) {
-  auto& t = trained();
+  auto& t = trained_labels();
   testutil::TempDir dir;
   auto r = testutil::run_cli("sample labels --ldm " + t.ldm + " --num 3 --steps 5 --out " + (dir / "s") + " --seed 1");
   ASSERT_EQ(r.exit_code, 0) << r.output;
@@ -446,7 +446,7 @@ TEST(SampleLabels, CommandWritesNiftiMapsAndRefusesWrongCheckpoints) {
 }
 
 TEST(SampleLabels, InferenceModeGivesBitIdenticalUNetOutputAndSamples) {
-  auto& t = trained();
+  auto& t = trained_labels();
   auto g = load_label_generator(t.ldm, "", torch::kCPU);
   g.unet->eval();
   auto x = torch::randn({2, 3, 8, 12});
@@ -474,7 +474,7 @@ TEST(SampleLabels, InferenceModeGivesBitIdenticalUNetOutputAndSamples) {
 // bf16 (8-bit mantissa, relative error ~4e-3 per op), the scheduler and decode in fp32. Tolerance: 0.02 absolute
 // on each tissue's volume fraction (mean PV over the batch), and the argmax segmentation agrees on >= 90% of pixels.
 TEST(SampleLabels, Bfloat16SamplingKeepsTissueVolumeFractions) {
-  auto& t = trained();
+  auto& t = trained_labels();
   auto g = load_label_generator(t.ldm, "", torch::kCPU);
   // After 6 training steps the zero-initialised output layer still predicts epsilon ~ 0, which would make any two
   // samplers agree. The output layer is filled with seeded noise so that the U-Net's prediction is of order 1.

@@ -33,17 +33,17 @@ SegmenterTrainConfig tiny_seg(const std::vector<std::string>& sources, const std
 
 
 // One small trained segmenter shared by the prediction tests.
-struct Trained {
+struct TrainedSegmenter {
   testutil::TempDir dir;
   std::string ckpt;
-  Trained() {
+  TrainedSegmenter() {
     auto ds = testutil::write_phantom_dataset(dir.path(), {});
     train_segmenter(tiny_seg({ds}, dir / "seg", 4), false);
     ckpt = dir / "seg/checkpoints/last.ckpt";
   }
 };
-Trained& trained() {
-  static Trained t;
+TrainedSegmenter& trained_segmenter() {
+  static TrainedSegmenter t;
   return t;
 }
 
@@ -158,7 +158,7 @@ TEST(TrainSegmenter, MixesSliceDatasetsAndPairFolders) {
 
 // With --no-resample (the file's own 0.9x1.1x2 mm spacing), as segment worked before it resampled.
 TEST(Segment, KeepsTheInputGridWhenCroppingAndPadding) {
-  auto& t = trained();
+  auto& t = trained_segmenter();
   testutil::TempDir dir;
   Volume v;
   v.data = torch::rand({1, 5, 44, 40}) + 0.5;  // Z 5, Y 44 (padded to 48 columns), X 40 (cropped to 32 rows)
@@ -190,7 +190,7 @@ TEST(Segment, KeepsTheInputGridWhenCroppingAndPadding) {
 }
 
 TEST(Segment, BadInputsAreRefusedWithTheProblemNamed) {
-  auto& t = trained();
+  auto& t = trained_segmenter();
   testutil::TempDir dir;
   Volume v;
   v.data = torch::rand({2, 3, 32, 48});  // two channels

@@ -58,9 +58,11 @@ if [ "$SMOKE" = 1 ]; then
   SEG_SET=(--set train.steps=3 --set train.batch_size=2 --set train.log_every=1 --set train.checkpoint_every=3
            --set train.validate_every=0)
   SAMPLE_SET=(--set sampler.steps=2 --set sampler.batch_size=4)
+  # One timestep, one noise draw, 100 bootstrap rounds: the audit's code path, not its verdict.
+  AUDIT_SET=(--set "membership_timesteps=[100]" --set membership_noise_draws=1 --set bootstrap_rounds=100)
 else
   if [ "$SCALE" = paper ]; then PAIRS=${REPRO_PAIRS:-20000}; else PAIRS=${REPRO_PAIRS:-64}; fi
-  TRAIN_SET=(); SEG_SET=(); SAMPLE_SET=()
+  TRAIN_SET=(); SEG_SET=(); SAMPLE_SET=(); AUDIT_SET=()
 fi
 mkdir -p "$OUT"
 # Where the test volumes (images/, labels/), the predictions (<model>/) and the report go; exp2 switches them per case.

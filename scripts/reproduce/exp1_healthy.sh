@@ -36,7 +36,7 @@ sample_pairs randomized randomized
 stage "audit the SPADE pairs" "$REPORT/audit/audit.md" "$BIN" audit --pairs "$OUT/pairs/spade" \
   --train "$OUT/data/train_t1.pt" --holdout "$OUT/data/holdout_t1.pt" --ldm "$CK_ldm" --spade "$CK_spade" \
   --out "$REPORT/audit" \
-  "${RUN_ARGS[@]}"
+  "${RUN_ARGS[@]}" "${AUDIT_SET[@]}"
 
 train_segmenter R "$OUT/data/train_t1.pt"
 train_segmenter S "$OUT/pairs/spade"

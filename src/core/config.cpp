@@ -16,7 +16,7 @@ void RunOptions::visit(ConfigVisitor& v) {
   v.choice("device", device, {"auto", "cpu", "cuda", "cuda:0", "cuda:1", "cuda:2", "cuda:3", "cuda:4", "cuda:5",
                               "cuda:6", "cuda:7"},
            "compute device; auto = first CUDA device when present, else CPU");
-  v("threads", threads, "intra-op CPU threads; 0 = number of cores", Bounds::non_negative());
+  v("threads", threads, "intra-op CPU threads; 0 = OMP_NUM_THREADS when set, else the number of cores", Bounds::non_negative());
 }
 
 namespace {

@@ -46,8 +46,19 @@ torch::Device parse_device(const std::string& spec) {
   throw input_error("--device ", spec, ": expected auto, cpu, cuda or cuda:N");
 }
 
+int default_threads() {
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const char* env = std::getenv("OMP_NUM_THREADS");
+  if (!env || !*env) return cores;
+  char* end = nullptr;
+  const long v = std::strtol(env, &end, 10);
+  if (end != env && *end == '\0' && v > 0) return static_cast<int>(std::min<long>(v, 4096));
+  spdlog::warn("OMP_NUM_THREADS='{}' is not a positive integer: ignored, using all {} cores", env, cores);
+  return cores;
+}
+
 int configure_threads(int64_t threads) {
-  int n = threads > 0 ? static_cast<int>(threads) : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  int n = threads > 0 ? static_cast<int>(threads) : default_threads();
   torch::set_num_threads(n);
   std::error_code ec;
   auto blas = std::filesystem::canonical("/usr/lib/x86_64-linux-gnu/libblas.so.3", ec);

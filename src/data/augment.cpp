@@ -19,10 +19,6 @@ void check_images(const torch::Tensor& images, const char* what) {
   TORCH_CHECK(images.dim() == 4, what, " expects images [B, C, H, W], got ", images.sizes());
 }
 
-void check_range(const std::vector<double>& r, const char* key) {
-  BRAINSPADE_CHECK_INPUT(r.size() == 2 && r[0] <= r[1], key, " must be [lo, hi] with lo <= hi");
-}
-
 // Legendre polynomials P_0..P_degree at t (Bonnet's recurrence): [degree+1, N].
 torch::Tensor legendre(const torch::Tensor& t, int64_t degree) {
   std::vector<torch::Tensor> p{torch::ones_like(t)};
@@ -160,9 +156,9 @@ torch::Tensor random_gaussian_noise(const torch::Tensor& images, double lo, doub
 
 torch::Tensor intensity_augment(const torch::Tensor& images, const IntensityAugmentOptions& o,
                                 torch::Generator& generator) {
-  check_range(o.bias_field_coeff, "intensity_augment.bias_field_coeff");
-  check_range(o.gamma, "intensity_augment.gamma");
-  check_range(o.noise_std, "intensity_augment.noise_std");
+  check_lo_hi(o.bias_field_coeff, "intensity_augment.bias_field_coeff");
+  check_lo_hi(o.gamma, "intensity_augment.gamma");
+  check_lo_hi(o.noise_std, "intensity_augment.noise_std");
   torch::Tensor x = images;
   if (coin(o.bias_field_prob, generator))
     x = random_bias_field(x, o.bias_field_coeff[0], o.bias_field_coeff[1], o.bias_field_degree, generator);

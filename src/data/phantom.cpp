@@ -81,10 +81,6 @@ namespace {
 
 namespace F = torch::nn::functional;
 
-void check_range(const std::vector<double>& r, const char* key) {
-  BRAINSPADE_CHECK_INPUT(r.size() == 2 && r[0] <= r[1], "config key '", key, "': expected [lo, hi] with lo <= hi");
-}
-
 double uniform(torch::Generator& g, double lo, double hi) {
   return lo + (hi - lo) * torch::rand({1}, g, torch::kDouble).item<double>();
 }
@@ -150,10 +146,10 @@ torch::Tensor acquire(torch::Tensor img, const torch::Tensor& brain, double wm_m
 }  // namespace
 
 void check_phantom_config(const PhantomConfig& c) {
-  check_range(c.lesions.tumour_radius_mm, "lesions.tumour_radius_mm");
-  check_range(c.lesions.edema_ratio, "lesions.edema_ratio");
-  check_range(c.lesions.z_range, "lesions.z_range");
-  check_range(c.contrast.gamma, "contrast.gamma");
+  check_lo_hi(c.lesions.tumour_radius_mm, "lesions.tumour_radius_mm");
+  check_lo_hi(c.lesions.edema_ratio, "lesions.edema_ratio");
+  check_lo_hi(c.lesions.z_range, "lesions.z_range");
+  check_lo_hi(c.contrast.gamma, "contrast.gamma");
   BRAINSPADE_CHECK_INPUT(c.lesions.count.size() == 2 && c.lesions.count[0] <= c.lesions.count[1],
                          "config key 'lesions.count': expected [lo, hi] with lo <= hi");
   BRAINSPADE_CHECK_INPUT(c.lesions.names.size() == 2 && c.lesions.names[0] != c.lesions.names[1],

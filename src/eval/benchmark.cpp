@@ -77,7 +77,7 @@ void load_bench_networks(BenchScale& s) {
 }
 
 void BenchJob::visit(ConfigVisitor& v) {
-  v("threads", threads, "intra-op threads; 0 = number of cores", Bounds::non_negative());
+  v("threads", threads, "intra-op threads; 0 = OMP_NUM_THREADS when set, else the number of cores", Bounds::non_negative());
   v("scales", scales, "scales to run: tiny, paper");
   v("only", only, "networks to run (vae_encoder vae_decoder unet spade_generator style_encoder discriminator); empty = all");
   v.choice("dtype", dtype, {"float32", "bfloat16"}, "compute dtype of modules and inputs");

@@ -56,10 +56,6 @@ std::string itk_message(const itk::ExceptionObject& e) {
   return d.empty() ? std::string(e.what()) : d;
 }
 
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
 // Reads the whole (possibly gzip-compressed) file as a stream. ITK's NIfTI reader zero-fills a truncated .gz
 // stream without complaint, and niftilib replaces NaN/Inf floats by 0 while reading, so both are checked here:
 // a complete gzip stream must decompress to its end with a matching CRC, and a NIfTI float payload is scanned

@@ -15,12 +15,6 @@
 
 namespace brainspade {
 
-namespace {
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-}  // namespace
-
 // Checks a NIfTI-1 header before ITK sees it. niftilib and ITK trust the header's numbers: a NaN or infinite entry in
 // the qform/sform or the voxel spacing reaches vnl_svd inside NiftiImageIO::SetImageIOOrientationFromNIfTI, which
 // abort()s the process (found by fuzz_nifti). So every number ITK turns into geometry must be finite here, and the

@@ -8,10 +8,6 @@
 namespace brainspade {
 
 namespace {
-void check_range(const std::vector<double>& r, const char* key) {
-  BRAINSPADE_CHECK_INPUT(r.size() == 2 && r[0] <= r[1], "randomized.", key, " must be [lo, hi] with lo <= hi");
-}
-
 double draw(const std::vector<double>& range, torch::Generator& gen) {
   double u = torch::rand({1}, gen, torch::TensorOptions().dtype(torch::kDouble)).item<double>();
   return range[0] + (range[1] - range[0]) * u;
@@ -45,11 +41,11 @@ void RandomizedImageOptions::visit(ConfigVisitor& v) {
 RandomizedImage randomized_image(const torch::Tensor& pv, const RandomizedImageOptions& o, uint64_t seed) {
   BRAINSPADE_CHECK_INPUT(pv.dim() == 3 && pv.size(0) >= 2, "randomized images need a PV map [C >= 2, H, W], got ",
                          pv.sizes());
-  check_range(o.mean_range, "mean_range");
-  check_range(o.sd_range, "sd_range");
-  check_range(o.bias_field_coeff, "bias_field_coeff");
-  check_range(o.blur_sigma, "blur_sigma");
-  check_range(o.noise_sd, "noise_sd");
+  check_lo_hi(o.mean_range, "randomized.mean_range");
+  check_lo_hi(o.sd_range, "randomized.sd_range");
+  check_lo_hi(o.bias_field_coeff, "randomized.bias_field_coeff");
+  check_lo_hi(o.blur_sigma, "randomized.blur_sigma");
+  check_lo_hi(o.noise_sd, "randomized.noise_sd");
   torch::Generator gen = make_generator(seed);
   const int64_t C = pv.size(0), H = pv.size(1), W = pv.size(2);
   auto w = pv.to(torch::kFloat).contiguous();  // [C, H, W]

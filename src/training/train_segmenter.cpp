@@ -76,10 +76,6 @@ void SegmenterTrainConfig::visit(ConfigVisitor& v) {
 
 namespace {
 
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
 // (image, seg) paths of a pair folder: manifest.csv when present, else images/*.nii.gz + labels/<stem>_seg.nii.gz.
 std::vector<std::pair<std::string, std::string>> pair_files(const std::string& dir) {
   std::vector<std::pair<std::string, std::string>> out;

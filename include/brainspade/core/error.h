@@ -4,6 +4,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace brainspade {
 
@@ -34,5 +35,18 @@ InputError input_error(const Parts&... parts) {
   do {                                    \
     if (!(cond)) throw ::brainspade::input_error(__VA_ARGS__); \
   } while (0)
+
+/// A config range [lo, hi]: exactly two values with lo <= hi, else InputError naming the key and what was given.
+inline void check_lo_hi(const std::vector<double>& r, const std::string& key) {
+  std::ostringstream got;
+  for (size_t i = 0; i < r.size(); ++i) got << (i ? ", " : "") << r[i];
+  BRAINSPADE_CHECK_INPUT(r.size() == 2 && r[0] <= r[1], "config key '", key, "': expected [lo, hi] with lo <= hi, got [",
+                         got.str(), "]");
+}
+
+/// Whether `s` ends with `suffix`.
+inline bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
 
 }  // namespace brainspade

@@ -11,7 +11,11 @@ namespace brainspade {
 /// "auto" → cuda:0 when LibTorch sees a GPU, else cpu. "cuda" without a GPU is an InputError.
 torch::Device parse_device(const std::string& spec);
 
-/// Sets intra-op threads (0 = all cores) and warns when libtorch would run matrix products on the
+/// Threads that `threads: 0` stands for: OMP_NUM_THREADS when it is set to a positive integer (as PyTorch honours
+/// it), else every core. Any other OMP_NUM_THREADS value is ignored with a warning.
+int default_threads();
+
+/// Sets intra-op threads (0 = default_threads()) and warns when libtorch would run matrix products on the
 /// reference BLAS (measured 6 vs 207 GFLOP/s on the project's machines). Returns the thread count used.
 int configure_threads(int64_t threads);
 
