@@ -38,7 +38,7 @@ command -v ninja >/dev/null && generator=(-G Ninja)
 if [ ! -f build/CMakeCache.txt ]; then
   cmake -S . -B build "${generator[@]}" -DCMAKE_BUILD_TYPE="$build_type" >/dev/null
 fi
-echo "[setup] building (ccache + precompiled headers; the first build takes several minutes on 2 cores)"
+echo "[setup] building (unity build + precompiled headers; the first build takes about 10 minutes on 2 cores)"
 start=$(date +%s)
 cmake --build build -j"$(nproc)"
 echo "[setup] build finished in $(( $(date +%s) - start ))s"
