@@ -18,7 +18,6 @@
 #include <cerrno>
 #include <cstdlib>
 #include <limits>
-#include <thread>
 
 #include <spdlog/spdlog.h>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
@@ -343,8 +342,8 @@ torch::Device start_training_run(const RunOptions& run, const std::string& resol
   if (env.world_size <= 1) return start_run(run, resolved_config_yaml, log_name);
 
   RunOptions r = run;
-  if (r.threads == 0 && env.local_world_size > 1)  // ranks on one machine share its cores
-    r.threads = std::max<int64_t>(1, static_cast<int64_t>(std::thread::hardware_concurrency()) / env.local_world_size);
+  if (r.threads == 0 && env.local_world_size > 1)  // ranks on one machine share its threads (OMP_NUM_THREADS or cores)
+    r.threads = std::max<int64_t>(1, default_threads() / env.local_world_size);
   // Every log line says which rank wrote it; only rank 0 logs below warnings.
   spdlog::default_logger()->set_pattern(fmt::format("[%H:%M:%S] [rank {}] [%^%l%$] %v", env.rank));
   if (env.rank != 0 && spdlog::default_logger()->level() < spdlog::level::warn) spdlog::set_level(spdlog::level::warn);

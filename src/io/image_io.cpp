@@ -43,6 +43,7 @@
 
 #include "brainspade/core/atomic_file.h"
 #include "brainspade/core/error.h"
+#include "brainspade/core/strings.h"
 
 namespace brainspade {
 

@@ -11,6 +11,7 @@
 #include <zlib.h>
 
 #include "brainspade/core/error.h"
+#include "brainspade/core/strings.h"
 #include "brainspade/io/image_io.h"
 
 namespace brainspade {

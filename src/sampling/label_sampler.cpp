@@ -81,8 +81,7 @@ torch::Tensor lesion_combination_flags(const ConditioningOptions& c, const std::
 }  // namespace
 
 torch::Tensor draw_conditions(const ConditioningOptions& c, const LabelSamplerOptions& o, int64_t batch, at::Generator& gen) {
-  BRAINSPADE_CHECK_INPUT(o.slice_range.size() == 2 && o.slice_range[0] <= o.slice_range[1],
-                         "config key 'slice_range': expected [lo, hi] with lo <= hi");
+  check_lo_hi(o.slice_range, "slice_range");
   BRAINSPADE_CHECK_INPUT(o.lesion_probability.empty() || o.lesion_probability.size() == c.lesions.size(),
                          "config key 'lesion_probability' has ", o.lesion_probability.size(), " values but the LDM is conditioned on ",
                          c.lesions.size(), " lesions");

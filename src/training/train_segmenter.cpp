@@ -15,6 +15,7 @@
 #include "brainspade/draw/montage.h"
 #include "brainspade/core/progress.h"
 #include "brainspade/core/runtime.h"
+#include "brainspade/core/strings.h"
 #include "brainspade/data/slice_dataset.h"
 #include "brainspade/eval/dice.h"
 #include "brainspade/io/geometry.h"

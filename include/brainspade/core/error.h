@@ -44,9 +44,4 @@ inline void check_lo_hi(const std::vector<double>& r, const std::string& key) {
                          got.str(), "]");
 }
 
-/// Whether `s` ends with `suffix`.
-inline bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
 }  // namespace brainspade
