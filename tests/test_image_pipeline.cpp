@@ -232,6 +232,24 @@ TEST(TrainSPADE, MissingClassifierCheckpointIsNamed) {
   EXPECT_FALSE(fs::exists(dir / "s/checkpoints"));
 }
 
+TEST(TrainSPADE, PerceptualLevelWeightsOfTheWrongCountAreRefusedBeforeTraining) {
+  auto& t = trained_images();
+  testutil::TempDir dir;
+  auto c = testutil::tiny_spade(t.dataset, t.classifier, dir / "s", 2);
+  c.loss.perceptual_level_weights = {1.0, 1.0};  // the tiny test classifier has more levels
+  try {
+    train_spade(c, false);
+    FAIL();
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("'loss.perceptual_level_weights'"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("got 2 weights"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(fs::exists(dir / "s/checkpoints"));
+  c.loss.perceptual_level_weights = {0.25, 0.5, 1.0};  // two blocks + the last map: trains
+  train_spade(c, false);
+  EXPECT_TRUE(fs::exists(dir / "s/checkpoints/last.ckpt"));
+}
+
 TEST(SampleImages, WrongLabelChannelsAndStyleSizeAreRefused) {
   auto& t = trained_images();
   auto g = load_image_generator(t.spade, torch::kCPU);

@@ -9,6 +9,7 @@
 #include "brainspade/losses/spade_losses.h"
 #include "brainspade/models/modality_classifier.h"
 #include "brainspade/models/official_names.h"
+#include "brainspade/training/train_spade.h"
 #include "support/helpers.h"
 
 using namespace brainspade;
@@ -64,6 +65,97 @@ TEST(ModalityClassifier, DenseNet121HasMonaiStructureShapesAndBackward) {
   l.total.backward();
   EXPECT_TRUE(torch::isfinite(p["features.conv0.weight"].grad()).all().item<bool>());
   EXPECT_GT(p["features.conv0.weight"].grad().abs().sum().item<double>(), 0.0);
+}
+
+namespace {
+ModalityClassifier small_trunk() {
+  torch::manual_seed(3);
+  ModalityClassifierOptions o;
+  o.arch = "small";
+  o.small_widths = {4, 8, 16};
+  ModalityClassifier net(o);
+  // Non-trivial batch-norm statistics, so that eval mode is not an identity.
+  for (auto& kv : net->named_buffers()) {
+    if (kv.key().find("running_mean") != std::string::npos) kv.value().uniform_(-0.2, 0.2);
+    if (kv.key().find("running_var") != std::string::npos) kv.value().uniform_(0.5, 1.5);
+  }
+  net->eval();
+  return net;
+}
+// relu0 by hand: conv3×3 (padding 1, no bias) → eval batch norm → ReLU.
+torch::Tensor relu0_by_hand(ModalityClassifier& net, const torch::Tensor& x) {
+  auto p = net->named_parameters();
+  auto b = net->named_buffers();
+  auto h = torch::conv2d(x, p["features.conv0.weight"], {}, 1, 1);
+  auto scale = (p["features.norm0.weight"] / torch::sqrt(b["features.norm0.running_var"] + 1e-5)).view({1, -1, 1, 1});
+  h = (h - b["features.norm0.running_mean"].view({1, -1, 1, 1})) * scale + p["features.norm0.bias"].view({1, -1, 1, 1});
+  return torch::relu(h);
+}
+}  // namespace
+
+TEST(ModalityClassifier, FeatureLevelsAreTheTrunkActivationsShallowToDeep) {
+  auto net = small_trunk();
+  EXPECT_EQ(net->level_names(), (std::vector<std::string>{"relu0", "relu1", "relu2", "pool2"}));
+  auto x = torch::randn({2, 1, 32, 48});
+  std::vector<torch::Tensor> levels;
+  auto out = net->forward(x, &levels);
+  ASSERT_EQ(levels.size(), 4u);
+  EXPECT_EQ(levels[0].sizes(), torch::IntArrayRef({2, 4, 32, 48}));
+  EXPECT_EQ(levels[1].sizes(), torch::IntArrayRef({2, 8, 16, 24}));
+  EXPECT_EQ(levels[2].sizes(), torch::IntArrayRef({2, 16, 8, 12}));
+  EXPECT_TRUE(torch::equal(levels[3], out.features));
+  EXPECT_TRUE(torch::equal(torch::max_pool2d(levels[2], 2, 2), levels[3]));
+  EXPECT_LT((levels[0] - relu0_by_hand(net, x)).abs().max().item<double>(), 1e-5);
+  // The same logits with and without the levels.
+  EXPECT_TRUE(torch::allclose(out.modality_logits, net->forward(x).modality_logits));
+
+  ModalityClassifierOptions d;  // a DenseNet with one layer per block: the levels are VGG-like, ½ … 1/32
+  d.densenet_blocks = {1, 1, 1, 1};
+  d.growth_rate = 4;
+  d.init_features = 8;
+  d.bn_size = 2;
+  ModalityClassifier dn(d);
+  dn->eval();
+  EXPECT_EQ(dn->level_names(), (std::vector<std::string>{"relu0", "denseblock1", "denseblock2", "denseblock3", "norm5"}));
+  std::vector<torch::Tensor> dl;
+  auto dout = dn->forward(torch::randn({1, 1, 64, 64}), &dl);
+  ASSERT_EQ(dl.size(), 5u);
+  for (size_t i = 0; i < dl.size(); ++i) EXPECT_EQ(dl[i].size(2), 64 >> (i + 1)) << dn->level_names()[i];
+  EXPECT_TRUE(torch::equal(dl[4], dout.features));
+}
+
+TEST(ModalityClassifier, PerceptualDistanceWeighsTheLevelsAndOnlyTheFakeGetsGradients) {
+  auto net = small_trunk();
+  for (auto& p : net->parameters()) p.set_requires_grad(false);  // frozen, as in SPADE training
+  auto fake = torch::randn({2, 1, 32, 48}).requires_grad_(true);
+  auto real = torch::randn({2, 1, 32, 48}).requires_grad_(true);
+  std::vector<torch::Tensor> lf, lr;
+  net->forward(fake.detach(), &lf);
+  net->forward(real.detach(), &lr);
+  auto l1 = [&](int i) { return (lf[i] - lr[i]).abs().mean().item<double>(); };
+
+  ClassifierOutput out;
+  auto last = perceptual_distance(net, fake, real, {}, &out);
+  EXPECT_NEAR(last.item<double>(), l1(3), 1e-6);  // empty: the last feature map alone, as before
+  EXPECT_TRUE(torch::allclose(out.modality_logits, net->forward(fake).modality_logits));
+  EXPECT_NEAR(perceptual_distance(net, fake, real, {0, 0, 0, 1}).item<double>(), l1(3), 1e-6);
+  EXPECT_NEAR(perceptual_distance(net, fake, real, {1, 0, 0, 0}).item<double>(), l1(0), 1e-6);
+  auto mixed = perceptual_distance(net, fake, real, {0.5, 0.25, 0, 2});
+  EXPECT_NEAR(mixed.item<double>(), 0.5 * l1(0) + 0.25 * l1(1) + 2 * l1(3), 1e-5);
+  EXPECT_GT(l1(0), 0.0);
+
+  mixed.backward();
+  ASSERT_TRUE(fake.grad().defined());
+  EXPECT_GT(fake.grad().abs().sum().item<double>(), 0.0);
+  EXPECT_FALSE(real.grad().defined());  // the real image's features are a target
+
+  try {
+    perceptual_distance(net, fake, real, {1, 1});
+    FAIL() << "expected InputError";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("loss.perceptual_level_weights"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("4 feature levels (relu0,relu1,relu2,pool2)"), std::string::npos) << e.what();
+  }
 }
 
 TEST(ModalityClassifier, SmallTrunkLearnsSeparableToyModalitiesAndDatasets) {

@@ -1,5 +1,7 @@
 #include "brainspade/models/modality_classifier.h"
 
+#include <algorithm>
+
 namespace brainspade {
 
 void ModalityClassifierOptions::visit(ConfigVisitor& v) {
@@ -118,10 +120,36 @@ ModalityClassifierImpl::ModalityClassifierImpl(ModalityClassifierOptions options
   dataset_layers = register_module("dataset_layers", make_head(feature_channels_, options_.n_datasets));
 }
 
-ClassifierOutput ModalityClassifierImpl::forward(const torch::Tensor& x) {
+std::vector<std::string> ModalityClassifierImpl::level_names() const {
+  std::vector<std::string> names;
+  if (options_.arch == "densenet121") {
+    names.push_back("relu0");
+    for (size_t i = 0; i + 1 < options_.densenet_blocks.size(); ++i) names.push_back("denseblock" + std::to_string(i + 1));
+    names.push_back("norm5");
+  } else {
+    const size_t n = options_.small_widths.size();
+    for (size_t i = 0; i < n; ++i) names.push_back("relu" + std::to_string(i));
+    names.push_back("pool" + std::to_string(n - 1));
+  }
+  return names;
+}
+
+ClassifierOutput ModalityClassifierImpl::forward(const torch::Tensor& x, std::vector<torch::Tensor>* levels) {
   TORCH_CHECK(x.dim() == 4 && x.size(1) == options_.in_channels, "ModalityClassifier expects [B, ",
               options_.in_channels, ", H, W], got ", x.sizes());
-  torch::Tensor f = features->forward(x);  // [B, C, h, w]
+  torch::Tensor f;  // [B, C, h, w]
+  if (levels == nullptr) {
+    f = features->forward(x);
+  } else {
+    const auto wanted = level_names();
+    const auto names = features->named_children().keys();
+    f = x;
+    size_t i = 0;
+    for (auto it = features->begin(); it != features->end(); ++it, ++i) {
+      f = it->forward(f);
+      if (std::find(wanted.begin(), wanted.end(), names[i]) != wanted.end()) levels->push_back(f);
+    }
+  }
   return {class_layers->forward(f), dataset_layers->forward(f), f};
 }
 

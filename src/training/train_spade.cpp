@@ -23,6 +23,9 @@ void SPADELossOptions::visit(ConfigVisitor& v) {
   v("lambda_perceptual", lambda_perceptual, "perceptual weight (SPADE: 10 with VGG19)", Bounds::non_negative());
   v.choice("perceptual_network", perceptual_network, {"none", "classifier"},
            "perceptual features: the frozen modality classifier's trunk, or none");
+  v("perceptual_level_weights", perceptual_level_weights,
+    "one weight per classifier feature level, shallow to deep (small trunk: N blocks + 1, densenet121: 5), as "
+    "VGG19's 1/32 ... 1; empty = the last feature map alone", Bounds::non_negative());
   v("lambda_kld", lambda_kld, "KLD weight (SPADE: 0.05)", Bounds::non_negative());
   v("alpha_mod", alpha_mod, "modality BCE weight through the frozen classifier (authors: 2.5)", Bounds::non_negative());
   v("alpha_dat", alpha_dat, "dataset BCE weight (authors: 1.0); must stay below alpha_mod", Bounds::non_negative());
@@ -104,6 +107,7 @@ ModalityClassifierBundle load_spade_classifier(const SPADETrainConfig& cfg, cons
                            "] and datasets [", join_names(clf.dataset_names), "] but ", cfg.data.dataset, " has [",
                            join_names(data.modality_names), "] and [", join_names(data.dataset_names), "]");
   }
+  if (use_clf) check_perceptual_levels(*clf.net, L.perceptual_level_weights);
   BRAINSPADE_CHECK_INPUT(L.perceptual_network == "none" || L.lambda_perceptual == 0 || use_clf,
                          "config key 'loss.perceptual_network' is classifier but classifier_checkpoint is empty");
   return clf;
@@ -259,6 +263,40 @@ void spade_discriminator_step(MultiscaleDiscriminator& D, torch::optim::Adam& op
 
 }  // namespace
 
+void check_perceptual_levels(const ModalityClassifierImpl& clf, const std::vector<double>& weights) {
+  const auto names = clf.level_names();
+  BRAINSPADE_CHECK_INPUT(weights.empty() || weights.size() == names.size(),
+                         "config key 'loss.perceptual_level_weights': the classifier (", clf.options().arch, ") has ",
+                         names.size(), " feature levels (", join_names(names), "), got ", weights.size(), " weights");
+}
+
+torch::Tensor perceptual_distance(ModalityClassifier& clf, const torch::Tensor& fake, const torch::Tensor& real,
+                                  const std::vector<double>& weights, ClassifierOutput* fake_out) {
+  if (weights.empty()) {
+    auto out = clf->forward(fake);
+    torch::Tensor f_real;
+    {
+      torch::NoGradGuard ng;  // the real image's features are the target
+      f_real = clf->forward(real).features;
+    }
+    if (fake_out) *fake_out = out;
+    return (out.features - f_real).abs().mean();
+  }
+  check_perceptual_levels(*clf, weights);
+  std::vector<torch::Tensor> lf, lr;
+  auto out = clf->forward(fake, &lf);
+  {
+    torch::NoGradGuard ng;
+    clf->forward(real, &lr);
+  }
+  if (fake_out) *fake_out = out;
+  torch::Tensor total = torch::zeros({}, fake.options());
+  for (size_t i = 0; i < weights.size(); ++i) {
+    if (weights[i] > 0) total = total + weights[i] * (lf[i] - lr[i]).abs().mean();
+  }
+  return total;
+}
+
 std::pair<double, double> modality_dataset_weights(const SPADELossOptions& L, int64_t step) {
   if (step < L.mod_dat_start_step) return {0.0, 0.0};
   const double ramp = L.mod_dat_ramp_steps > 0
@@ -293,20 +331,18 @@ torch::Tensor spade_generator_loss(SPADENetworks& nets, ModalityClassifierBundle
   row["kld"] = kld.item<double>();
   if (clf) {
     const auto [alpha_mod, alpha_dat] = modality_dataset_weights(L, step);
+    const bool perceptual_on = L.perceptual_network == "classifier" && L.lambda_perceptual > 0;
+    ClassifierOutput out;  // one classifier pass over `fake` serves both terms
+    torch::Tensor perc;
+    if (perceptual_on) perc = perceptual_distance(clf->net, fake, real, L.perceptual_level_weights, &out);
     if (alpha_mod > 0 || alpha_dat > 0) {
-      auto out = clf->net->forward(fake);
+      if (!out.modality_logits.defined()) out = clf->net->forward(fake);
       auto md = loss_modality_dataset(out, style_modality, style_dataset, alpha_mod, alpha_dat);
       loss_g = loss_g + md.total;
       row["bce_modality"] = md.modality.item<double>();
       row["bce_dataset"] = md.dataset.item<double>();
-      if (L.perceptual_network == "classifier" && L.lambda_perceptual > 0) {
-        auto f_real = clf->net->forward(real).features.detach();
-        auto perc = (out.features - f_real).abs().mean();
-        loss_g = loss_g + L.lambda_perceptual * perc;
-        row["perceptual"] = perc.item<double>();
-      }
-    } else if (L.perceptual_network == "classifier" && L.lambda_perceptual > 0) {
-      auto perc = (clf->net->forward(fake).features - clf->net->forward(real).features.detach()).abs().mean();
+    }
+    if (perceptual_on) {
       loss_g = loss_g + L.lambda_perceptual * perc;
       row["perceptual"] = perc.item<double>();
     }

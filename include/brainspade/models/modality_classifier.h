@@ -75,8 +75,14 @@ TORCH_MODULE(Transition);
 class ModalityClassifierImpl : public torch::nn::Module {
  public:
   explicit ModalityClassifierImpl(ModalityClassifierOptions options);
-  /// x: [B, in_channels, H, W] → {modality_logits, dataset_logits, features}.
-  ClassifierOutput forward(const torch::Tensor& x);
+  /// x: [B, in_channels, H, W] → {modality_logits, dataset_logits, features}. With `levels`, the trunk's
+  /// activations at each of its resolution levels are appended to it, shallow to deep (see level_names()); the last
+  /// one is `features`.
+  ClassifierOutput forward(const torch::Tensor& x, std::vector<torch::Tensor>* levels = nullptr);
+  /// The trunk modules whose outputs are the feature levels, shallow to deep, one per resolution — the analogue of
+  /// VGG's relu1_1 … relu5_1 for the perceptual loss: small: relu0 … reluN-1 then the last pool (full, ½, … and the
+  /// final 1/2^N map); densenet121: relu0 (½), denseblock1 … denseblock3 (¼ … 1/16), norm5 (1/32).
+  std::vector<std::string> level_names() const;
   const ModalityClassifierOptions& options() const { return options_; }
   int64_t feature_channels() const { return feature_channels_; }
 

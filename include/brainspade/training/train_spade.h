@@ -24,6 +24,10 @@ struct SPADELossOptions {
   double lambda_feat = 10.0;      ///< feature matching (SPADE)
   double lambda_perceptual = 10.0;
   std::string perceptual_network = "classifier";  ///< none | classifier (the frozen D_mod-dat's features, L1)
+  /// One weight per classifier feature level, shallow to deep (ModalityClassifierImpl::level_names(): 4 for the small
+  /// trunk with three blocks, 5 for densenet121), as VGG19's 1/32 … 1 over relu1_1 … relu5_1; empty = the last
+  /// feature map alone.
+  std::vector<double> perceptual_level_weights;
   double lambda_kld = 0.05;       ///< KLD (SPADE, summed)
   double alpha_mod = 2.5;         ///< modality BCE through the frozen classifier (authors)
   double alpha_dat = 1.0;         ///< dataset BCE (authors); alpha_mod > alpha_dat always
@@ -34,6 +38,16 @@ struct SPADELossOptions {
   double lambda_contrastive = 1.0;  ///< 1 − cos(E(i), E(T(i))), T a random affine
   void visit(ConfigVisitor& v);
 };
+
+/// InputError naming `loss.perceptual_level_weights` when it is neither empty nor one weight per level of `clf`.
+void check_perceptual_levels(const ModalityClassifierImpl& clf, const std::vector<double>& weights);
+
+/// L1 perceptual distance of `fake` to `real` through the frozen classifier: the last feature map when `weights` is
+/// empty, else sum_i weights[i] · mean|f_i(fake) − f_i(real)| over its feature levels (a count that differs from
+/// the classifier's levels is an InputError naming `loss.perceptual_level_weights`). `fake_out`, when given, receives
+/// the classifier's output on `fake` (its logits feed the modality/dataset BCE: one forward for both).
+torch::Tensor perceptual_distance(ModalityClassifier& clf, const torch::Tensor& fake, const torch::Tensor& real,
+                                  const std::vector<double>& weights, ClassifierOutput* fake_out = nullptr);
 
 /// The modality and dataset weights at `step` (0-based): 0 before mod_dat_start_step, then a linear ramp from
 /// alpha_*_start to alpha_* over mod_dat_ramp_steps steps (reached at once when 0).
