@@ -1,19 +1,23 @@
 #!/usr/bin/python3
-"""Reference LPIPS-style distance with torchvision, for the C++ perceptual-loss parity test.
+"""Reference perceptual distances with torchvision, for the C++ perceptual-loss parity tests.
 
     /usr/bin/python3 scripts/perceptual_reference.py --weights W.pt --arch squeeze --out ref.pt
 
-Loads the exported feature weights into torchvision's network, scores two fixed per-channel label batches
-(LPIPS "baseline": unit-normalised features, squared difference summed over channels, spatial mean, summed
-over layers; ScalingLayer shift/scale as in the lpips package) and saves inputs, per-layer taps and the loss.
-Written from the LPIPS paper's description (Zhang et al. 2018, eq. 1) with uniform channel weights.
+squeeze, vgg16 (the label VAE's): loads the exported feature weights into torchvision's network, scores two fixed
+per-channel label batches (LPIPS "baseline": unit-normalised features, squared difference summed over channels,
+spatial mean, summed over layers; ScalingLayer shift/scale as in the lpips package) and saves inputs, the last tap
+and the loss. Written from the LPIPS paper's description (Zhang et al. 2018, eq. 1) with uniform channel weights.
+vgg19 (SPADE's): two fixed grey image batches repeated to 3 channels without normalisation, L1 between the features
+after relu1_1, relu2_1, relu3_1, relu4_1, relu5_1, weighted 1/32, 1/16, 1/8, 1/4, 1 and summed (the VGG loss of
+pix2pixHD, Wang et al. 2018, section 3.3, that SPADE and the authors' image generator train with).
 """
 import argparse
 
 import torch
 import torchvision
 
-TAPS = {"squeeze": [1, 4, 7, 9, 10, 11, 12], "vgg16": [3, 8, 15, 22, 29]}
+TAPS = {"squeeze": [1, 4, 7, 9, 10, 11, 12], "vgg16": [3, 8, 15, 22, 29], "vgg19": [1, 6, 11, 20, 29]}
+VGG19_WEIGHTS = [1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0]
 
 
 def main():
@@ -22,7 +26,8 @@ def main():
     ap.add_argument("--arch", choices=list(TAPS), default="squeeze")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
-    net = torchvision.models.squeezenet1_1() if a.arch == "squeeze" else torchvision.models.vgg16()
+    net = {"squeeze": torchvision.models.squeezenet1_1, "vgg16": torchvision.models.vgg16,
+           "vgg19": torchvision.models.vgg19}[a.arch]()
     w = {k: v for k, v in torch.load(a.weights).items() if k.startswith("features.")}
     net.load_state_dict(w, strict=False)
     feats = net.features.eval()
@@ -32,8 +37,7 @@ def main():
     shift = torch.tensor([-.030, -.088, -.188]).view(1, 3, 1, 1)
     scale = torch.tensor([.458, .448, .450]).view(1, 3, 1, 1)
 
-    def taps(img):
-        h = (img.reshape(-1, 1, *img.shape[2:]).repeat(1, 3, 1, 1) - shift) / scale
+    def run(h):  # the network's layers in order, keeping the tapped outputs
         out = []
         for i, layer in enumerate(feats):
             h = layer(h)
@@ -43,6 +47,17 @@ def main():
                 break
         return out
 
+    def taps(img):  # LPIPS: every channel a grey image, ScalingLayer
+        return run((img.reshape(-1, 1, *img.shape[2:]).repeat(1, 3, 1, 1) - shift) / scale)
+
+    if a.arch == "vgg19":
+        x = torch.randn(2, 1, 40, 48, generator=g)
+        y = torch.randn(2, 1, 40, 48, generator=g)
+        with torch.no_grad():
+            fx, fy = run(x.repeat(1, 3, 1, 1)), run(y.repeat(1, 3, 1, 1))
+            total = sum(w * (p - q).abs().mean() for w, p, q in zip(VGG19_WEIGHTS, fx, fy))
+        torch.save({"x": x, "y": y, "loss": total, "last_tap": fx[-1].contiguous()}, a.out)
+        return
     total = 0
     with torch.no_grad():
         fx, fy = taps(x), taps(y)

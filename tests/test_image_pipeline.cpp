@@ -153,7 +153,7 @@ TEST(TrainSPADE, TwoGeneratorStepsLowerTheGeneratorLossOnAFixedBatch) {
   auto d = testutil::make_phantom_dataset({});
   torch::manual_seed(0);
   SPADENetworks nets{SPADEGenerator(cfg.generator), ConvEncoder(cfg.encoder),
-                     MultiscaleDiscriminator(cfg.discriminator)};
+                     MultiscaleDiscriminator(cfg.discriminator), nullptr};
   auto seg = d.labels.slice(0, 0, 4), real = d.images.slice(0, 0, 4), style = d.images.slice(0, 4, 8);
   auto params = nets.G->parameters();
   for (auto& p : nets.E->parameters()) params.push_back(p);
@@ -248,6 +248,43 @@ TEST(TrainSPADE, PerceptualLevelWeightsOfTheWrongCountAreRefusedBeforeTraining) 
   c.loss.perceptual_level_weights = {0.25, 0.5, 1.0};  // two blocks + the last map: trains
   train_spade(c, false);
   EXPECT_TRUE(fs::exists(dir / "s/checkpoints/last.ckpt"));
+}
+
+TEST(TrainSPADE, Vgg19PerceptualLossNeedsItsWeightsFileAndTrainsWithIt) {
+  auto& t = trained_images();
+  testutil::TempDir dir;
+  auto c = testutil::tiny_spade(t.dataset, t.classifier, dir / "s", 2);
+  c.loss.perceptual_network = "vgg19";
+  c.loss.lambda_perceptual = 10;
+  auto refused = [&](const std::string& needle) {
+    try {
+      train_spade(c, false);
+      ADD_FAILURE() << "expected InputError";
+    } catch (const InputError& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+    EXPECT_FALSE(fs::exists(dir / "s/checkpoints"));
+  };
+  refused("'loss.perceptual_weights'");           // no file given: the key and the export command
+  refused("export_perceptual_weights.py --arch vgg19");
+  c.loss.perceptual_weights = dir / "missing.pt";
+  refused(dir / "missing.pt");
+  // A weights file as scripts/export_perceptual_weights.py --random --arch vgg19 writes it: torchvision's names.
+  torch::manual_seed(2);
+  VGG19Features net;
+  c10::Dict<std::string, torch::Tensor> dict;
+  for (auto& p : net.named_parameters()) dict.insert(p.key(), p.value().detach().clone());
+  dict.insert("__random_init__", torch::ones({1}));
+  auto bytes = torch::pickle_save(c10::IValue(dict));
+  testutil::write_file(dir / "vgg19.pt", std::string(bytes.begin(), bytes.end()));
+  c.loss.perceptual_weights = dir / "vgg19.pt";
+  c.loss.perceptual_level_weights = {1, 1};
+  refused("vgg19 has 5 feature levels");
+  c.loss.perceptual_level_weights.clear();
+  train_spade(c, false);
+  EXPECT_TRUE(fs::exists(dir / "s/checkpoints/last.ckpt"));
+  const std::string metrics = read_text(dir / "s/metrics.csv");
+  EXPECT_NE(metrics.find("perceptual"), std::string::npos) << "the VGG term was not logged";
 }
 
 TEST(SampleImages, WrongLabelChannelsAndStyleSizeAreRefused) {

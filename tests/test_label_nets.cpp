@@ -637,14 +637,44 @@ TEST(Losses, PerceptualLossLoadsWeightsAndScoresPerChannel) {
   EXPECT_EQ(none(x, y).item<double>(), 0.0);
 }
 
-// Parity with torchvision: the export script writes random SqueezeNet 1.1 weights, a Python reference scores
-// two label batches, and the C++ loss must agree. Skipped where /usr/bin/python3 has no torchvision.
+TEST(Losses, SpadeVggLossIsTheWeightedL1OverTheFiveVgg19Taps) {
+  torch::manual_seed(8);
+  VGG19Features net;
+  for (auto& p : net.parameters()) p.set_requires_grad(false);
+  net.eval();
+  auto x = torch::randn({2, 1, 32, 48}).requires_grad_(true), y = torch::randn({2, 1, 32, 48}).requires_grad_(true);
+  std::vector<torch::Tensor> fx, fy;
+  {
+    torch::NoGradGuard ng;
+    fx = net.features(x.expand({-1, 3, -1, -1}));
+    fy = net.features(y.expand({-1, 3, -1, -1}));
+  }
+  ASSERT_EQ(fx.size(), 5u);  // relu1_1 … relu5_1: 64, 128, 256, 512, 512 channels at 1, ½, ¼, ⅛, 1/16
+  const std::vector<int64_t> channels{64, 128, 256, 512, 512};
+  for (size_t i = 0; i < 5; ++i)
+    EXPECT_EQ(fx[i].sizes(), torch::IntArrayRef({2, channels[i], 32 >> i, 48 >> i})) << i;
+  double expected = 0;
+  const double w[5] = {1.0 / 32, 1.0 / 16, 1.0 / 8, 1.0 / 4, 1.0};
+  for (size_t i = 0; i < 5; ++i) expected += w[i] * (fx[i] - fy[i]).abs().mean().item<double>();
+  auto l = vgg_l1_distance(net, x, y);  // default weights: the authors' 1/32 … 1
+  EXPECT_NEAR(l.item<double>(), expected, 1e-5 * expected);
+  EXPECT_NEAR(vgg_l1_distance(net, x, y, {0, 0, 0, 0, 1}).item<double>(), (fx[4] - fy[4]).abs().mean().item<double>(),
+              1e-6);
+  EXPECT_NEAR(vgg_l1_distance(net, x, x).item<double>(), 0.0, 1e-8);
+  l.backward();
+  ASSERT_TRUE(x.grad().defined());
+  EXPECT_GT(x.grad().abs().sum().item<double>(), 0.0);
+  EXPECT_FALSE(y.grad().defined());  // the real image's features are a target
+}
+
+// Parity with torchvision: the export script writes random SqueezeNet 1.1 / VGG16 / VGG19 weights, a Python reference
+// scores two batches, and the C++ loss must agree. Skipped where /usr/bin/python3 has no torchvision.
 TEST(Losses, PerceptualLossMatchesTorchvisionReference) {
   if (std::system("/usr/bin/python3 -c 'import torchvision' >/dev/null 2>&1") != 0)
     GTEST_SKIP() << "/usr/bin/python3 cannot import torchvision (apt-get install python3-torchvision)";
   testutil::TempDir dir;
   const std::string src = BRAINSPADE_SOURCE_DIR;
-  for (std::string arch : {"squeeze", "vgg16"}) {
+  for (std::string arch : {"squeeze", "vgg16", "vgg19"}) {
     const std::string w = dir / (arch + ".pt"), ref = dir / (arch + "_ref.pt");
     ASSERT_EQ(std::system(("/usr/bin/python3 " + src + "/scripts/export_perceptual_weights.py --random --arch " + arch +
                            " --out " + w + " >/dev/null && /usr/bin/python3 " + src +
@@ -652,6 +682,15 @@ TEST(Losses, PerceptualLossMatchesTorchvisionReference) {
                               .c_str()),
               0);
     auto g = load_tensor_dict(ref);
+    if (arch == "vgg19") {  // SPADE's VGG loss: weighted L1 over relu1_1 ... relu5_1 of grey images
+      VGG19Features net;
+      net.load_weights(load_tensor_dict(w), w);
+      torch::NoGradGuard no_grad;
+      std::printf("  vgg19 (SPADE): loss %.5f\n", g["loss"].item<double>());
+      EXPECT_TRUE(testutil::tensors_close(net.features(g["x"].expand({-1, 3, -1, -1})).back(), g["last_tap"], 1e-5, 1e-4));
+      EXPECT_TRUE(testutil::tensors_close(vgg_l1_distance(net, g["x"], g["y"]), g["loss"], 1e-6, 1e-4));
+      continue;
+    }
     PerceptualLossOptions o;
     o.network = arch;
     o.weights = w;

@@ -93,6 +93,20 @@ TEST(ShippedConfigs, DocsConfigPageIsTheGeneratedOne) {
 
 // configs/paper trains the label VAE as the authors did, with LPIPS-squeeze, whose weights cannot be downloaded here:
 // while the exported file is missing, training stops with exit 2 naming the export script, before writing anything.
+TEST(ShippedConfigs, PaperSPADENamesTheExportScriptWhileItsVgg19WeightsAreMissing) {
+  testutil::TempDir dir;
+  testutil::PhantomOptions po;
+  po.height = 32;
+  po.width = 48;
+  const std::string ds = testutil::write_phantom_dataset(dir / "data", po);
+  auto r = testutil::run_cli("train spade --config configs/paper/spade.yaml --set data.dataset=" + ds +
+                             " --set classifier_checkpoint= -o " + (dir / "s"));
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("weights/vgg19.pt"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("scripts/export_perceptual_weights.py"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(dir / "s")) << "nothing may be written";
+}
+
 TEST(ShippedConfigs, PaperVAENamesTheExportScriptWhileItsPerceptualWeightsAreMissing) {
   testutil::TempDir dir;
   testutil::PhantomOptions po;

@@ -78,9 +78,11 @@ std::vector<torch::Tensor> SqueezeNetFeatures::features(const torch::Tensor& x) 
   return run_taps(seq, x, {1, 4, 7, 9, 10, 11, 12});
 }
 
-VGG16Features::VGG16Features() {
-  seq = torch::nn::Sequential();
-  const std::vector<int64_t> cfg{64, 64, -1, 128, 128, -1, 256, 256, 256, -1, 512, 512, 512, -1, 512, 512, 512};
+namespace {
+// torchvision's VGG `features` from its layer list: a width is conv3×3 + ReLU, -1 a 2×2 max-pool (same indices, so
+// the exported "features.N.weight" names fit).
+torch::nn::Sequential vgg_features(const std::vector<int64_t>& cfg) {
+  torch::nn::Sequential seq;
   int64_t in = 3;
   for (auto c : cfg) {
     if (c < 0) {
@@ -91,10 +93,41 @@ VGG16Features::VGG16Features() {
       in = c;
     }
   }
-  register_module("features", seq);
+  return seq;
+}
+}  // namespace
+
+VGG16Features::VGG16Features() {
+  seq = register_module(
+      "features", vgg_features({64, 64, -1, 128, 128, -1, 256, 256, 256, -1, 512, 512, 512, -1, 512, 512, 512}));
 }
 
 std::vector<torch::Tensor> VGG16Features::features(const torch::Tensor& x) { return run_taps(seq, x, {3, 8, 15, 22, 29}); }
+
+VGG19Features::VGG19Features() {
+  seq = register_module("features", vgg_features({64, 64, -1, 128, 128, -1, 256, 256, 256, 256, -1, 512, 512, 512, 512,
+                                                  -1, 512, 512, 512, 512}));
+}
+
+std::vector<torch::Tensor> VGG19Features::features(const torch::Tensor& x) { return run_taps(seq, x, {1, 6, 11, 20, 29}); }
+
+torch::Tensor vgg_l1_distance(VGG19Features& net, const torch::Tensor& x, const torch::Tensor& y,
+                              const std::vector<double>& weights) {
+  TORCH_CHECK(x.dim() == 4 && x.size(1) == 1 && x.sizes() == y.sizes(),
+              "vgg_l1_distance needs two [B, 1, H, W] tensors of equal shape; got ", x.sizes(), " and ", y.sizes());
+  const std::vector<double> w = weights.empty() ? std::vector<double>{1.0 / 32, 1.0 / 16, 1.0 / 8, 1.0 / 4, 1.0} : weights;
+  TORCH_CHECK(w.size() == 5, "vgg_l1_distance needs 5 layer weights; got ", w.size());
+  auto fx = net.features(x.expand({-1, 3, -1, -1}));
+  std::vector<torch::Tensor> fy;
+  {
+    torch::NoGradGuard no_grad;  // the real image's features are the target
+    fy = net.features(y.expand({-1, 3, -1, -1}));
+  }
+  torch::Tensor total = torch::zeros({}, x.options());
+  for (size_t i = 0; i < w.size(); ++i)
+    if (w[i] > 0) total = total + w[i] * (fx[i] - fy[i]).abs().mean();
+  return total;
+}
 
 std::map<std::string, torch::Tensor> load_tensor_dict(const std::string& path) {
   BRAINSPADE_CHECK_INPUT(std::filesystem::exists(path), "weights file ", path,

@@ -21,11 +21,15 @@ namespace brainspade {
 void SPADELossOptions::visit(ConfigVisitor& v) {
   v("lambda_feat", lambda_feat, "feature-matching weight (SPADE: 10)", Bounds::non_negative());
   v("lambda_perceptual", lambda_perceptual, "perceptual weight (SPADE: 10 with VGG19)", Bounds::non_negative());
-  v.choice("perceptual_network", perceptual_network, {"none", "classifier"},
-           "perceptual features: the frozen modality classifier's trunk, or none");
+  v.choice("perceptual_network", perceptual_network, {"none", "classifier", "vgg19"},
+           "perceptual features: the frozen modality classifier's trunk, ImageNet VGG19 (the authors'; needs "
+           "perceptual_weights), or none");
+  v("perceptual_weights", perceptual_weights,
+    "vgg19: weights file written by scripts/export_perceptual_weights.py --arch vgg19 (torchvision's ImageNet VGG19)");
   v("perceptual_level_weights", perceptual_level_weights,
-    "one weight per classifier feature level, shallow to deep (small trunk: N blocks + 1, densenet121: 5), as "
-    "VGG19's 1/32 ... 1; empty = the last feature map alone", Bounds::non_negative());
+    "one weight per feature level, shallow to deep. classifier: small trunk N blocks + 1, densenet121 5, empty = the "
+    "last feature map alone; vgg19: 5 (relu1_1 ... relu5_1), empty = the authors' 1/32, 1/16, 1/8, 1/4, 1",
+    Bounds::non_negative());
   v("lambda_kld", lambda_kld, "KLD weight (SPADE: 0.05)", Bounds::non_negative());
   v("alpha_mod", alpha_mod, "modality BCE weight through the frozen classifier (authors: 2.5)", Bounds::non_negative());
   v("alpha_dat", alpha_dat, "dataset BCE weight (authors: 1.0); must stay below alpha_mod", Bounds::non_negative());
@@ -107,8 +111,8 @@ ModalityClassifierBundle load_spade_classifier(const SPADETrainConfig& cfg, cons
                            "] and datasets [", join_names(clf.dataset_names), "] but ", cfg.data.dataset, " has [",
                            join_names(data.modality_names), "] and [", join_names(data.dataset_names), "]");
   }
-  if (use_clf) check_perceptual_levels(*clf.net, L.perceptual_level_weights);
-  BRAINSPADE_CHECK_INPUT(L.perceptual_network == "none" || L.lambda_perceptual == 0 || use_clf,
+  if (use_clf && L.perceptual_network == "classifier") check_perceptual_levels(*clf.net, L.perceptual_level_weights);
+  BRAINSPADE_CHECK_INPUT(L.perceptual_network != "classifier" || L.lambda_perceptual == 0 || use_clf,
                          "config key 'loss.perceptual_network' is classifier but classifier_checkpoint is empty");
   return clf;
 }
@@ -263,6 +267,28 @@ void spade_discriminator_step(MultiscaleDiscriminator& D, torch::optim::Adam& op
 
 }  // namespace
 
+std::shared_ptr<VGG19Features> load_spade_vgg(const SPADELossOptions& L, torch::Device device) {
+  if (L.perceptual_network != "vgg19" || L.lambda_perceptual == 0) return nullptr;
+  BRAINSPADE_CHECK_INPUT(!L.perceptual_weights.empty(), "config key 'loss.perceptual_weights': perceptual_network ",
+                         "vgg19 needs torchvision's ImageNet VGG19 weights in a file (write one with ",
+                         "scripts/export_perceptual_weights.py --arch vgg19 --torchvision-weights vgg19-dcbb9e9d.pth), ",
+                         "or set loss.perceptual_network: classifier or none");
+  BRAINSPADE_CHECK_INPUT(L.perceptual_level_weights.empty() || L.perceptual_level_weights.size() == 5,
+                         "config key 'loss.perceptual_level_weights': vgg19 has 5 feature levels (relu1_1 ... ",
+                         "relu5_1), got ", L.perceptual_level_weights.size(), " weights");
+  BRAINSPADE_CHECK_INPUT(file_exists(L.perceptual_weights), "config key 'loss.perceptual_weights': ",
+                         L.perceptual_weights, " does not exist (write it with scripts/export_perceptual_weights.py ",
+                         "--arch vgg19 --torchvision-weights vgg19-dcbb9e9d.pth --out ", L.perceptual_weights, ")");
+  auto weights = load_tensor_dict(L.perceptual_weights);
+  auto net = std::make_shared<VGG19Features>();
+  net->load_weights(weights, L.perceptual_weights);
+  if (weights.count("__random_init__"))
+    spdlog::warn("perceptual weights {} are RANDOM (written with --random for tests); not the authors' VGG loss",
+                 L.perceptual_weights);
+  net->to(device);
+  return net;
+}
+
 void check_perceptual_levels(const ModalityClassifierImpl& clf, const std::vector<double>& weights) {
   const auto names = clf.level_names();
   BRAINSPADE_CHECK_INPUT(weights.empty() || weights.size() == names.size(),
@@ -347,6 +373,12 @@ torch::Tensor spade_generator_loss(SPADENetworks& nets, ModalityClassifierBundle
       row["perceptual"] = perc.item<double>();
     }
   }
+  if (L.perceptual_network == "vgg19" && L.lambda_perceptual > 0) {
+    TORCH_CHECK(nets.vgg, "perceptual_network vgg19 but no VGG19 was loaded (load_spade_vgg)");
+    auto perc = vgg_l1_distance(*nets.vgg, fake, real, L.perceptual_level_weights);
+    loss_g = loss_g + L.lambda_perceptual * perc;
+    row["perceptual"] = perc.item<double>();
+  }
   if (L.lambda_contrastive > 0) {
     auto style_t = random_affine(style_in, cfg.affine, gen);
     auto con = loss_contrastive_style(enc.mu, nets.E->encode(style_t).mu);
@@ -363,6 +395,7 @@ SPADEValidation train_spade(const SPADETrainConfig& cfg, bool resume) {
   dist.check_global_batch(cfg.train.batch_size, "train.batch_size");
   auto data = load_image_training_data(cfg.data);
   const auto& G_o = cfg.generator;
+  auto vgg = load_spade_vgg(cfg.loss, device);  // before any output: a missing weights file stops the run here
   check_spade_config(cfg, data);
 
   const bool use_clf = !cfg.classifier_checkpoint.empty();
@@ -380,6 +413,7 @@ SPADEValidation train_spade(const SPADETrainConfig& cfg, bool resume) {
                                     : split.val;
 
   SPADENetworks nets = build_spade_networks(cfg, data, seed, device);
+  nets.vgg = vgg;
   auto& G = nets.G;
   auto& E = nets.E;
   auto& D = nets.D;

@@ -46,6 +46,21 @@ class VGG16Features : public FeatureNetwork {
   torch::nn::Sequential seq{nullptr};
 };
 
+/// torchvision VGG19 `features`, taps after relu1_1, relu2_1, relu3_1, relu4_1, relu5_1: the layers of the
+/// pix2pixHD / SPADE VGG loss that the authors' image generator trains with (`lambda_vgg` 10).
+class VGG19Features : public FeatureNetwork {
+ public:
+  VGG19Features();
+  std::vector<torch::Tensor> features(const torch::Tensor& x) override;
+  torch::nn::Sequential seq{nullptr};
+};
+
+/// The SPADE VGG loss (pix2pixHD/SPADE `VGGLoss`, as the authors use it): grey images [B, 1, H, W] replicated to 3
+/// channels, no ImageNet normalisation, Σ_i weights[i] · mean|f_i(x) − f_i(y)| over VGG19's five taps, y's features
+/// a target (no gradient). weights: 5 entries (their 1/32, 1/16, 1/8, 1/4, 1 when empty).
+torch::Tensor vgg_l1_distance(VGG19Features& net, const torch::Tensor& x, const torch::Tensor& y,
+                              const std::vector<double>& weights = {});
+
 /// Reads a dict of tensors written by Python's torch.save; InputError naming the path when missing or unreadable.
 std::map<std::string, torch::Tensor> load_tensor_dict(const std::string& path);
 

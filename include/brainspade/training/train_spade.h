@@ -9,6 +9,7 @@
 
 #include "brainspade/core/config.h"
 #include "brainspade/data/augment.h"
+#include "brainspade/losses/perceptual.h"
 #include "brainspade/models/modality_classifier.h"
 #include "brainspade/models/spade_discriminator.h"
 #include "brainspade/models/spade_encoder.h"
@@ -23,10 +24,12 @@ namespace brainspade {
 struct SPADELossOptions {
   double lambda_feat = 10.0;      ///< feature matching (SPADE)
   double lambda_perceptual = 10.0;
-  std::string perceptual_network = "classifier";  ///< none | classifier (the frozen D_mod-dat's features, L1)
-  /// One weight per classifier feature level, shallow to deep (ModalityClassifierImpl::level_names(): 4 for the small
-  /// trunk with three blocks, 5 for densenet121), as VGG19's 1/32 … 1 over relu1_1 … relu5_1; empty = the last
-  /// feature map alone.
+  /// none | classifier (the frozen D_mod-dat's features, L1) | vgg19 (the authors' VGG loss; weights from a file)
+  std::string perceptual_network = "classifier";
+  std::string perceptual_weights;  ///< vgg19: file written by scripts/export_perceptual_weights.py --arch vgg19
+  /// One weight per feature level, shallow to deep. classifier: ModalityClassifierImpl::level_names() (4 for the small
+  /// trunk with three blocks, 5 for densenet121), empty = the last feature map alone; vgg19: relu1_1 … relu5_1,
+  /// empty = the authors' 1/32, 1/16, 1/8, 1/4, 1.
   std::vector<double> perceptual_level_weights;
   double lambda_kld = 0.05;       ///< KLD (SPADE, summed)
   double alpha_mod = 2.5;         ///< modality BCE through the frozen classifier (authors)
@@ -38,6 +41,10 @@ struct SPADELossOptions {
   double lambda_contrastive = 1.0;  ///< 1 − cos(E(i), E(T(i))), T a random affine
   void visit(ConfigVisitor& v);
 };
+
+/// The frozen VGG19 of perceptual_network vgg19 with its weights from loss.perceptual_weights (null for other
+/// networks or weight 0); InputError naming the key and the export command when the file is not given or missing.
+std::shared_ptr<VGG19Features> load_spade_vgg(const SPADELossOptions& L, torch::Device device);
 
 /// InputError naming `loss.perceptual_level_weights` when it is neither empty nor one weight per level of `clf`.
 void check_perceptual_levels(const ModalityClassifierImpl& clf, const std::vector<double>& weights);
@@ -97,6 +104,7 @@ struct SPADENetworks {
   SPADEGenerator G{nullptr};
   ConvEncoder E{nullptr};
   MultiscaleDiscriminator D{nullptr};
+  std::shared_ptr<VGG19Features> vgg;  ///< frozen loss network of perceptual_network vgg19 (null otherwise; not saved)
 };
 
 /// The generator + encoder loss of one `train spade` step (D frozen by the caller): hinge GAN, feature matching, KLD,
