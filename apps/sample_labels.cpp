@@ -15,7 +15,7 @@ brainspade::app::Registrar reg("30-sample-labels", [](CLI::App& root) {
   cmd->add_option("--ldm", ldm, "LDM checkpoint")->required();
   cmd->add_option("--vae", vae, "VAE checkpoint (default: the one the LDM was trained on)");
   cmd->add_option("--num,-n", num, "number of label maps");
-  cmd->add_option("--sampler", sampler, "ddpm | ddim | dpmpp_2m");
+  cmd->add_option("--sampler", sampler, "ddpm | ddim | dpmpp_2m | dpmpp_2m_sde");
   cmd->add_option("--steps", steps, "reverse steps");
   cmd->add_option("--eta", eta, "DDIM eta");
   cmd->add_option("--guidance", guidance, "classifier-free guidance scale");

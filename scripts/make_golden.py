@@ -405,7 +405,9 @@ def dpm_grid(ab, S, spacing, karras):
     return ts, [ab[t].item() for t in ts] + [1.0]
 
 
-def dpmpp_2m(ts, abg, x, pred_type, order=2):
+def dpmpp_2m(ts, abg, x, pred_type, order=2, noise=None):
+    """The ODE solver (noise None) or, with one N(0, I) draw per step, the SDE solver of the same paper (section 5,
+    written with e^{-h}: x_t = s_t/s_s e^{-h} x_s + a_t (1 - e^{-2h}) D + s_t sqrt(1 - e^{-2h}) z, the same D)."""
     lam = lambda a: 0.5 * math.log(a / (1 - a))
     traj, prev = [x], None
     for i, t in enumerate(ts):
@@ -426,7 +428,12 @@ def dpmpp_2m(ts, abg, x, pred_type, order=2):
             else:
                 r = (lam(a_s) - lam(abg[i - 1])) / h
                 D = (1 + 1 / (2 * r)) * x0 - 1 / (2 * r) * prev
-            x = math.sqrt(1 - a_t) / math.sqrt(1 - a_s) * x - math.sqrt(a_t) * (math.exp(-h) - 1) * D
+            if noise is None:
+                x = math.sqrt(1 - a_t) / math.sqrt(1 - a_s) * x - math.sqrt(a_t) * (math.exp(-h) - 1) * D
+            else:
+                x = (math.sqrt(1 - a_t) / math.sqrt(1 - a_s) * math.exp(-h) * x
+                     + math.sqrt(a_t) * (1 - math.exp(-2 * h)) * D
+                     + math.sqrt(1 - a_t) * math.sqrt(1 - math.exp(-2 * h)) * noise[i])
         prev = x0
         traj.append(x)
     return torch.stack(traj)
@@ -438,14 +445,21 @@ def golden_dpm_solver():
              ("v_cosine_leading10", "cosine", 0.0001, 0.02, "v_prediction", "leading", False, 10, 2),
              ("eps_karras10", "scaled_linear", 0.0015, 0.0195, "epsilon", "linspace", True, 10, 2),
              ("x0_linear_linspace12", "linear", 0.0001, 0.02, "sample", "linspace", False, 12, 2),
-             ("eps_order1_linspace8", "scaled_linear", 0.0015, 0.0195, "epsilon", "linspace", False, 8, 1))
+             ("eps_order1_linspace8", "scaled_linear", 0.0015, 0.0195, "epsilon", "linspace", False, 8, 1),
+             ("sde_eps_scaled_linspace15", "scaled_linear", 0.0015, 0.0195, "epsilon", "linspace", False, 15, 2),
+             ("sde_v_cosine_karras10", "cosine", 0.0001, 0.02, "v_prediction", "linspace", True, 10, 2),
+             ("sde_eps_order1_leading8", "scaled_linear", 0.0015, 0.0195, "epsilon", "leading", False, 8, 1))
     for name, sched, b0, b1, pred, spacing, karras, S, order in cases:
         ab = torch.cumprod(1.0 - betas_for(sched, 1000, b0, b1), 0)
         ts, abg = dpm_grid(ab, S, spacing, karras)
         x = torch.randn(2, 3, 6, 8, generator=torch.Generator().manual_seed(S), dtype=torch.float64)
+        noise = None
+        if name.startswith("sde_"):
+            noise = torch.randn(S, 2, 3, 6, 8, generator=torch.Generator().manual_seed(100 + S), dtype=torch.float64)
+            out[f"{name}.noise"] = noise
         out[f"{name}.timesteps"] = torch.tensor(ts)
         out[f"{name}.alpha_bars"] = torch.tensor(abg, dtype=torch.float64)
-        out[f"{name}.trajectory"] = dpmpp_2m(ts, abg, x, pred, order)
+        out[f"{name}.trajectory"] = dpmpp_2m(ts, abg, x, pred, order, noise)
     return out
 
 

@@ -295,7 +295,7 @@ TEST(SampleLabels, SameSeedGivesTheSameMapsThatAreValidPartialVolumes) {
   EXPECT_EQ(sample_label_batch(g, o, 2, 1, torch::kCPU).pv.size(0), 2);
 }
 
-TEST(SampleLabels, DpmSolverSamplesValidMapsAndRefusesAGridItDoesNotHave) {
+TEST(SampleLabels, DpmSolverAndItsSDESampleValidMapsAndRefuseAGridTheyDoNotHave) {
   auto& t = trained_labels();
   auto g = load_label_generator(t.ldm, "", torch::kCPU);
   LabelSamplerOptions o;
@@ -307,10 +307,17 @@ TEST(SampleLabels, DpmSolverSamplesValidMapsAndRefusesAGridItDoesNotHave) {
   o.use_karras_sigmas = true;
   EXPECT_EQ(sample_label_batch(g, o, 2, 1, torch::kCPU).pv.size(0), 2);
   o.use_karras_sigmas = false;
+  // The SDE form draws its noise from the batch's seed: reproducible, and not the ODE's maps from the same start.
+  o.sampler = "dpmpp_2m_sde";
+  auto sde = sample_label_batch(g, o, 3, 42, torch::kCPU);
+  EXPECT_TRUE(torch::equal(sde.pv, sample_label_batch(g, o, 3, 42, torch::kCPU).pv));
+  EXPECT_TRUE(torch::allclose(sde.pv.sum(1), torch::ones({3, 32, 48}), 1e-4, 1e-4));
+  EXPECT_TRUE(torch::equal(sde.cond, a.cond));  // same conditions and start noise ...
+  EXPECT_FALSE(torch::allclose(sde.pv, a.pv, 1e-3, 1e-3));  // ... another path
   o.timestep_spacing = "compvis";
   try {
     sample_label_batch(g, o, 1, 1, torch::kCPU);
-    FAIL() << "compvis grid accepted for dpmpp_2m";
+    FAIL() << "compvis grid accepted for dpmpp_2m_sde";
   } catch (const InputError& e) {
     EXPECT_NE(std::string(e.what()).find("sampler.timestep_spacing"), std::string::npos) << e.what();
   }

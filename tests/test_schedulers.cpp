@@ -223,12 +223,16 @@ TEST(DPMSolver, TrajectoriesMatchTheIndependentPythonSolverStepByStep) {
     std::string prediction, spacing;
     bool karras;
     int64_t steps, order;
+    bool sde = false;
   };
   for (const Case& c : {Case{"eps_scaled_linspace15", "scaled_linear", 0.0015, 0.0195, "epsilon", "linspace", false, 15, 2},
                         Case{"v_cosine_leading10", "cosine", 0.0001, 0.02, "v_prediction", "leading", false, 10, 2},
                         Case{"eps_karras10", "scaled_linear", 0.0015, 0.0195, "epsilon", "linspace", true, 10, 2},
                         Case{"x0_linear_linspace12", "linear", 0.0001, 0.02, "sample", "linspace", false, 12, 2},
-                        Case{"eps_order1_linspace8", "scaled_linear", 0.0015, 0.0195, "epsilon", "linspace", false, 8, 1}}) {
+                        Case{"eps_order1_linspace8", "scaled_linear", 0.0015, 0.0195, "epsilon", "linspace", false, 8, 1},
+                        Case{"sde_eps_scaled_linspace15", "scaled_linear", 0.0015, 0.0195, "epsilon", "linspace", false, 15, 2, true},
+                        Case{"sde_v_cosine_karras10", "cosine", 0.0001, 0.02, "v_prediction", "linspace", true, 10, 2, true},
+                        Case{"sde_eps_order1_leading8", "scaled_linear", 0.0015, 0.0195, "epsilon", "leading", false, 8, 1, true}}) {
     SCOPED_TRACE(c.name);
     DPMSolverOptions o;
     o.beta_schedule = c.schedule;
@@ -238,8 +242,10 @@ TEST(DPMSolver, TrajectoriesMatchTheIndependentPythonSolverStepByStep) {
     o.timestep_spacing = c.spacing;
     o.use_karras_sigmas = c.karras;
     o.solver_order = c.order;
+    o.algorithm_type = c.sde ? "sde-dpmsolver++" : "dpmsolver++";
     DPMSolverMultistepScheduler sched(o);
     sched.set_timesteps(c.steps);
+    auto noise = c.sde ? g.at(c.name + ".noise") : torch::Tensor();  // the SDE's z, one per step
     auto ts = g[c.name + ".timesteps"];
     auto abg = g[c.name + ".alpha_bars"];
     auto traj = g[c.name + ".trajectory"];
@@ -251,7 +257,8 @@ TEST(DPMSolver, TrajectoriesMatchTheIndependentPythonSolverStepByStep) {
     auto x = traj[0].clone();
     for (size_t i = 0; i < sched.timesteps().size(); ++i) {
       const int64_t t = sched.timesteps()[i];
-      x = sched.step(stand_in_model(x, t), t, x).prev_sample;
+      x = c.sde ? sched.step_with_noise(stand_in_model(x, t), t, x, noise[i]).prev_sample
+                : sched.step(stand_in_model(x, t), t, x).prev_sample;
       EXPECT_TRUE(testutil::tensors_close(x, traj[i + 1], 1e-9, 1e-9)) << "after step " << i;
     }
   }
@@ -339,4 +346,75 @@ TEST(DPMSolver, FirstOrderIsDDIMWithEtaZeroOnTheSameGrid) {
     y = ddim.step(stand_in_model(y, t), t, y).prev_sample;
   }
   EXPECT_LT((x - y).abs().max().item<double>(), 1e-9);
+}
+
+TEST(DPMSolver, FirstOrderSDEIsDDIMWithEtaOneOnTheSameGridAndNoise) {
+  // The first-order SDE step's noise σ_t √(1 − e^{−2h}) equals DDIM's η = 1 σ (the DDPM posterior's), and its mean the
+  // DDIM mean: with the same generator both draw the same z and must agree.
+  DPMSolverOptions po;
+  po.solver_order = 1;
+  po.timestep_spacing = "leading";
+  po.algorithm_type = "sde-dpmsolver++";
+  DPMSolverMultistepScheduler dpm(po);
+  DDIMSchedulerOptions dopt;
+  dopt.eta = 1.0;
+  dopt.timestep_spacing = "leading";
+  dopt.clip_sample = false;
+  DDIMScheduler ddim(dopt);
+  dpm.set_timesteps(12);
+  ddim.set_timesteps(12);
+  ASSERT_EQ(dpm.timesteps(), ddim.timesteps());
+  po.algorithm_type = "dpmsolver++";
+  DPMSolverMultistepScheduler ode(po);
+  ode.set_timesteps(12);
+  auto x = torch::randn({2, 3, 4, 4}, torch::kDouble), y = x.clone(), z = x.clone();
+  auto gen_a = at::detail::createCPUGenerator(5), gen_b = at::detail::createCPUGenerator(5);
+  for (int64_t t : ddim.timesteps()) {
+    x = dpm.step(stand_in_model(x, t), t, x, gen_a).prev_sample;
+    y = ddim.step(stand_in_model(y, t), t, y, gen_b).prev_sample;
+    z = ode.step(stand_in_model(z, t), t, z).prev_sample;
+  }
+  EXPECT_LT((x - y).abs().max().item<double>(), 1e-9);
+  EXPECT_GT((x - z).abs().max().item<double>(), 1e-2);  // the noise is there: not the ODE's (η = 0) sample
+}
+
+TEST(DPMSolver, SDESamplesGaussianDataWithItsVariance) {
+  // Data ~ N(0, s²) with the exact ε-model: both the ODE and the SDE solver must end with samples of sd s. A wrong
+  // noise scale in the SDE (e.g. σ_t(1 − e^{−2h}) without the root) would shrink it. Few steps are not enough for this
+  // check: in scripts/make_golden.py's solver, 200,000 samples, the SDE gives sd 0.510 / 0.519 / 0.503 / 0.499 at
+  // 10 / 25 / 50 / 100 steps (its first order, DDIM η = 1: 0.317 / 0.409 / 0.450 / 0.473). Karras noise levels, so
+  // that the final jump to σ = 0 starts at the schedule's smallest σ: from a linspace grid's last point (t ≈ 100 at
+  // 10 steps) that jump is E[x0 | x_t], whose sd is ~0.7 s for this data, for any solver.
+  const double s = 0.5;
+  auto model = [&](const torch::Tensor& x, double ab) { return std::sqrt(1 - ab) * x / (ab * s * s + 1 - ab); };
+  for (const std::string algo : {"dpmsolver++", "sde-dpmsolver++"}) {
+    for (int64_t steps : {50, 100}) {
+      DPMSolverOptions o;
+      o.algorithm_type = algo;
+      o.use_karras_sigmas = true;
+      DPMSolverMultistepScheduler sched(o);
+      sched.set_timesteps(steps);
+      auto gen = at::detail::createCPUGenerator(11);
+      auto x = torch::randn({20000}, gen).to(torch::kDouble);
+      for (size_t i = 0; i < sched.timesteps().size(); ++i)
+        x = sched.step(model(x, sched.alpha_bar_at(i)), sched.timesteps()[i], x, gen).prev_sample;
+      const double sd = x.std().item<double>();
+      std::printf("  %s, %ld steps: sample sd %.4f (data %.2f)\n", algo.c_str(), static_cast<long>(steps), sd, s);
+      EXPECT_NEAR(sd, s, 0.02 * s) << algo << ", " << steps << " steps";
+    }
+  }
+  // The SDE draws noise, the ODE does not: two generators give two SDE samples and one ODE sample.
+  auto run = [&](const std::string& algo, uint64_t seed) {
+    DPMSolverOptions o;
+    o.algorithm_type = algo;
+    DPMSolverMultistepScheduler sched(o);
+    sched.set_timesteps(10);
+    auto x = torch::ones({8}, torch::kDouble);
+    auto gen = at::detail::createCPUGenerator(seed);
+    for (size_t i = 0; i < sched.timesteps().size(); ++i)
+      x = sched.step(model(x, sched.alpha_bar_at(i)), sched.timesteps()[i], x, gen).prev_sample;
+    return x;
+  };
+  EXPECT_TRUE(torch::equal(run("dpmsolver++", 1), run("dpmsolver++", 2)));
+  EXPECT_FALSE(torch::allclose(run("sde-dpmsolver++", 1), run("sde-dpmsolver++", 2)));
 }

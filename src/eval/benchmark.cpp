@@ -87,7 +87,7 @@ void BenchJob::visit(ConfigVisitor& v) {
   v("backward", backward, "also time forward+backward (float32 only)");
   v("sampling_steps", sampling_steps, "reverse steps timed for the sampling estimate; 0 = skip", Bounds::non_negative());
   v("sampling_runs", sampling_runs, "time real end-to-end sampling runs (bench --sampling)");
-  v("sampling_samplers", sampling_samplers, "sampler:steps of the end-to-end runs (ddpm, ddim, dpmpp_2m)");
+  v("sampling_samplers", sampling_samplers, "sampler:steps of the end-to-end runs (ddpm, ddim, dpmpp_2m, dpmpp_2m_sde)");
   v("sampling_dtypes", sampling_dtypes, "U-Net dtypes of the end-to-end runs (float32, bfloat16)");
   v("sampling_batches", sampling_batches, "batch sizes of the end-to-end runs", Bounds::at_least(1));
   v("sampling_max_timed_steps", sampling_max_timed_steps,

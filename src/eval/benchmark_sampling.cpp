@@ -23,10 +23,11 @@ SamplingRunSpec parse_sampling_spec(const std::string& spec) {
       out.steps = 0;
     }
   }
-  BRAINSPADE_CHECK_INPUT((out.sampler == "ddpm" || out.sampler == "ddim" || out.sampler == "dpmpp_2m") && out.steps >= 1 &&
+  BRAINSPADE_CHECK_INPUT((out.sampler == "ddpm" || out.sampler == "ddim" || out.sampler == "dpmpp_2m" ||
+                          out.sampler == "dpmpp_2m_sde") && out.steps >= 1 &&
                              out.steps <= 1000,
                          "bench: config key 'sampling_samplers': '", spec,
-                         "' is not sampler:steps with sampler ddpm, ddim or dpmpp_2m and 1 <= steps <= 1000");
+                         "' is not sampler:steps with sampler ddpm, ddim, dpmpp_2m or dpmpp_2m_sde and 1 <= steps <= 1000");
   return out;
 }
 

@@ -14,14 +14,15 @@
 namespace brainspade {
 
 void LabelSamplerOptions::visit(ConfigVisitor& v) {
-  v.choice("sampler", sampler, {"ddpm", "ddim", "dpmpp_2m"},
-           "reverse process: ddpm (paper, 1000 steps), ddim (authors' pipeline) or dpmpp_2m (DPM-Solver++ 2M)");
+  v.choice("sampler", sampler, {"ddpm", "ddim", "dpmpp_2m", "dpmpp_2m_sde"},
+           "reverse process: ddpm (paper, 1000 steps), ddim (authors' pipeline), dpmpp_2m (DPM-Solver++ 2M, the ODE) or "
+           "dpmpp_2m_sde (its stochastic form: noise every step, as DDIM eta 1)");
   v("steps", steps, "reverse steps (DDPM with fewer than T steps uses a strided grid)", Bounds::range(1, 1000));
   v("eta", eta, "DDIM eta: 0 deterministic, 1 as the authors", Bounds::unit());
   v.choice("timestep_spacing", timestep_spacing, {"auto", "compvis", "leading", "linspace"},
-           "timestep grid: auto = compvis for ddim, linspace for dpmpp_2m; ddim takes compvis|leading, dpmpp_2m "
-           "linspace|leading");
-  v("use_karras_sigmas", use_karras_sigmas, "dpmpp_2m: noise levels spaced as Karras et al. 2022 (rho 7)");
+           "timestep grid: auto = compvis for ddim, linspace for dpmpp_2m(_sde); ddim takes compvis or leading, "
+           "dpmpp_2m(_sde) linspace or leading");
+  v("use_karras_sigmas", use_karras_sigmas, "dpmpp_2m(_sde): noise levels spaced as Karras et al. 2022 (rho 7)");
   v("guidance_scale", guidance_scale, "classifier-free guidance scale; 1 = off (needs an LDM trained with cfg_dropout)",
     Bounds::non_negative());
   v("background_threshold", background_threshold, "tissue probability below which a pixel becomes background",
@@ -117,7 +118,7 @@ namespace {
 struct ReverseProcess {
   std::shared_ptr<DDPMScheduler> ddpm;
   std::shared_ptr<DDIMScheduler> ddim;                // set when sampler is ddim
-  std::shared_ptr<DPMSolverMultistepScheduler> dpm;  // set when sampler is dpmpp_2m (keeps the previous x0)
+  std::shared_ptr<DPMSolverMultistepScheduler> dpm;  // set when sampler is dpmpp_2m(_sde) (keeps the previous x0)
   std::vector<int64_t> timesteps;
 };
 
@@ -142,9 +143,10 @@ ReverseProcess make_reverse_process(const LabelGenerator& g, const LabelSamplerO
       rp.ddim = std::make_shared<DDIMScheduler>(d);
       rp.ddim->set_timesteps(o.steps);
       rp.timesteps = rp.ddim->timesteps();
-    } else if (o.sampler == "dpmpp_2m") {
+    } else if (o.sampler == "dpmpp_2m" || o.sampler == "dpmpp_2m_sde") {
       DPMSolverOptions d;
       copy_schedule(s, d);
+      d.algorithm_type = o.sampler == "dpmpp_2m_sde" ? "sde-dpmsolver++" : "dpmsolver++";
       d.timestep_spacing = spacing("linspace", {"linspace", "leading"});
       d.use_karras_sigmas = o.use_karras_sigmas;
       rp.dpm = std::make_shared<DPMSolverMultistepScheduler>(d);
@@ -183,7 +185,7 @@ LabelBatch sample_label_batch_inference(LabelGenerator& g, DiffusionUNet& unet, 
   ReverseProcess rp = make_reverse_process(g, o);
   const std::vector<int64_t>& timesteps = rp.timesteps;
   auto step = [&](const torch::Tensor& out, int64_t t, const torch::Tensor& x) {
-    if (rp.dpm) return rp.dpm->step(out, t, x);  // deterministic: draws no noise
+    if (rp.dpm) return rp.dpm->step(out, t, x, gen);  // the ODE draws no noise, the SDE one draw per step
     return rp.ddim ? rp.ddim->step(out, t, x, gen) : rp.ddpm->step(out, t, x, gen);
   };
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "brainspade/nn/blocks.h"
 #include "schedule_keys.h"
 
 namespace brainspade {
@@ -12,6 +13,8 @@ void DPMSolverOptions::visit(ConfigVisitor& v) {
   v.choice("timestep_spacing", timestep_spacing, {"linspace", "leading"}, "grid of the solver's timesteps");
   v("use_karras_sigmas", use_karras_sigmas, "space the grid's noise levels as Karras et al. 2022 (rho 7)");
   v("solver_order", solver_order, "1 (DDIM, eta 0) or 2 (DPM-Solver++ 2M)", Bounds::range(1, 2));
+  v.choice("algorithm_type", algorithm_type, {"dpmsolver++", "sde-dpmsolver++"},
+           "dpmsolver++: the diffusion ODE (no noise); sde-dpmsolver++: the reverse SDE (noise every step, as DDIM eta 1)");
 }
 
 DPMSolverMultistepScheduler::DPMSolverMultistepScheduler(const DPMSolverOptions& o) : options_(o) {
@@ -20,6 +23,8 @@ DPMSolverMultistepScheduler::DPMSolverMultistepScheduler(const DPMSolverOptions&
   TORCH_CHECK(o.timestep_spacing == "linspace" || o.timestep_spacing == "leading",
               "DPMSolverMultistepScheduler timestep_spacing must be linspace or leading; got '", o.timestep_spacing, "'");
   TORCH_CHECK(o.solver_order == 1 || o.solver_order == 2, "DPM-Solver++ solver_order must be 1 or 2; got ", o.solver_order);
+  TORCH_CHECK(o.algorithm_type == "dpmsolver++" || o.algorithm_type == "sde-dpmsolver++",
+              "DPM-Solver++ algorithm_type must be dpmsolver++ or sde-dpmsolver++; got '", o.algorithm_type, "'");
   alphas_cumprod_ = alphas_cumprod_from_betas(make_betas(o.beta_schedule, o.num_train_timesteps, o.beta_start, o.beta_end));
   ab_.assign(alphas_cumprod_.data_ptr<double>(), alphas_cumprod_.data_ptr<double>() + alphas_cumprod_.numel());
 }
@@ -71,7 +76,17 @@ torch::Tensor DPMSolverMultistepScheduler::add_noise(const torch::Tensor& x0, co
   return sa * x0 + sb * noise;
 }
 
-StepOutput DPMSolverMultistepScheduler::step(const torch::Tensor& model_output, int64_t t, const torch::Tensor& sample) {
+StepOutput DPMSolverMultistepScheduler::step(const torch::Tensor& model_output, int64_t t, const torch::Tensor& sample,
+                                             std::optional<torch::Generator> generator) {
+  const bool last = index_ + 1 == timesteps_.size();
+  torch::Tensor noise;
+  if (stochastic() && !last && index_ < timesteps_.size() && timesteps_[index_] == t)
+    noise = nn::randn_like(sample, generator);
+  return step_with_noise(model_output, t, sample, noise);
+}
+
+StepOutput DPMSolverMultistepScheduler::step_with_noise(const torch::Tensor& model_output, int64_t t,
+                                                        const torch::Tensor& sample, const torch::Tensor& noise) {
   TORCH_CHECK(!timesteps_.empty(), "DPMSolverMultistepScheduler.step called before set_timesteps");
   TORCH_CHECK(index_ < timesteps_.size() && timesteps_[index_] == t, "DPMSolverMultistepScheduler.step expects timestep ",
               index_ < timesteps_.size() ? std::to_string(timesteps_[index_]) : std::string("none (the grid is done)"),
@@ -91,7 +106,19 @@ StepOutput DPMSolverMultistepScheduler::step(const torch::Tensor& model_output, 
     const double r = (lambda_s - lambda_r) / (lambda_t - lambda_s);
     d = (1.0 + 0.5 / r) * x0 - (0.5 / r) * prev_x0_;
   }
-  auto prev = (sigma_t / sigma_s) * sample - phi * d;
+  torch::Tensor prev;
+  if (!stochastic()) {
+    prev = (sigma_t / sigma_s) * sample - phi * d;
+  } else {
+    // e^{−h} = (σ_t/α_t)/(σ_s/α_s): 0 at the final σ_t = 0, where the step is x̂0 itself and draws no noise.
+    const double e_h = sigma_t * alpha_s / (alpha_t * sigma_s), one_minus_e2h = 1.0 - e_h * e_h;
+    prev = (sigma_t / sigma_s * e_h) * sample + (alpha_t * one_minus_e2h) * d;
+    if (!last) {
+      TORCH_CHECK(noise.defined() && noise.sizes() == sample.sizes(), "DPMSolverMultistepScheduler (sde-dpmsolver++) needs ",
+                  "noise of the sample's shape ", sample.sizes(), " at timestep ", t);
+      prev = prev + (sigma_t * std::sqrt(one_minus_e2h)) * noise;
+    }
+  }
   prev_x0_ = x0;
   ++index_;
   return {prev, x0};

@@ -13,12 +13,12 @@
 namespace brainspade {
 
 struct LabelSamplerOptions {
-  std::string sampler = "ddim";          ///< ddpm (paper) | ddim (authors' pipeline) | dpmpp_2m (DPM-Solver++ 2M)
+  std::string sampler = "ddim";          ///< ddpm (paper) | ddim (authors' pipeline) | dpmpp_2m (DPM-Solver++ 2M) | dpmpp_2m_sde
   int64_t steps = 50;                    ///< reverse steps (ddpm: 1000 = the full chain)
   double eta = 1.0;                      ///< DDIM η (authors: 1.0)
-  /// auto (compvis for ddim, linspace for dpmpp_2m) | compvis | leading | linspace
+  /// auto (compvis for ddim, linspace for dpmpp_2m and dpmpp_2m_sde) | compvis | leading | linspace
   std::string timestep_spacing = "auto";
-  bool use_karras_sigmas = false;        ///< dpmpp_2m: Karras et al. 2022 noise levels
+  bool use_karras_sigmas = false;        ///< dpmpp_2m(_sde): Karras et al. 2022 noise levels
   double guidance_scale = 1.0;           ///< classifier-free guidance; 1 = plain conditional sampling
   double background_threshold = 0.075;   ///< pixels whose tissues are all below this become background (authors)
   std::vector<double> lesion_probability;  ///< P(flag = 1) per lesion of the LDM's conditioning; empty = 0.5 each

@@ -5,6 +5,11 @@
 ///   x_{t_i} = (σ_{t_i}/σ_{t_{i−1}}) x_{t_{i−1}} − α_{t_i} (e^{−h_i} − 1) D_i,
 ///   D_i = x̂0(t_{i−1})                                           (first order: the first step, and the last one)
 ///   D_i = (1 + 1/(2 r_i)) x̂0(t_{i−1}) − 1/(2 r_i) x̂0(t_{i−2}),  r_i = h_{i−1}/h_i   (second order otherwise).
+/// The stochastic form ("sde-dpmsolver++", Lu et al. 2022b §5 / diffusers' SDE-DPM-Solver++ with its midpoint
+/// second-order term) solves the reverse SDE instead, with the same D_i:
+///   x_{t_i} = (σ_{t_i}/σ_{t_{i−1}}) e^{−h_i} x_{t_{i−1}} + α_{t_i} (1 − e^{−2h_i}) D_i + σ_{t_i} √(1 − e^{−2h_i}) z_i,
+/// z_i ~ N(0, I): one draw per step except the last (σ = 0). Its first order is DDIM with η = 1 (the DDPM posterior
+/// variance) on the same grid.
 /// The network may predict ε, v or x0 (converted to x̂0 with the ᾱ of the grid point). The last step goes to σ = 0,
 /// the clean sample, in first order ("lower_order_final": a second-order step to σ = 0 has r = 0).
 ///
@@ -36,7 +41,8 @@ struct DPMSolverOptions {
   std::string prediction_type = "epsilon";  ///< epsilon | v_prediction | sample
   std::string timestep_spacing = "linspace"; ///< linspace | leading
   bool use_karras_sigmas = false;
-  int64_t solver_order = 2;                  ///< 1 (= DDIM with η 0) | 2
+  int64_t solver_order = 2;                  ///< 1 (= DDIM with η 0, or η 1 for the SDE) | 2
+  std::string algorithm_type = "dpmsolver++"; ///< dpmsolver++ (the ODE, no noise) | sde-dpmsolver++ (noise per step)
   void visit(ConfigVisitor& v);
 };
 
@@ -53,8 +59,14 @@ class DPMSolverMultistepScheduler {
 
   torch::Tensor add_noise(const torch::Tensor& x0, const torch::Tensor& noise, const torch::Tensor& t) const;
 
-  /// One solver step from grid point t (the next of timesteps(), in order) to the following one. Draws no noise.
-  StepOutput step(const torch::Tensor& model_output, int64_t t, const torch::Tensor& sample);
+  /// One solver step from grid point t (the next of timesteps(), in order) to the following one. The ODE draws no
+  /// noise; the SDE draws z from `generator` (randn_like(sample)) on every step but the last.
+  StepOutput step(const torch::Tensor& model_output, int64_t t, const torch::Tensor& sample,
+                  std::optional<torch::Generator> generator = std::nullopt);
+  /// The same step with the SDE's z given (ignored by the ODE and on the last step): the golden tests.
+  StepOutput step_with_noise(const torch::Tensor& model_output, int64_t t, const torch::Tensor& sample,
+                             const torch::Tensor& noise);
+  bool stochastic() const { return options_.algorithm_type == "sde-dpmsolver++"; }
 
   const DPMSolverOptions& options() const { return options_; }
   const torch::Tensor& alphas_cumprod() const { return alphas_cumprod_; }
