@@ -103,6 +103,7 @@ std::string unknown_command_message(CLI::App& root, int argc, char** argv) {
 int main(int argc, char** argv) {
   using namespace brainspade;
   ensure_passive_openmp_wait(argv);
+  reuse_freed_memory();
   CLI::App root{"brainspade: synthetic labelled brain MRI (label diffusion + SPADE image generation)"};
   root.require_subcommand(1);
   root.set_version_flag("--version", std::string("brainspade ") + BRAINSPADE_VERSION + " (LibTorch " + TORCH_VERSION + ")");

@@ -9,6 +9,9 @@
 #include <fstream>
 
 #include <gtest/gtest.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <torch/torch.h>
 
 #include "brainspade/core/atomic_file.h"
@@ -48,6 +51,29 @@ TEST(Runtime, ZeroThreadsFollowsOmpNumThreads) {
   if (old) setenv("OMP_NUM_THREADS", saved.c_str(), 1);
   configure_threads(0);
 }
+
+#if defined(__GLIBC__) && !defined(__SANITIZE_ADDRESS__)  // ASan brings its own allocator
+// reuse_freed_memory: a 64 MiB tensor is mapped afresh by glibc's default (above its mmap threshold) and comes from
+// the heap afterwards, where freeing it keeps the memory for the next one.
+TEST(Runtime, ReuseFreedMemoryServesLargeTensorsFromTheHeap) {
+  if (std::getenv("GLIBC_TUNABLES") != nullptr) GTEST_SKIP() << "GLIBC_TUNABLES is set: reuse_freed_memory leaves malloc alone";
+  const int64_t n = (int64_t(64) << 20) / 4;
+  auto mapped_while_alive = [&] {
+    const size_t before = mallinfo2().hblkhd;
+    auto t = torch::ones({n});
+    return mallinfo2().hblkhd - before;
+  };
+  const size_t by_default = mapped_while_alive();
+  ASSERT_TRUE(reuse_freed_memory());
+  EXPECT_EQ(mapped_while_alive(), 0u);
+  const size_t heap_before = mallinfo2().arena;
+  { auto t = torch::ones({n}); }
+  EXPECT_GE(mallinfo2().arena, heap_before);  // not given back
+  std::printf("  64 MiB tensor: %zu bytes mapped by default, 0 after reuse_freed_memory\n", by_default);
+  if (by_default == 0) std::printf("  (malloc was already set up this way in this process)\n");
+  else EXPECT_GE(by_default, size_t(n) * 4);
+}
+#endif
 
 TEST(Runtime, DeviceParsing) {
   EXPECT_EQ(parse_device("cpu"), torch::Device(torch::kCPU));

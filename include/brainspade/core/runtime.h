@@ -26,6 +26,14 @@ int configure_threads(int64_t threads);
 /// OMP_WAIT_POLICY (e.g. ACTIVE on a dedicated machine) keeps it. Returns only when no re-execution happened.
 void ensure_passive_openmp_wait(char** argv);
 
+/// glibc serves every allocation above its mmap threshold (which it caps at 32 MiB) with a fresh mmap and unmaps it on
+/// free, so a tensor larger than that costs page faults and zeroing every time it is made: a paper-scale SPADE
+/// forward at batch 8 (activations of ~100 MB) took 12.1 s per image this way and 1.9 s with freed memory reused
+/// (docs/performance.md). Unless GLIBC_TUNABLES is set (a user tuning malloc keeps their tuning), this makes malloc
+/// take large blocks from the heap (M_MMAP_MAX 0) and keep freed memory for reuse (M_TRIM_THRESHOLD: never trim).
+/// The price: the process keeps its peak heap until it exits. Returns whether it changed anything.
+bool reuse_freed_memory();
+
 /// Seeds torch (CPU and CUDA) and makes CPU kernels deterministic.
 void seed_everything(uint64_t seed);
 
