@@ -22,6 +22,7 @@
 #include "brainspade/training/train_ldm.h"
 #include "brainspade/training/train_vae.h"
 #include "brainspade/inference/image_generator.h"
+#include "brainspade/models/spade_discriminator.h"
 #include "brainspade/inference/label_generator.h"
 #include "brainspade/schedulers/ddpm_scheduler.h"
 #include "support/helpers.h"
@@ -241,6 +242,66 @@ TEST(ImportOfficial, TheAuthorsSPADEEncoderAndGeneratorBecomeASpadeCheckpoint) {
   EXPECT_EQ(g.channel_names, job.channel_names);
   EXPECT_EQ(g.modality_names, job.modality_names);
   expect_their_spade_outputs(job.out, theirs);
+}
+
+// Their discriminator (latest_net_D.pth, for fine-tuning from their weights) travels in the SPADE checkpoint: the
+// weights of tests/data/golden/official_discriminator.pt, written under their names, come back out of the
+// checkpoint as a MultiscaleDiscriminator that gives their module's ten feature maps; one of another width is named.
+TEST(ImportOfficial, TheAuthorsDiscriminatorComesWithTheirSPADEAndGivesTheirFeatures) {
+  testutil::TempDir dir;
+  TheirSPADE theirs = write_their_spade(dir.path());
+  const auto d_golden = testutil::load_golden("official_discriminator");
+  ASSERT_FALSE(d_golden.empty());
+  c10::impl::GenericDict d_dict(c10::StringType::get(), c10::AnyType::get());
+  for (const auto& [k, v] : d_golden)
+    if (k.rfind("w.", 0) == 0) d_dict.insert(k.substr(2), v);
+  write_pickle_dict(dir / "latest_net_D.pth", d_dict);
+  auto write_config = [&](int ndf) {
+    write_text_atomic(dir / "spade.yaml",
+                      "generator:\n  label_channels: 3\n  ngf: 4\n  z_dim: 8\n  height: 64\n  width: 96\n"
+                      "  spade_hidden: 128\nencoder:\n  ndf: 4\n  z_dim: 8\n  num_layers: 6\n  height: 256\n"
+                      "  width: 256\ndiscriminator:\n  label_channels: 3\n  image_channels: 1\n  ndf: " +
+                          std::to_string(ndf) + "\n  num_layers: 4\n  num_d: 2\n  downsample_kernel: 4\n");
+  };
+  ImportOfficialJob job;
+  job.network = "spade";
+  job.weights = dir / "latest_net_G.pth";
+  job.encoder_weights = dir / "latest_net_E.pth";
+  job.discriminator_weights = dir / "latest_net_D.pth";
+  job.config = dir / "spade.yaml";
+  job.out = dir / "spade/checkpoints/last.ckpt";
+  job.channel_names = {"background", "gm", "wm"};
+  write_config(16);  // twice their width: every conv's shape differs
+  const std::string err = error_of(job);
+  EXPECT_NE(err.find("latest_net_D.pth"), std::string::npos) << err;
+  EXPECT_FALSE(fs::exists(job.out));
+
+  write_config(8);
+  import_official(job);
+  expect_their_spade_outputs(job.out, theirs);
+  MultiscaleDiscriminatorOptions o;
+  o.label_channels = 3;
+  o.image_channels = 1;
+  o.ndf = 8;
+  o.num_layers = 4;
+  o.num_d = 2;
+  o.downsample_kernel = 4;
+  MultiscaleDiscriminator D(o);
+  Checkpoint::load(job.out).load_module("discriminator", *D, job.out);
+  torch::NoGradGuard ng;
+  auto feats = D->forward_input(d_golden.at("x"));  // train mode, as their golden: one power iteration per norm
+  ASSERT_EQ(feats.size(), 2u);
+  double worst = 0;
+  for (size_t sc = 0; sc < feats.size(); ++sc) {
+    ASSERT_EQ(feats[sc].size(), 5u);
+    for (size_t j = 0; j < feats[sc].size(); ++j) {
+      const auto key = "out." + std::to_string(sc) + "." + std::to_string(j);
+      ASSERT_EQ(feats[sc][j].sizes(), d_golden.at(key).sizes()) << key;
+      worst = std::max(worst, (feats[sc][j] - d_golden.at(key)).abs().max().item<double>());
+    }
+  }
+  std::printf("    imported discriminator vs the authors' module: max |difference| %.2e over 10 feature maps\n", worst);
+  EXPECT_LT(worst, 1e-5);
 }
 
 // The modality/dataset classifier: their Modisc's state dict (N_net_MD.pth) under their names — those of
