@@ -272,11 +272,7 @@ TEST(TrainSPADE, Vgg19PerceptualLossNeedsItsWeightsFileAndTrainsWithIt) {
   // A weights file as scripts/export_perceptual_weights.py --random --arch vgg19 writes it: torchvision's names.
   torch::manual_seed(2);
   VGG19Features net;
-  c10::Dict<std::string, torch::Tensor> dict;
-  for (auto& p : net.named_parameters()) dict.insert(p.key(), p.value().detach().clone());
-  dict.insert("__random_init__", torch::ones({1}));
-  auto bytes = torch::pickle_save(c10::IValue(dict));
-  testutil::write_file(dir / "vgg19.pt", std::string(bytes.begin(), bytes.end()));
+  testutil::write_random_feature_weights(net, dir / "vgg19.pt");
   c.loss.perceptual_weights = dir / "vgg19.pt";
   c.loss.perceptual_level_weights = {1, 1};
   refused("vgg19 has 5 feature levels");

@@ -606,11 +606,7 @@ TEST(Losses, PerceptualLossLoadsWeightsAndScoresPerChannel) {
   // A weights file as written by scripts/export_perceptual_weights.py --random: torchvision names + marker.
   torch::manual_seed(6);
   SqueezeNetFeatures net;
-  c10::Dict<std::string, torch::Tensor> dict;
-  for (auto& p : net.named_parameters()) dict.insert(p.key(), p.value().detach().clone());
-  dict.insert("__random_init__", torch::ones({1}));
-  auto bytes = torch::pickle_save(c10::IValue(dict));
-  testutil::write_file(dir / "squeeze.pt", std::string(bytes.begin(), bytes.end()));
+  testutil::write_random_feature_weights(net, dir / "squeeze.pt");
 
   PerceptualLossOptions o;
   o.weights = dir / "squeeze.pt";

@@ -5,7 +5,9 @@ with two styles (e.g. T1 and PD), map by map, inside the brain (label > 0 of the
   /usr/bin/python3 scripts/analysis/spade_style_contrast.py A_DIR B_DIR LABEL_DIR [--csf 1 --wm 3 --tumour 6]
 
 A_DIR, B_DIR: output folders of `brainspade sample images` (images/<map>_image.nii.gz) for the same --labels and
---seed; LABEL_DIR: the maps' hard labels (<map without _pv>_seg.nii.gz, as `sample` writes them in labels/).
+--seed, or of two `brainspade sample` runs with the same seed and label generator and other styles
+(images/pair_<i>.nii.gz); LABEL_DIR: the maps' hard labels (<map without _pv>_seg.nii.gz, as `sample` writes them in
+labels/; for two `sample` runs, either run's labels/).
 Prints the median (min, max) Pearson correlation of the two images of a map, how many maps draw CSF brighter than
 WM in each, and the mean tumour - WM difference in brain z-scores. Needs numpy (Debian: python3-numpy).
 """
@@ -38,12 +40,19 @@ def main():
     ap.add_argument("--wm", type=int, default=3)
     ap.add_argument("--tumour", type=int, default=6)
     args = ap.parse_args()
-    names = sorted(f for f in os.listdir(os.path.join(args.a, "images")) if f.endswith("_image.nii.gz"))
+    files = os.listdir(os.path.join(args.a, "images"))
+    # `sample images` writes <map>_image.nii.gz; `sample` (pairs) writes pair_<i>.nii.gz.
+    suffix = "_image.nii.gz" if any(f.endswith("_image.nii.gz") for f in files) else ".nii.gz"
+    names = sorted(f for f in files if f.endswith(suffix))
     if not names:
-        raise SystemExit(f"{args.a}/images holds no *_image.nii.gz")
+        raise SystemExit(f"{args.a}/images holds no *_image.nii.gz (sample images) or pair_*.nii.gz (sample)")
+    missing = [f for f in names if not os.path.exists(os.path.join(args.b, "images", f))]
+    if missing:
+        raise SystemExit(f"{args.b}/images lacks {len(missing)} of A's images, e.g. {missing[0]}: "
+                         "were both folders made from the same maps?")
     corr, csf_brighter, tumour = [], [0, 0], [[], []]
     for f in names:
-        stem = f[: -len("_image.nii.gz")]
+        stem = f[: -len(suffix)]
         seg_name = (stem[: -len("_pv")] if stem.endswith("_pv") else stem) + "_seg.nii.gz"
         seg = read_nifti(os.path.join(args.labels, seg_name)).squeeze()
         imgs = [read_nifti(os.path.join(d, "images", f)).astype(np.float64).squeeze() for d in (args.a, args.b)]

@@ -118,6 +118,9 @@ ModalityClassifierImpl::ModalityClassifierImpl(ModalityClassifierOptions options
   register_module("features", features);
   class_layers = register_module("class_layers", make_head(feature_channels_, options_.n_modalities));
   dataset_layers = register_module("dataset_layers", make_head(feature_channels_, options_.n_datasets));
+  const auto wanted = level_names();
+  for (const auto& name : features->named_children().keys())
+    is_level_.push_back(std::find(wanted.begin(), wanted.end(), name) != wanted.end());
 }
 
 std::vector<std::string> ModalityClassifierImpl::level_names() const {
@@ -141,13 +144,11 @@ ClassifierOutput ModalityClassifierImpl::forward(const torch::Tensor& x, std::ve
   if (levels == nullptr) {
     f = features->forward(x);
   } else {
-    const auto wanted = level_names();
-    const auto names = features->named_children().keys();
     f = x;
     size_t i = 0;
     for (auto it = features->begin(); it != features->end(); ++it, ++i) {
       f = it->forward(f);
-      if (std::find(wanted.begin(), wanted.end(), names[i]) != wanted.end()) levels->push_back(f);
+      if (is_level_[i]) levels->push_back(f);
     }
   }
   return {class_layers->forward(f), dataset_layers->forward(f), f};

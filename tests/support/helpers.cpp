@@ -43,6 +43,14 @@ void write_file(const std::string& path, const std::string& text) {
   std::ofstream(path, std::ios::binary) << text;
 }
 
+void write_random_feature_weights(torch::nn::Module& net, const std::string& path) {
+  c10::Dict<std::string, torch::Tensor> dict;
+  for (auto& p : net.named_parameters()) dict.insert(p.key(), p.value().detach().clone());
+  dict.insert("__random_init__", torch::ones({1}));
+  const auto bytes = torch::pickle_save(c10::IValue(dict));
+  write_file(path, std::string(bytes.begin(), bytes.end()));
+}
+
 ::testing::AssertionResult tensors_close(const torch::Tensor& a, const torch::Tensor& b, double atol, double rtol) {
   if (a.sizes() != b.sizes()) {
     std::ostringstream os;

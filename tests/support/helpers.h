@@ -30,6 +30,10 @@ CliResult run_cli(const std::string& args);
 /// Writes text to a file (creating folders).
 void write_file(const std::string& path, const std::string& text);
 
+/// Writes a perceptual network's parameters as scripts/export_perceptual_weights.py --random does: a pickled dict of
+/// torchvision's parameter names plus the "__random_init__" marker.
+void write_random_feature_weights(torch::nn::Module& net, const std::string& path);
+
 /// Asserts |a-b| <= atol + rtol*|b| elementwise and prints the max difference.
 ::testing::AssertionResult tensors_close(const torch::Tensor& a, const torch::Tensor& b, double atol = 1e-5,
                                          double rtol = 1e-4);

@@ -93,6 +93,7 @@ class ModalityClassifierImpl : public torch::nn::Module {
  private:
   ModalityClassifierOptions options_;
   int64_t feature_channels_ = 0;
+  std::vector<bool> is_level_;  ///< per child of `features`: is its output a level (level_names(), set once)
 };
 TORCH_MODULE(ModalityClassifier);
 
