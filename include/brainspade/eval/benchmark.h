@@ -76,7 +76,7 @@ struct BenchJob {
   /// End-to-end sampling (`bench --sampling`): real sample_label_batch runs (random weights, the configs' networks)
   /// plus the style encoder and SPADE generator, for every sampler × dtype × batch below.
   bool sampling_runs = false;
-  std::vector<std::string> sampling_samplers{"ddim:50", "dpmpp_2m:20", "dpmpp_2m:15", "ddpm:1000"};
+  std::vector<std::string> sampling_samplers{"ddim:50", "dpmpp_2m_sde:20", "dpmpp_2m:15", "ddpm:1000"};
   std::vector<std::string> sampling_dtypes{"float32", "bfloat16"};
   std::vector<int64_t> sampling_batches{1, 8};
   /// runs with more reverse steps than this are timed at this many steps and 1 step and extrapolated linearly
