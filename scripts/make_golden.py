@@ -279,9 +279,12 @@ def p_transformer(P, pre, x, ctx, heads, groups):
     return x + p_conv(P, h.reshape(b, hh, ww, c).permute(0, 3, 1, 2), pre + ".proj_out", c, 1)
 
 
-def ref_tiny_unet(P, x, t, cond, mc=16, mult=(1, 2), nrb=1, attn=(1,), heads=2, groups=8):
-    """CompVis openaimodel UNet, resblock_updown, hybrid conditioning, attention also in the middle."""
+def ref_tiny_unet(P, x, t, cond, mc=16, mult=(1, 2), nrb=1, attn=(1,), heads=2, groups=8, cond_emb=False):
+    """CompVis openaimodel UNet, resblock_updown, hybrid conditioning, attention also in the middle; with cond_emb
+    the condition also passes through an MLP added to the timestep embedding (CompVis num_classes="sequential")."""
     emb = p_lin(P, F.silu(p_lin(P, ref_timestep_embedding(t, mc), "time_embed.0", 4 * mc)), "time_embed.2", 4 * mc)
+    if cond_emb:
+        emb = emb + p_lin(P, F.silu(p_lin(P, cond, "label_emb.0", 4 * mc)), "label_emb.2", 4 * mc)
     b, _, hh, ww = x.shape
     ctx = cond[:, None, :]
     h = torch.cat([x, cond[:, :, None, None].expand(b, cond.shape[1], hh, ww)], dim=1)
@@ -358,6 +361,13 @@ def golden_tiny_unet():
     x, t = rnd(2, 3, 8, 8), torch.tensor([7, 640])
     cond = torch.tensor([[1.0, 0.0, 0.3], [0.0, 1.0, 0.45]])
     P, out = run_twice(ref_tiny_unet, 31, x, t, cond)
+    return {"x": x, "t": t, "cond": cond, "out": out, "n_params": torch.tensor(len(P.shapes))}
+
+
+def golden_tiny_unet_cond_emb():
+    x, t = rnd(2, 3, 8, 8), torch.tensor([7, 640])
+    cond = torch.tensor([[1.0, 0.0, 0.3], [-1.0, -1.0, 0.45]])
+    P, out = run_twice(lambda P, *a: ref_tiny_unet(P, *a, cond_emb=True), 33, x, t, cond)
     return {"x": x, "t": t, "cond": cond, "out": out, "n_params": torch.tensor(len(P.shapes))}
 
 
@@ -472,7 +482,8 @@ def main():
     for name, fn in (("resblock", golden_resblock), ("attnblock", golden_attnblock),
                      ("timestep_embedding", golden_timestep_embedding), ("transformer", golden_transformer),
                      ("ddpm_step", golden_ddpm_step), ("ddim_step", golden_ddim_step),
-                     ("tiny_unet", golden_tiny_unet), ("tiny_vae", golden_tiny_vae),
+                     ("tiny_unet", golden_tiny_unet),
+                     ("tiny_unet_cond_emb", golden_tiny_unet_cond_emb), ("tiny_vae", golden_tiny_vae),
                      ("dpm_solver", golden_dpm_solver)):
         if args.names and name not in args.names:
             continue

@@ -13,6 +13,7 @@
 
 #include "brainspade/core/checkpoint.h"
 #include "brainspade/core/config.h"
+#include "brainspade/inference/label_generator.h"
 #include "brainspade/losses/losses.h"
 #include "brainspade/losses/perceptual.h"
 #include "brainspade/models/autoencoder_kl.h"
@@ -145,6 +146,35 @@ TEST(Golden, TinyHybridUNetMatchesPython) {
   fill_deterministic(*unet, 31);
   torch::NoGradGuard no_grad;
   EXPECT_TRUE(testutil::tensors_close(unet(g["x"], g["t"], g["cond"]), g["out"], 1e-5, 1e-4));
+}
+
+// The condition embedding (cond_embedding: an MLP of cond added to the timestep embedding, CompVis' num_classes
+// "sequential"), against scripts/make_golden.py's reference with the same seeded fill; the second row is the
+// lesion-flags-nulled input of guidance with cfg_drop: lesions.
+TEST(Golden, TinyUNetWithConditionEmbeddingMatchesPython) {
+  auto g = testutil::load_golden("tiny_unet_cond_emb");
+  ASSERT_FALSE(g.empty());
+  DiffusionUNetOptions o;
+  o.model_channels = 16;
+  o.channel_mult = {1, 2};
+  o.num_res_blocks = 1;
+  o.attention_levels = {1};
+  o.num_heads = 2;
+  o.norm_groups = 8;
+  o.cond_embedding = true;
+  DiffusionUNet unet(o);
+  EXPECT_EQ(static_cast<int64_t>(unet->parameters().size()), g["n_params"].item<int64_t>());
+  fill_deterministic(*unet, 33);
+  torch::NoGradGuard no_grad;
+  EXPECT_TRUE(testutil::tensors_close(unet(g["x"], g["t"], g["cond"]), g["out"], 1e-5, 1e-4));
+  // Without the embedding the same weights (less label_emb) give another output: the embedding is used.
+  o.cond_embedding = false;
+  DiffusionUNet plain(o);
+  {
+    auto mine = unet->named_parameters();
+    for (auto& p : plain->named_parameters()) p.value().copy_(mine[p.key()]);
+  }
+  EXPECT_GT((plain(g["x"], g["t"], g["cond"]) - g["out"]).abs().max().item<double>(), 1e-3);
 }
 
 // The authors' own U-Net (condldm_models/unet_v2_conditioned.py UNetModel, hybrid conditioning: 3 condition planes
@@ -518,6 +548,39 @@ TEST(DiffusionUNet, InputChecksAndGuidance) {
   EXPECT_TRUE(testutil::tensors_close(s3, expect, 1e-5, 1e-4));
   // A scalar timestep is broadcast over the batch.
   EXPECT_TRUE(testutil::tensors_close(unet(x, torch::tensor(10), cond), unet(x, torch::tensor({10, 10}), cond), 1e-6, 1e-5));
+}
+
+// Guidance on the lesion flags alone (conditioning.cfg_drop: lesions): the unconditional branch keeps the slice
+// position and nulls only the flags, and forward_guided combines the two outputs with that input.
+TEST(DiffusionUNet, GuidanceOnTheLesionFlagsAlone) {
+  torch::manual_seed(5);
+  DiffusionUNetOptions o;
+  o.model_channels = 32;
+  o.channel_mult = {1, 2};
+  o.attention_levels = {1};
+  o.num_res_blocks = 1;
+  o.cond_embedding = true;
+  DiffusionUNet unet(o);
+  perturb(*unet);
+  unet->eval();
+  ConditioningOptions c;
+  c.lesions = {"tumour", "edema"};
+  c.slice_position = true;
+  auto cond = torch::tensor({{1.f, 0.f, 0.3f}, {0.f, 1.f, 0.45f}});
+  EXPECT_TRUE(torch::equal(c.unconditional(cond, -1.0), torch::full({2, 3}, -1.f)));  // cfg_drop: all (default)
+  c.cfg_drop = "lesions";
+  auto u = c.unconditional(cond, -1.0);
+  EXPECT_TRUE(torch::equal(u, torch::tensor({{-1.f, -1.f, 0.3f}, {-1.f, -1.f, 0.45f}})));
+  EXPECT_TRUE(torch::equal(cond, torch::tensor({{1.f, 0.f, 0.3f}, {0.f, 1.f, 0.45f}})));  // not changed in place
+  EXPECT_THROW(c.unconditional(torch::zeros({2, 2}), -1.0), c10::Error);
+  auto x = torch::randn({2, 3, 8, 8});
+  auto t = torch::tensor({10, 500}, torch::kLong);
+  torch::NoGradGuard no_grad;
+  auto expect = unet(x, t, u) + 2.5 * (unet(x, t, cond) - unet(x, t, u));
+  EXPECT_TRUE(testutil::tensors_close(unet->forward_guided(x, t, cond, 2.5, u), expect, 1e-5, 1e-4));
+  // ... which differs from guidance against the fully null condition.
+  EXPECT_GT((unet->forward_guided(x, t, cond, 2.5) - expect).abs().max().item<double>(), 1e-4);
+  EXPECT_THROW(unet->forward_guided(x, t, cond, 2.5, u.slice(1, 0, 2)), c10::Error);
 }
 
 TEST(DiffusionUNet, PaperScaleForward) {

@@ -12,6 +12,18 @@ void ConditioningOptions::visit(ConfigVisitor& v) {
   v("slice_position", slice_position, "append the relative slice position (paper: slice_no = index/256)");
   v("cfg_dropout", cfg_dropout, "probability of training a row with the null condition (classifier-free guidance)",
     Bounds::unit());
+  v.choice("cfg_drop", cfg_drop, {"all", "lesions"},
+           "what the CFG dropout nulls and guidance's unconditional branch lacks: the whole condition, or only the "
+           "lesion flags (the slice position stays)");
+}
+
+torch::Tensor ConditioningOptions::unconditional(const torch::Tensor& cond, double null_value) const {
+  TORCH_CHECK(cond.dim() == 2 && cond.size(1) == dim(), "unconditional: cond must be [B, ", dim(), "]; got ",
+              cond.sizes());
+  if (cfg_drop == "all") return torch::full_like(cond, null_value);
+  auto u = cond.clone();
+  u.slice(1, 0, static_cast<int64_t>(lesions.size())).fill_(null_value);  // the flags come first
+  return u;
 }
 namespace {
 // A stage trained with an EMA stores the averaged weights as "ema.<name>": later stages use those.

@@ -18,6 +18,9 @@ void DiffusionUNetOptions::visit(ConfigVisitor& v) {
            "how the conditioning vector enters the network");
   v("cond_dim", cond_dim, "length of the conditioning vector", Bounds::at_least(0));
   v("null_cond_value", null_cond_value, "fill value of the unconditional input (classifier-free guidance)");
+  v("cond_embedding", cond_embedding,
+    "also add an MLP of the condition vector to the timestep embedding, so that it reaches every ResBlock (not in "
+    "the authors' models)");
   v("resblock_updown", resblock_updown, "resample with ResBlocks (avg-pool/nearest) instead of convs");
   v("dropout", dropout, "dropout in ResBlocks and transformers", Bounds::range(0.0, 0.99));
   v("norm_groups", norm_groups, "GroupNorm groups", Bounds::at_least(1));
@@ -103,6 +106,11 @@ DiffusionUNetImpl::DiffusionUNetImpl(const DiffusionUNetOptions& o) : options(o)
 
   time_embed = register_module("time_embed", torch::nn::Sequential(torch::nn::Linear(mc, temb), torch::nn::SiLU(),
                                                                    torch::nn::Linear(temb, temb)));
+  TORCH_CHECK(!o.cond_embedding || o.conditioning != "none",
+              "DiffusionUNet cond_embedding needs a conditioning other than none");
+  if (o.cond_embedding)
+    label_emb = register_module("label_emb", torch::nn::Sequential(torch::nn::Linear(o.cond_dim, temb), torch::nn::SiLU(),
+                                                                   torch::nn::Linear(temb, temb)));
   input_blocks = register_module("input_blocks", torch::nn::ModuleList());
   {
     EmbedSequential first;
@@ -179,6 +187,7 @@ torch::Tensor DiffusionUNetImpl::forward(const torch::Tensor& x, const torch::Te
   }
 
   auto emb = time_embed->forward(nn::timestep_embedding(t.to(x.device()), o.model_channels).to(x.scalar_type()));  // [B, 4mc]
+  if (label_emb) emb = emb + label_emb->forward(cond.to(x.device(), x.scalar_type()));                          // [B, 4mc]
   auto h = x;
   if (o.concat_channels() > 0) {
     auto planes = cond.to(x.device(), x.scalar_type()).reshape({B, o.cond_dim, 1, 1}).expand({B, o.cond_dim, H, W});
@@ -206,14 +215,15 @@ torch::Tensor DiffusionUNetImpl::null_cond(int64_t batch, torch::Device device) 
 }
 
 torch::Tensor DiffusionUNetImpl::forward_guided(const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& cond,
-                                                double scale) {
+                                                double scale, const torch::Tensor& uncond) {
   TORCH_CHECK(options.conditioning != "none", "classifier-free guidance needs a conditioned DiffusionUNet");
   const int64_t B = x.size(0);
   auto tt = t.dim() == 0 ? t.reshape({1}).expand({B}) : t;
-  auto both = forward(torch::cat({x, x}, 0), torch::cat({tt, tt}, 0),
-                      torch::cat({null_cond(B, x.device()).to(cond.scalar_type()), cond}, 0));  // [2B, out, H, W]
-  auto uncond = both.slice(0, 0, B), cnd = both.slice(0, B, 2 * B);
-  return uncond + scale * (cnd - uncond);
+  auto u = uncond.defined() ? uncond.to(cond.device(), cond.scalar_type()) : null_cond(B, cond.device()).to(cond.scalar_type());
+  TORCH_CHECK(u.sizes() == cond.sizes(), "forward_guided: uncond ", u.sizes(), " must have the shape of cond ", cond.sizes());
+  auto both = forward(torch::cat({x, x}, 0), torch::cat({tt, tt}, 0), torch::cat({u, cond}, 0));  // [2B, out, H, W]
+  auto out_u = both.slice(0, 0, B), out_c = both.slice(0, B, 2 * B);
+  return out_u + scale * (out_c - out_u);
 }
 
 }  // namespace brainspade

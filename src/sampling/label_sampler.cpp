@@ -180,6 +180,9 @@ LabelBatch sample_label_batch_inference(LabelGenerator& g, DiffusionUNet& unet, 
                          ", ", K, "]");
   const bool conditioned = g.unet->options.conditioning != "none";
   auto c = conditioned ? cond.to(device) : torch::Tensor();
+  const bool guided = conditioned && o.guidance_scale != 1.0;
+  // The unconditional branch lacks what the training dropped (conditioning.cfg_drop): all of it, or the flags.
+  auto uncond = guided ? g.conditioning.unconditional(c, unet->options.null_cond_value) : torch::Tensor();
 
   // One step function for either scheduler; the loop below is the same for both.
   ReverseProcess rp = make_reverse_process(g, o);
@@ -197,8 +200,7 @@ LabelBatch sample_label_batch_inference(LabelGenerator& g, DiffusionUNet& unet, 
     const int64_t t = timesteps[i];
     auto tt = all_t.select(0, static_cast<int64_t>(i)).expand({batch});  // [B]
     auto xin = bf16 ? x.to(compute_dtype) : x;
-    torch::Tensor out = (conditioned && o.guidance_scale != 1.0) ? unet->forward_guided(xin, tt, c, o.guidance_scale)
-                                                                 : unet->forward(xin, tt, c);
+    torch::Tensor out = guided ? unet->forward_guided(xin, tt, c, o.guidance_scale, uncond) : unet->forward(xin, tt, c);
     x = step(bf16 ? out.to(torch::kFloat) : out, t, x).prev_sample;  // scheduler arithmetic in float32
   }
   auto decoded = g.vae->decode(x / g.latent_scale).to(torch::kCPU, torch::kFloat);

@@ -76,6 +76,12 @@ void check_ldm_config(const LDMTrainConfig& cfg, const SliceDataset& data, Autoe
   if (cfg.optim.lesion_weight > 0)
     BRAINSPADE_CHECK_INPUT(!cfg.conditioning.lesions.empty(), "config key 'optim.lesion_weight' is ",
                            cfg.optim.lesion_weight, " but conditioning.lesions is empty: there is no lesion to weight");
+  if (cfg.conditioning.cfg_dropout > 0 && cfg.conditioning.cfg_drop == "lesions")
+    BRAINSPADE_CHECK_INPUT(!cfg.conditioning.lesions.empty(), "config key 'conditioning.cfg_drop' is lesions but "
+                           "conditioning.lesions is empty: the dropout would drop nothing");
+  BRAINSPADE_CHECK_INPUT(!cfg.unet.cond_embedding || cfg.unet.conditioning != "none",
+                         "config key 'unet.cond_embedding' is true but unet.conditioning is none: there is no condition "
+                         "to embed");
 }
 
 // [N, 1, h, w] 1 where any of the conditioned lesion channels has PV > 0.5 inside the latent pixel, else 0.
@@ -246,7 +252,7 @@ double train_ldm(const LDMTrainConfig& cfg, bool resume) {
       c = cond_tr.index_select(0, rows).to(device);
       if (cfg.conditioning.cfg_dropout > 0) {
         auto drop = (torch::rand({c.size(0), 1}, c.options()) < cfg.conditioning.cfg_dropout);
-        c = torch::where(drop, unet->null_cond(c.size(0), device), c);
+        c = torch::where(drop, cfg.conditioning.unconditional(c, unet->options.null_cond_value), c);
       }
       c = dist.local_rows(c);
     }

@@ -19,8 +19,14 @@ struct ConditioningOptions {
   std::vector<std::string> lesions;  ///< lesion names from the dataset's lesion_names (e.g. [tumour, edema])
   bool slice_position = true;        ///< append the relative slice position in [0, 1]
   double cfg_dropout = 0.0;          ///< probability of replacing a row's condition by the null condition (CFG)
+  /// Which entries the CFG dropout nulls, and so what guidance's unconditional branch is: "all" (the null
+  /// condition), or "lesions" (only the lesion flags; the slice position stays given, so guidance sharpens the
+  /// flags alone).
+  std::string cfg_drop = "all";
   void visit(ConfigVisitor& v);
   int64_t dim() const { return static_cast<int64_t>(lesions.size()) + (slice_position ? 1 : 0); }
+  /// cond [B, K] with the entries that cfg_drop names set to null_value: the unconditional input of guidance.
+  torch::Tensor unconditional(const torch::Tensor& cond, double null_value) const;
 };
 
 /// Conditioning vectors [N, K] of dataset rows, in ConditioningOptions order (training and the audit alike);

@@ -18,6 +18,11 @@
 ///   concat    – cond broadcast to K constant channels [B, K, H, W] and concatenated to x (brainSPADE v1);
 ///   crossattn – cond used as a one-token context [B, 1, K] (brainSPADE v0);
 ///   hybrid    – both (brainSPADE v2, the released model: in_channels 3 + 3 concat, context_dim 3).
+/// With `cond_embedding` (not in the authors' models) cond also passes through an MLP `label_emb`
+/// (Linear K → 4·mc, SiLU, Linear) added to the timestep embedding, as CompVis' `num_classes: sequential` and ADM's
+/// class embedding: the condition then reaches every ResBlock, not only the input conv and the attention layers.
+/// A one-token cross-attention and constant concat planes act on the network as per-sample biases at a few places;
+/// configs/tiny/ldm_lesion.yaml measures the difference (docs/label-generator.md).
 ///
 /// Classifier-free guidance convention (the authors trained without it; MONAI's inferer uses the same):
 /// the unconditional input is cond filled with `null_cond_value` (default −1, outside the [0, 1] range of
@@ -49,6 +54,7 @@ struct DiffusionUNetOptions {
   std::string conditioning = "hybrid";  ///< none | concat | crossattn | hybrid
   int64_t cond_dim = 3;                 ///< K, length of the conditioning vector (ignored for none)
   double null_cond_value = -1.0;        ///< fill value of the unconditional input (classifier-free guidance)
+  bool cond_embedding = false;          ///< cond also enters the timestep embedding through `label_emb`
   bool resblock_updown = true;  ///< ResBlock avg-pool down / nearest up instead of conv resampling
   double dropout = 0.0;
   int64_t norm_groups = 32;
@@ -79,12 +85,15 @@ class DiffusionUNetImpl : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& cond = {});
   /// The unconditional input: [batch, cond_dim] filled with null_cond_value.
   torch::Tensor null_cond(int64_t batch, torch::Device device = torch::kCPU) const;
-  /// Classifier-free guidance: out_u + scale·(out_c − out_u), out_u with null_cond(), computed as one
-  /// forward pass over 2B. scale 1 is the plain conditional model.
-  torch::Tensor forward_guided(const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& cond, double scale);
+  /// Classifier-free guidance: out_u + scale·(out_c − out_u), out_u with `uncond` (default null_cond(): every entry
+  /// nulled; a caller that trained with only some entries dropped passes cond with those entries nulled), computed
+  /// as one forward pass over 2B. scale 1 is the plain conditional model.
+  torch::Tensor forward_guided(const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& cond, double scale,
+                               const torch::Tensor& uncond = {});
 
   DiffusionUNetOptions options;
   torch::nn::Sequential time_embed{nullptr};  ///< time_embed.0 Linear, .1 SiLU, .2 Linear
+  torch::nn::Sequential label_emb{nullptr};   ///< with cond_embedding: label_emb.0 Linear, .1 SiLU, .2 Linear
   torch::nn::ModuleList input_blocks{nullptr}, output_blocks{nullptr};
   EmbedSequential middle_block{nullptr};
   torch::nn::Sequential out{nullptr};  ///< out.0 GN, out.1 SiLU, out.2 conv3 (zero-initialised)
