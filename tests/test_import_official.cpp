@@ -290,16 +290,7 @@ TEST(ImportOfficial, TheAuthorsDiscriminatorComesWithTheirSPADEAndGivesTheirFeat
   Checkpoint::load(job.out).load_module("discriminator", *D, job.out);
   torch::NoGradGuard ng;
   auto feats = D->forward_input(d_golden.at("x"));  // train mode, as their golden: one power iteration per norm
-  ASSERT_EQ(feats.size(), 2u);
-  double worst = 0;
-  for (size_t sc = 0; sc < feats.size(); ++sc) {
-    ASSERT_EQ(feats[sc].size(), 5u);
-    for (size_t j = 0; j < feats[sc].size(); ++j) {
-      const auto key = "out." + std::to_string(sc) + "." + std::to_string(j);
-      ASSERT_EQ(feats[sc][j].sizes(), d_golden.at(key).sizes()) << key;
-      worst = std::max(worst, (feats[sc][j] - d_golden.at(key)).abs().max().item<double>());
-    }
-  }
+  const double worst = testutil::worst_feature_difference(feats, d_golden, 2, 5);
   std::printf("    imported discriminator vs the authors' module: max |difference| %.2e over 10 feature maps\n", worst);
   EXPECT_LT(worst, 1e-5);
 }

@@ -461,16 +461,7 @@ TEST(MultiscaleDiscriminator, MatchesTheAuthorsModule) {
   load_into(*d, g, "w.");
   torch::NoGradGuard ng;
   auto feats = d->forward_input(g.at("x"));
-  ASSERT_EQ(feats.size(), 2u);
-  double worst = 0;
-  for (size_t s = 0; s < feats.size(); ++s) {
-    ASSERT_EQ(feats[s].size(), 5u);
-    for (size_t j = 0; j < feats[s].size(); ++j) {
-      const auto key = "out." + std::to_string(s) + "." + std::to_string(j);
-      ASSERT_EQ(feats[s][j].sizes(), g.at(key).sizes()) << key;
-      worst = std::max(worst, (feats[s][j] - g.at(key)).abs().max().item<double>());
-    }
-  }
+  const double worst = testutil::worst_feature_difference(feats, g, 2, 5);
   std::printf("    authors' MultiscaleDiscriminator: max |difference| %.2e over 10 feature maps\n", worst);
   EXPECT_LT(worst, 1e-5);
 }

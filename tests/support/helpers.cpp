@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <random>
 #include <set>
 
@@ -123,6 +124,28 @@ std::map<std::string, torch::Tensor> official_seeded_weights(const std::map<std:
     out[name] = v;
   }
   return out;
+}
+
+double worst_feature_difference(const std::vector<std::vector<torch::Tensor>>& feats,
+                                const std::map<std::string, torch::Tensor>& golden, size_t scales, size_t layers) {
+  const double fail = std::numeric_limits<double>::infinity();
+  EXPECT_EQ(feats.size(), scales);
+  if (feats.size() != scales) return fail;
+  double worst = 0;
+  for (size_t s = 0; s < scales; ++s) {
+    EXPECT_EQ(feats[s].size(), layers) << "scale " << s;
+    if (feats[s].size() != layers) return fail;
+    for (size_t j = 0; j < layers; ++j) {
+      const auto key = "out." + std::to_string(s) + "." + std::to_string(j);
+      auto it = golden.find(key);
+      EXPECT_TRUE(it != golden.end()) << "the golden has no " << key;
+      if (it == golden.end()) return fail;
+      EXPECT_EQ(feats[s][j].sizes(), it->second.sizes()) << key;
+      if (feats[s][j].sizes() != it->second.sizes()) return fail;
+      worst = std::max(worst, (feats[s][j] - it->second).abs().max().item<double>());
+    }
+  }
+  return worst;
 }
 
 }  // namespace brainspade::testutil

@@ -1,6 +1,8 @@
 #pragma once
 // Test fixtures shared by every test file: temporary folders, running the CLI, tensor comparisons.
+#include <map>
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -51,5 +53,10 @@ std::map<std::string, torch::Tensor> load_golden(const std::string& name);
 /// the seeded fill it used (manual_seed 1234, sorted name order, v = randn / sqrt(fan-in), 10 for vectors and scalars;
 /// in batch norms, the modules with a running_var, weight 1 + v and running_var |v| + 0.5), by their name.
 std::map<std::string, torch::Tensor> official_seeded_weights(const std::map<std::string, torch::Tensor>& golden);
+
+/// Largest |difference| between a multiscale discriminator's feature maps (scale s, layer j) and a golden's
+/// "out.s.j" tensors; fails the test (and returns infinity) when a count, a shape or a key does not match.
+double worst_feature_difference(const std::vector<std::vector<torch::Tensor>>& feats,
+                                const std::map<std::string, torch::Tensor>& golden, size_t scales, size_t layers);
 
 }  // namespace brainspade::testutil
