@@ -116,12 +116,17 @@ TEST(TrainVAE, LearnsToReconstructPhantomTissues) {
   auto c = tiny_vae(ds, dir / "vae", 300);
   c.train.log_every = 50;
   c.train.checkpoint_every = 300;
+  c.train.validate_every = 300;
   c.loss.adv_weight = 0.0;
   auto val = train_vae(c, false);
   ASSERT_EQ(val.dice.size(), 6u);
   for (int ch : {0, 2, 3}) EXPECT_GT(val.dice[ch], 0.8) << "channel " << ch;  // background, GM, WM
   ASSERT_EQ(val.volume_ratio.size(), 6u);
   for (int ch : {0, 2, 3}) EXPECT_NEAR(val.volume_ratio[ch], 1.0, 0.2) << "channel " << ch;
+  // A VAE that reconstructs the tissues keeps most of their boundaries (the phantom has no sulci to lose).
+  EXPECT_GT(val.boundary_ratio, 0.5);
+  EXPECT_LT(val.boundary_ratio, 1.5);
+  EXPECT_NE(read_text(dir / "vae/metrics.csv").find("val_boundary_ratio"), std::string::npos);
   EXPECT_TRUE(std::filesystem::exists(dir / "vae/reconstructions.png"));
   EXPECT_TRUE(std::filesystem::exists(dir / "vae/loss.png"));
 }

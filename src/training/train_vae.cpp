@@ -11,6 +11,7 @@
 #include "brainspade/core/runtime.h"
 #include "brainspade/data/slice_dataset.h"
 #include "brainspade/eval/dice.h"
+#include "brainspade/eval/quality.h"
 #include "brainspade/losses/losses.h"
 #include "brainspade/losses/perceptual.h"
 #include "brainspade/training/montage.h"
@@ -90,6 +91,8 @@ VAEValidation validate(AutoencoderKL& vae, const torch::Tensor& labels, torch::D
   VAEValidation v;
   v.dice = argmax_dice(rec, labels);
   v.volume_ratio = argmax_volume_ratio(rec, labels);
+  const double b_ref = boundary_density(labels.argmax(1));
+  v.boundary_ratio = b_ref > 0 ? boundary_density(rec.argmax(1)) / b_ref : NAN;
   v.l1 = (rec - labels).abs().mean().item<double>();
   return v;
 }
@@ -145,8 +148,8 @@ void report_vae(const VAEValidation& val, const std::vector<std::string>& channe
     dice_line += fmt::format(" {}={:.3f}", name, val.dice[c]);
     ratio_line += fmt::format(" {}={:.2f}", name, val.volume_ratio[c]);
   }
-  spdlog::info("VAE validation (posterior mean): L1 {:.4f}, argmax Dice{}; volume reconstructed/real{}", val.l1,
-               dice_line, ratio_line);
+  spdlog::info("VAE validation (posterior mean): L1 {:.4f}, argmax Dice{}; volume reconstructed/real{}; boundary "
+               "density reconstructed/real {:.3f}", val.l1, dice_line, ratio_line, val.boundary_ratio);
   {
     torch::NoGradGuard g;
     vae->eval();
@@ -312,6 +315,7 @@ VAEValidation train_vae(const VAETrainConfig& cfg, bool resume) {
       if (run.validate_due(step)) {
         last_val = validate(evaluated(), labels_val, device, cfg.train.batch_size);
         row["val_l1"] = last_val.l1;
+        row["val_boundary_ratio"] = last_val.boundary_ratio;
         for (size_t c = 0; c < last_val.dice.size(); ++c) {
           const std::string name = c < data.channel_names.size() ? data.channel_names[c] : std::to_string(c);
           row["val_dice_" + name] = last_val.dice[c];

@@ -1,6 +1,7 @@
 #pragma once
 /// Stage 1 of the label generator: the spatial VAE on partial-volume label maps (paper §2.2, "Label Generator";
 /// losses and optimiser settings from the authors' `train_ae_kl_pv_v1.py`, see docs/label-generator.md).
+#include <cmath>
 #include <string>
 
 #include "brainspade/core/config.h"
@@ -67,6 +68,9 @@ struct VAEValidation {
   /// per channel: pixels whose argmax is the channel in the reconstruction / in the reference (NaN when the reference
   /// has none). Below 1 = the VAE shrinks that tissue (thin sulcal CSF is the first to go).
   std::vector<double> volume_ratio;
+  /// Tissue-boundary length per brain pixel (brainspade quality's boundary density) of the reconstructions' argmax
+  /// over that of the references: below 1 = the VAE smooths away fine structure (sulci) that no LDM can then draw.
+  double boundary_ratio = NAN;
   double l1 = 0;
 };
 
