@@ -13,6 +13,7 @@
 #include "brainspade/core/atomic_file.h"
 #include "brainspade/core/checkpoint.h"
 #include "brainspade/data/slice_dataset.h"
+#include "brainspade/data/slicing.h"
 #include "brainspade/io/image_io.h"
 #include "brainspade/sampling/label_sampler.h"
 #include "brainspade/training/train_ldm.h"
@@ -329,6 +330,76 @@ TEST(SampleLabels, DpmSolverAndItsSDESampleValidMapsAndRefuseAGridTheyDoNotHave)
   o.sampler = "ddim";
   o.timestep_spacing = "linspace";
   EXPECT_THROW(sample_label_batch(g, o, 1, 1, torch::kCPU), InputError);
+}
+
+// sampler.lesion_redraw: only the maps whose lesions disagree with their flags are drawn again, with their own
+// conditions, until they agree or the redraws run out; the draws are counted per map.
+TEST(SampleLabels, LesionRedrawReplacesOnlyTheMapsThatDisagreeWithTheirFlags) {
+  constexpr int64_t kTumour = 6, kEdema = 7;
+  // A map of 8 channels, 8x8, background everywhere except `n` pixels of each listed lesion channel.
+  auto map_with = [](const std::vector<std::pair<int64_t, int64_t>>& lesions) {
+    auto pv = torch::zeros({8, 8, 8});
+    pv[0].fill_(1.0);
+    for (auto [c, n] : lesions)
+      for (int64_t i = 0; i < n; ++i) {
+        pv[0][c == kTumour ? 0 : 7][i] = 0.0;
+        pv[c][c == kTumour ? 0 : 7][i] = 1.0;
+      }
+    return pv;
+  };
+  LabelBatch b;
+  b.cond = torch::tensor({{1.f, 0.f, 0.4f}, {0.f, 0.f, 0.4f}, {1.f, 1.f, 0.5f}, {0.f, 1.f, 0.6f}});
+  b.pv = torch::stack({map_with({}),                              // tumour asked, none: disagrees
+                       map_with({{kTumour, 2}}),                 // 2 px < 3: no tumour, none asked: agrees
+                       map_with({{kTumour, 4}, {kEdema, 5}}),    // both asked, both there: agrees
+                       map_with({{kTumour, 3}, {kEdema, 3}})});  // tumour not asked but there: disagrees
+  const auto before = b.pv.clone();
+  std::vector<torch::Tensor> asked;
+  // The first redraw gives empty maps; from the second on, maps that hold what their flags ask.
+  auto draw = [&](const torch::Tensor& c, int64_t attempt) {
+    asked.push_back(c.clone());
+    std::vector<torch::Tensor> maps;
+    for (int64_t i = 0; i < c.size(0); ++i) {
+      std::vector<std::pair<int64_t, int64_t>> l;
+      if (attempt >= 2 && c[i][0].item<float>() > 0.5f) l.push_back({kTumour, 6});
+      if (attempt >= 2 && c[i][1].item<float>() > 0.5f) l.push_back({kEdema, 6});
+      maps.push_back(map_with(l));
+    }
+    return torch::stack(maps);
+  };
+  auto once = b;
+  once.pv = before.clone();
+  redraw_until_lesions_agree(once, {kTumour, kEdema}, 3.0, 1, draw);
+  EXPECT_TRUE(torch::equal(once.draws, torch::tensor({2, 1, 1, 2}, torch::kLong)));
+  EXPECT_TRUE(torch::equal(once.disagrees, torch::tensor({true, false, false, true})));  // the one redraw was empty
+  asked.clear();
+  redraw_until_lesions_agree(b, {kTumour, kEdema}, 3.0, 5, draw);
+  EXPECT_TRUE(torch::equal(b.draws, torch::tensor({3, 1, 1, 3}, torch::kLong)));
+  EXPECT_FALSE(b.disagrees.any().item<bool>());
+  ASSERT_EQ(asked.size(), 2u);  // stops once every map agrees
+  EXPECT_TRUE(torch::equal(asked[0], b.cond.index_select(0, torch::tensor({0, 3}))));  // the maps' own conditions
+  EXPECT_TRUE(torch::equal(b.pv[1], before[1]));  // agreeing maps untouched
+  EXPECT_TRUE(torch::equal(b.pv[2], before[2]));
+  EXPECT_EQ(b.pv[0][kTumour].sum().item<double>(), 6.0);  // now holds the tumour it asked for
+  EXPECT_EQ(b.pv[3][kTumour].sum().item<double>(), 0.0);  // and no tumour it did not ask for
+  EXPECT_EQ(b.pv[3][kEdema].sum().item<double>(), 6.0);
+  // The rule scales with the map size: 20 px at 192x256 are 5 at 96x128, never below 1.
+  EXPECT_DOUBLE_EQ(lesion_min_pixels_at(20, 96, 128), 5.0);
+  EXPECT_DOUBLE_EQ(lesion_min_pixels_at(20, 8, 8), 1.0);
+}
+
+// A generator without lesion flags cannot redraw for them: refused naming the key, before anything is drawn.
+TEST(SampleLabels, LesionRedrawNeedsALesionConditionedLDM) {
+  auto& t = trained_labels();
+  auto g = load_label_generator(t.ldm, "", torch::kCPU);
+  LabelSamplerOptions o;
+  o.lesion_redraw = 3;
+  try {
+    check_sampler_options(g, o);
+    FAIL() << "lesion_redraw accepted for a healthy LDM";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("'sampler.lesion_redraw'"), std::string::npos) << e.what();
+  }
 }
 
 // sampler.lesion_combinations: every map's flags are one of the listed combinations, each drawn; an unknown lesion is

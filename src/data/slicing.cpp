@@ -418,4 +418,13 @@ void write_dataset_montage(const std::string& path, const SliceDataset& ds, int6
   write_montage_png(path, top, n);
 }
 
+double lesion_min_pixels_at(int64_t min_pixels, int64_t H, int64_t W) {
+  return std::max(1.0, static_cast<double>(min_pixels) * static_cast<double>(H * W) / (192.0 * 256.0));
+}
+
+torch::Tensor lesion_present(const torch::Tensor& pv, int64_t channel, double min_px) {
+  TORCH_CHECK(pv.dim() == 4 && channel >= 0 && channel < pv.size(1), "lesion_present: pv [N, C, H, W] with channel < C");
+  return (pv.select(1, channel) > 0.5).flatten(1).sum(1).to(torch::kDouble) >= min_px;  // [N]
+}
+
 }  // namespace brainspade

@@ -16,6 +16,7 @@
 #include "brainspade/core/error.h"
 #include "brainspade/core/runtime.h"
 #include "brainspade/data/slice_dataset.h"
+#include "brainspade/data/slicing.h"
 #include "brainspade/draw/plot.h"
 #include "brainspade/eval/dice.h"
 #include "brainspade/inference/segment.h"
@@ -495,8 +496,7 @@ QualityReport run_quality(const QualityJob& job) {
       continue;
     }
     const int64_t c = it - r.tissue_names.begin();
-    const double min_px = std::max(1.0, T.lesion_min_pixels * static_cast<double>(H * W) / (192.0 * 256.0));
-    auto present = ((syn.pv.select(1, c) > 0.5).flatten(1).sum(1).to(torch::kDouble) >= min_px);
+    auto present = lesion_present(syn.pv, c, lesion_min_pixels_at(T.lesion_min_pixels, H, W));
     auto on = syn.lesion_flags.select(1, static_cast<int64_t>(k)) > 0.5;
     QualityReport::LesionRate lr;
     lr.name = name;

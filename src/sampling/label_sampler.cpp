@@ -6,7 +6,9 @@
 #include <fmt/format.h>
 
 #include "brainspade/core/error.h"
+#include "brainspade/core/runtime.h"
 #include "brainspade/data/slice_dataset.h"
+#include "brainspade/data/slicing.h"
 #include "brainspade/schedulers/ddim_scheduler.h"
 #include "brainspade/schedulers/dpm_solver.h"
 #include "../schedulers/schedule_keys.h"
@@ -31,6 +33,10 @@ void LabelSamplerOptions::visit(ConfigVisitor& v) {
   v("lesion_combinations", lesion_combinations, "each map's lesion flags drawn uniformly from these: lesion names "
     "joined by '+', or none (e.g. [tumour+edema, edema, none]); empty = lesion_probability");
   v("slice_range", slice_range, "slice position range [lo, hi] in [0, 1]", Bounds::unit());
+  v("lesion_redraw", lesion_redraw, "redraws (fresh noise, same conditions) of a map whose lesions disagree with its "
+    "flags (a flagged lesion absent or an unflagged one present); 0 = off", Bounds::range(0, 1000));
+  v("lesion_min_pixels", lesion_min_pixels, "lesion_redraw's rule: a map holds a lesion with at least this many pixels "
+    "of PV > 0.5, counted at 192x256 (scaled by area)", Bounds::at_least(1));
   v("batch_size", batch_size, "samples per forward pass", Bounds::at_least(1));
   v.choice("dtype", dtype, {"float32", "bfloat16"},
            "U-Net compute dtype (bfloat16: a bf16 copy of the U-Net; scheduler and decode stay float32)");
@@ -164,9 +170,53 @@ ReverseProcess make_reverse_process(const LabelGenerator& g, const LabelSamplerO
 }
 }  // namespace
 
+namespace {
+// The label channel of each conditioned lesion (for sampler.lesion_redraw); InputError for one that is not a channel.
+std::vector<int64_t> lesion_channels(const LabelGenerator& g) {
+  std::vector<int64_t> out;
+  for (const auto& l : g.conditioning.lesions) {
+    auto it = std::find(g.channel_names.begin(), g.channel_names.end(), l);
+    BRAINSPADE_CHECK_INPUT(it != g.channel_names.end(), "config key 'sampler.lesion_redraw': the LDM's lesion flag '", l,
+                           "' is not a label channel of its VAE, so whether a map holds it cannot be judged");
+    out.push_back(it - g.channel_names.begin());
+  }
+  return out;
+}
+}  // namespace
+
+void redraw_until_lesions_agree(LabelBatch& batch, const std::vector<int64_t>& channels, double min_px,
+                                int64_t max_redraws,
+                                const std::function<torch::Tensor(const torch::Tensor& cond, int64_t attempt)>& draw) {
+  TORCH_CHECK(batch.cond.dim() == 2 && batch.cond.size(1) >= static_cast<int64_t>(channels.size()),
+              "redraw_until_lesions_agree: the conditions must start with one flag per lesion channel");
+  auto disagreeing = [&] {  // [B] bool
+    auto bad = torch::zeros({batch.pv.size(0)}, torch::kBool);
+    for (size_t k = 0; k < channels.size(); ++k)
+      bad = bad | (lesion_present(batch.pv, channels[k], min_px) != (batch.cond.select(1, static_cast<int64_t>(k)) > 0.5));
+    return bad;
+  };
+  if (!batch.draws.defined()) batch.draws = torch::ones({batch.pv.size(0)}, torch::kLong);
+  auto bad = disagreeing();
+  for (int64_t attempt = 1; attempt <= max_redraws && bad.any().item<bool>(); ++attempt) {
+    auto rows = bad.nonzero().flatten();  // [n]
+    auto again = draw(batch.cond.index_select(0, rows), attempt);
+    TORCH_CHECK(again.dim() == 4 && again.size(0) == rows.size(0), "redraw_until_lesions_agree: draw gave ",
+                again.sizes(), " for ", rows.size(0), " maps");
+    batch.pv.index_copy_(0, rows, again.to(batch.pv.scalar_type()));
+    batch.draws.index_add_(0, rows, torch::ones_like(rows));
+    bad = disagreeing();
+  }
+  batch.disagrees = bad;
+}
+
 void check_sampler_options(const LabelGenerator& g, const LabelSamplerOptions& o) {
   make_reverse_process(g, o);
   if (!o.lesion_combinations.empty()) lesion_combination_flags(g.conditioning, o.lesion_combinations);
+  if (o.lesion_redraw > 0) {
+    BRAINSPADE_CHECK_INPUT(!g.conditioning.lesions.empty(),
+                           "config key 'sampler.lesion_redraw': the LDM is not conditioned on lesions");
+    lesion_channels(g);
+  }
 }
 
 namespace {
@@ -218,9 +268,19 @@ LabelBatch sample_label_batch(LabelGenerator& g, const LabelSamplerOptions& o, i
     // the same as under NoGradGuard, so the samples are bit-identical (tests/test_label_pipeline.cpp checks).
     torch::InferenceMode inference;
     out = sample_label_batch_inference(g, unet, o, batch, seed, device, cond);
+    out.draws = torch::ones({batch}, torch::kLong);
+    out.disagrees = torch::zeros({batch}, torch::kBool);
+    if (o.lesion_redraw > 0 && !g.conditioning.lesions.empty()) {
+      // Fresh noise per attempt (a seed per attempt, so the batch stays reproducible), the same conditions.
+      redraw_until_lesions_agree(out, lesion_channels(g), lesion_min_pixels_at(o.lesion_min_pixels, out.pv.size(2),
+                                 out.pv.size(3)), o.lesion_redraw, [&](const torch::Tensor& c, int64_t attempt) {
+        return sample_label_batch_inference(g, unet, o, c.size(0), derive_seed(seed, 0x7ed7a, static_cast<uint64_t>(attempt)),
+                                            device, c).pv;
+      });
+    }
   }
   // Hand back ordinary tensors: callers may write into them in place, which inference tensors forbid.
-  return {out.pv.clone(), out.cond.clone()};
+  return {out.pv.clone(), out.cond.clone(), out.draws.clone(), out.disagrees.clone()};
 }
 
 }  // namespace brainspade
@@ -298,6 +358,7 @@ void run_label_sampling(const LabelSampleJob& job) {
   };
   Progress progress("sample labels", job.num);
   std::vector<torch::Tensor> montage;
+  int64_t redraws = 0, disagreeing = 0;  // sampler.lesion_redraw, over the batches drawn by this run
   for (int64_t k = 0; k < n_batches; ++k) {
     const int64_t first = k * B, count = std::min(B, job.num - first);
     bool done = true;
@@ -307,6 +368,8 @@ void run_label_sampling(const LabelSampleJob& job) {
       continue;
     }
     auto batch = sample_label_batch(g, job.sampler, B, derive_seed(job.run.seed, 0x1abe1, k), device);
+    redraws += batch.draws.slice(0, 0, count).sum().item<int64_t>() - count;
+    disagreeing += batch.disagrees.slice(0, 0, count).sum().item<int64_t>();
     // The batch's conditions, before its segmentations (which mark it finished): conditions.csv is built from these.
     std::string record;
     for (int64_t j = 0; j < count; ++j) {
@@ -337,6 +400,9 @@ void run_label_sampling(const LabelSampleJob& job) {
   }
   write_text_atomic(job.run.out_dir + "/conditions.csv", conditions);
   write_montage_png(job.run.out_dir + "/montage.png", montage, 8);
+  if (job.sampler.lesion_redraw > 0)
+    spdlog::info("sampler.lesion_redraw: {} redraws; {} map(s) drawn now still disagree with their lesion "
+                 "flags after {} (kept as drawn)", redraws, disagreeing, job.sampler.lesion_redraw);
   spdlog::info("wrote {} label maps to {} (montage: {}/montage.png)", job.num, dir, job.run.out_dir);
   if (!real_tiles.empty()) {
     std::vector<torch::Tensor> both(montage.begin(), montage.begin() + std::min<size_t>(8, montage.size()));

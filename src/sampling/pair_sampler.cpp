@@ -312,6 +312,8 @@ PairSampleSummary run_pair_sampling(const PairSampleJob& job, const Shard& shard
                                           fs::relative(p.pv, out).string(), fs::relative(p.seg, out).string()});
       write_text_atomic(p.record, record);  // last: a record marks a finished pair
       summary.rejections += tries[j];
+      summary.label_redraws += lab.draws[j].item<int64_t>() - 1;
+      summary.lesions_disagreeing += lab.disagrees[j].item<bool>() ? 1 : 0;
       ++summary.written;
     }
     progress.update(count);
@@ -319,6 +321,9 @@ PairSampleSummary run_pair_sampling(const PairSampleJob& job, const Shard& shard
   summary.seconds = progress.elapsed_s();
   progress.finish(fmt::format("{} written, {} already there, {} style redraws", summary.written, summary.skipped,
                               summary.rejections));
+  if (job.sampler.lesion_redraw > 0)
+    spdlog::info("sampler.lesion_redraw: {} label redraws; {} map(s) still disagree with their lesion flags after {} "
+                 "(kept as drawn)", summary.label_redraws, summary.lesions_disagreeing, job.sampler.lesion_redraw);
 
   // manifest.csv from every finished record in the folder (all shards that share it).
   std::vector<std::string> records;

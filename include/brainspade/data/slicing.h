@@ -55,6 +55,12 @@ struct SliceInput {
 
 /// Slices in-memory volumes; `seed` drives the lesion balancing and per-volume subsets. InputError (naming the
 /// files) for mismatched grids, bad PV maps, non-integer hard labels, NaN, or too few slices left.
+/// The lesion rule at another size: `min_pixels` counted at 192×256 scaled by area to H×W (at least 1; 20 → 5 at
+/// 96×128). `quality` and the sampler's lesion redraw judge a map with it.
+double lesion_min_pixels_at(int64_t min_pixels, int64_t H, int64_t W);
+/// [N] bool: which maps pv [N, C, H, W] hold the lesion of `channel` (≥ min_px pixels with PV > 0.5).
+torch::Tensor lesion_present(const torch::Tensor& pv, int64_t channel, double min_px);
+
 SliceDataset slice_volumes(const std::vector<SliceInput>& inputs, const SliceOptions& options, uint64_t seed);
 
 /// Reads the volumes listed in `options` and slices them. Nothing is written.

@@ -2,6 +2,7 @@
 /// Sampling label maps: conditions → reverse diffusion in latent space → VAE decode → the authors' post-processing.
 /// The reverse loop is written once here and only asks the scheduler for step(); it never asks what model it holds.
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -26,6 +27,11 @@ struct LabelSamplerOptions {
   /// [tumour+edema, edema, none]: a balanced mix of the combinations the cohort holds). Empty = lesion_probability.
   std::vector<std::string> lesion_combinations;
   std::vector<double> slice_range{0.2, 0.5};  ///< slice position drawn uniformly from [lo, hi] (authors: 0.2–0.5)
+  /// Redraws (fresh noise, same conditions) of a map whose lesions disagree with its flags — a flagged lesion absent
+  /// or an unflagged one present, by the slicing rule (lesion_min_pixels at 192×256, scaled by area); 0 = off. The
+  /// label-side analogue of the authors' modality rejection loop for images; not in their label pipeline.
+  int64_t lesion_redraw = 0;
+  int64_t lesion_min_pixels = 20;  ///< the lesion rule of the redraw: pixels with PV > 0.5, counted at 192×256
   int64_t batch_size = 8;
   /// U-Net compute dtype: float32 | bfloat16. bfloat16 runs a bf16 copy of the U-Net (oneDNN's AVX-512-BF16
   /// kernels on CPU); the latent, the scheduler arithmetic and the VAE decode stay float32.
@@ -37,7 +43,16 @@ struct LabelSamplerOptions {
 struct LabelBatch {
   torch::Tensor pv;    ///< [B, C, H, W] partial-volume maps, in [0, 1], summing to 1 per pixel (CPU, float32)
   torch::Tensor cond;  ///< [B, K] the conditions used (CPU)
+  torch::Tensor draws;  ///< [B] int64: draws each map took (1 = the first; more with sampler.lesion_redraw)
+  torch::Tensor disagrees;  ///< [B] bool: lesions still disagree with the flags after every redraw (kept as drawn)
 };
+
+/// sampler.lesion_redraw's loop: while some maps of `batch` disagree with their flags (flag k on ⇔ the map holds
+/// channel channels[k], lesion_present with min_px), replaces those maps by draw(their conditions, attempt) [n, C, H, W],
+/// at most max_redraws times; counts each map's draws in batch.draws and leaves batch.disagrees for what remains.
+void redraw_until_lesions_agree(LabelBatch& batch, const std::vector<int64_t>& channels, double min_px,
+                                int64_t max_redraws,
+                                const std::function<torch::Tensor(const torch::Tensor& cond, int64_t attempt)>& draw);
 
 /// Draws B conditions from `gen`: lesion flags ~ Bernoulli(p) (or one of lesion_combinations, uniformly), slice
 /// position ~ U(slice_range).
