@@ -200,9 +200,15 @@ TEST(ReproduceSmoke, Exp2RunsNearAndFarOutOfDistribution) {
 TEST(ReproduceSmoke, Exp3RunsTheTumourPathOnTheSimulatedCohort) {
   if (!have_example_slices()) GTEST_SKIP() << "example data not prepared (scripts/setup.sh)";
   testutil::TempDir dir;
-  auto r = run_script("exp3_tumour.sh", dir / "exp3");
+  auto bad = run_script("exp3_tumour.sh", dir / "bad", "REPRO_LESION_REDRAW=ten");
+  EXPECT_EQ(bad.exit_code, 2) << bad.output;
+  EXPECT_NE(bad.output.find("REPRO_LESION_REDRAW 'ten'"), std::string::npos) << bad.output;
+  EXPECT_FALSE(fs::exists(dir / "bad/cohort"));
+  // The label maps of the pairs are redrawn where their lesions disagree with their flags (sampler.lesion_redraw).
+  auto r = run_script("exp3_tumour.sh", dir / "exp3", "REPRO_LESION_REDRAW=2");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   std::printf("exp3 smoke: %.1f s\n", r.seconds);
+  EXPECT_NE(r.output.find("sampler.lesion_redraw: "), std::string::npos) << r.output;
   auto report = read_text(dir / "exp3/report/README.md");
   EXPECT_NE(report.find("| metric | R_les | S_les | H_les | DR |"), std::string::npos) << report;
   for (const char* row : {"| dice | ", "| accuracy | ", "| precision | ", "| recall | "})

@@ -13,12 +13,18 @@
 #                    (integer labels in the segmenter's classes);
 #       STYLES_DIR   unlabelled style images: STYLES_DIR/<modality>/ per modality.
 # Settings: configs/<scale>/{vae,ldm,classifier,spade,segmenter}_lesion.yaml and <scale>/sample.yaml
-# (REPRO_SEG_CONFIG overrides the segmenter's). At tiny scale the whole run takes about 25 min on 2 quiet cores;
-# what it cuts compared with exp1 is listed in docs/reproduction.md.
+# (REPRO_SEG_CONFIG overrides the segmenter's). REPRO_LESION_REDRAW=N redraws a label map whose lesions disagree with
+# its flags up to N times (sampler.lesion_redraw; default 0, as every figure in docs/reproduction.md was made; 10 took
+# the tumour-flag on-rate from 0.07-0.34 to 0.45-0.76 at 4x the label sampling time, docs/label-generator.md).
+# At tiny scale the whole run takes about 25 min on 2 quiet cores; what it cuts compared with exp1 is listed in
+# docs/reproduction.md.
 EXP=exp3
 DEFAULT_DATA_CONFIG=configs/data/phantom_lesions.yaml
 REPRO_SEG_CONFIG=${REPRO_SEG_CONFIG:-configs/${2:-tiny}/segmenter_lesion.yaml}
 source "$(dirname "$0")/common.sh"
+REDRAW=${REPRO_LESION_REDRAW:-0}
+case "$REDRAW" in ''|*[!0-9]*) die "REPRO_LESION_REDRAW '$REDRAW': expected a non-negative integer" ;; esac
+SAMPLE_SET+=(--set sampler.lesion_redraw="$REDRAW")
 for c in vae_lesion ldm_lesion classifier_lesion spade_lesion; do
   [ -f "$CONFIGS/$c.yaml" ] || die "$CONFIGS/$c.yaml is missing: scale '$SCALE' has no lesion settings for ${c%_lesion}"
 done
