@@ -21,8 +21,8 @@
 /// With `cond_embedding` (not in the authors' models) cond also passes through an MLP `label_emb`
 /// (Linear K → 4·mc, SiLU, Linear) added to the timestep embedding, as CompVis' `num_classes: sequential` and ADM's
 /// class embedding: the condition then reaches every ResBlock, not only the input conv and the attention layers.
-/// A one-token cross-attention and constant concat planes act on the network as per-sample biases at a few places;
-/// configs/tiny/ldm_lesion.yaml measures the difference (docs/label-generator.md).
+/// A one-token cross-attention and constant concat planes act on the network as per-sample biases at a few places.
+/// On the lesion flags it changed nothing measurable (docs/label-generator.md, "The lesion LDM, session 16").
 ///
 /// Classifier-free guidance convention (the authors trained without it; MONAI's inferer uses the same):
 /// the unconditional input is cond filled with `null_cond_value` (default −1, outside the [0, 1] range of
