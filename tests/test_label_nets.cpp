@@ -131,9 +131,9 @@ TEST(Golden, TinyAutoencoderKLMatchesPython) {
   EXPECT_TRUE(testutil::tensors_close(vae->decode(post.mean), g["rec"], 1e-5, 1e-4));
 }
 
-TEST(Golden, TinyHybridUNetMatchesPython) {
-  auto g = testutil::load_golden("tiny_unet");
-  ASSERT_FALSE(g.empty());
+namespace {
+// The U-Net of scripts/make_golden.py's ref_tiny_unet: hybrid, cond 3, resblock_updown, two levels.
+DiffusionUNetOptions golden_tiny_unet_options() {
   DiffusionUNetOptions o;
   o.model_channels = 16;
   o.channel_mult = {1, 2};
@@ -141,11 +141,23 @@ TEST(Golden, TinyHybridUNetMatchesPython) {
   o.attention_levels = {1};
   o.num_heads = 2;
   o.norm_groups = 8;
-  DiffusionUNet unet(o);  // hybrid, cond 3, resblock_updown
+  return o;
+}
+
+// Fills `unet` as the golden's reference was filled (`seed`) and compares its parameter count and output.
+void expect_matches_tiny_unet_golden(DiffusionUNet& unet, std::map<std::string, torch::Tensor>& g, uint64_t seed) {
   EXPECT_EQ(static_cast<int64_t>(unet->parameters().size()), g["n_params"].item<int64_t>());
-  fill_deterministic(*unet, 31);
+  fill_deterministic(*unet, seed);
   torch::NoGradGuard no_grad;
   EXPECT_TRUE(testutil::tensors_close(unet(g["x"], g["t"], g["cond"]), g["out"], 1e-5, 1e-4));
+}
+}  // namespace
+
+TEST(Golden, TinyHybridUNetMatchesPython) {
+  auto g = testutil::load_golden("tiny_unet");
+  ASSERT_FALSE(g.empty());
+  DiffusionUNet unet(golden_tiny_unet_options());
+  expect_matches_tiny_unet_golden(unet, g, 31);
 }
 
 // The condition embedding (cond_embedding: an MLP of cond added to the timestep embedding, CompVis' num_classes
@@ -154,19 +166,11 @@ TEST(Golden, TinyHybridUNetMatchesPython) {
 TEST(Golden, TinyUNetWithConditionEmbeddingMatchesPython) {
   auto g = testutil::load_golden("tiny_unet_cond_emb");
   ASSERT_FALSE(g.empty());
-  DiffusionUNetOptions o;
-  o.model_channels = 16;
-  o.channel_mult = {1, 2};
-  o.num_res_blocks = 1;
-  o.attention_levels = {1};
-  o.num_heads = 2;
-  o.norm_groups = 8;
+  auto o = golden_tiny_unet_options();
   o.cond_embedding = true;
   DiffusionUNet unet(o);
-  EXPECT_EQ(static_cast<int64_t>(unet->parameters().size()), g["n_params"].item<int64_t>());
-  fill_deterministic(*unet, 33);
+  expect_matches_tiny_unet_golden(unet, g, 33);
   torch::NoGradGuard no_grad;
-  EXPECT_TRUE(testutil::tensors_close(unet(g["x"], g["t"], g["cond"]), g["out"], 1e-5, 1e-4));
   // Without the embedding the same weights (less label_emb) give another output: the embedding is used.
   o.cond_embedding = false;
   DiffusionUNet plain(o);
