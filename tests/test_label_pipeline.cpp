@@ -208,6 +208,29 @@ TEST(TrainVAE, MissingPerceptualWeightsFileIsNamedBeforeAnythingIsWritten) {
   EXPECT_FALSE(std::filesystem::exists(dir / "vae"));
 }
 
+namespace {
+// The last row of a run's metrics.csv, column name -> value (NaN where empty).
+std::map<std::string, double> last_metrics_row(const std::filesystem::path& path) {
+  std::istringstream csv(read_text(path.string()));
+  std::string header, line, last;
+  std::getline(csv, header);
+  while (std::getline(csv, line))
+    if (!line.empty()) last = line;
+  auto split = [](const std::string& text) {
+    std::vector<std::string> out;
+    std::stringstream ss(text);
+    for (std::string f; std::getline(ss, f, ',');) out.push_back(f);
+    if (!text.empty() && text.back() == ',') out.emplace_back();
+    return out;
+  };
+  auto names = split(header), values = split(last);
+  EXPECT_EQ(names.size(), values.size()) << header << "\n" << last;
+  std::map<std::string, double> row;
+  for (size_t i = 0; i < names.size() && i < values.size(); ++i) row[names[i]] = values[i].empty() ? NAN : std::stod(values[i]);
+  return row;
+}
+}  // namespace
+
 TEST(TrainLDM, ResumeGivesTheSameWeightsAndEMA) {
   auto& t = trained_labels();
   testutil::TempDir dir;
@@ -230,30 +253,53 @@ TEST(TrainLDM, HeldOutLossFallsOnPhantomLatents) {
   EXPECT_LT(trained_loss, 0.6 * untrained) << "untrained " << untrained << " trained " << trained_loss;
 
   // The last row of metrics.csv has the held-out loss per noise band next to the mean it returned.
-  std::istringstream csv(read_text(dir / "ldm/metrics.csv"));
-  std::string header, line, last;
-  std::getline(csv, header);
-  while (std::getline(csv, line))
-    if (!line.empty()) last = line;
-  auto split = [](const std::string& text) {
-    std::vector<std::string> out;
-    std::stringstream ss(text);
-    for (std::string f; std::getline(ss, f, ',');) out.push_back(f);
-    if (!text.empty() && text.back() == ',') out.emplace_back();
-    return out;
-  };
-  auto names = split(header), values = split(last);
-  ASSERT_EQ(names.size(), values.size()) << header << "\n" << last;
-  std::map<std::string, double> row;
-  for (size_t i = 0; i < names.size(); ++i) row[names[i]] = values[i].empty() ? NAN : std::stod(values[i]);
+  auto row = last_metrics_row(dir / "ldm/metrics.csv");
   for (const char* band : {"val_loss_t0_249", "val_loss_t250_499", "val_loss_t500_749", "val_loss_t750_999"})
-    ASSERT_TRUE(row.count(band)) << "no column " << band << " in " << header;
+    ASSERT_TRUE(row.count(band)) << "no column " << band;
   EXPECT_NEAR(row["val_loss"], trained_loss, 1e-4 * trained_loss);
   // With epsilon-prediction the noise is hardest to tell at low noise levels and easiest when z_t is mostly noise.
-  EXPECT_GT(row["val_loss_t0_249"], row["val_loss_t750_999"]) << last;
+  EXPECT_GT(row["val_loss_t0_249"], row["val_loss_t750_999"]);
   const double lo = std::min({row["val_loss_t0_249"], row["val_loss_t250_499"], row["val_loss_t500_749"], row["val_loss_t750_999"]});
   const double hi = std::max({row["val_loss_t0_249"], row["val_loss_t250_499"], row["val_loss_t500_749"], row["val_loss_t750_999"]});
-  EXPECT_TRUE(row["val_loss"] >= lo && row["val_loss"] <= hi) << last;  // the mean of the bands' latents
+  EXPECT_TRUE(row["val_loss"] >= lo && row["val_loss"] <= hi);  // the mean of the bands' latents
+}
+
+// optim.lr_schedule cosine: lr at the first step, lr_final at the last, their mean half way, the rate each step used in
+// metrics.csv; lr_final above lr, or set without the schedule that uses it, is refused naming the key.
+TEST(TrainLDM, CosineScheduleDecaysFromLrToLrFinal) {
+  LDMOptimOptions o;
+  o.lr = 2e-3;
+  EXPECT_EQ(ldm_learning_rate(o, 7, 9), 2e-3);  // constant (the authors)
+  o.lr_schedule = "cosine";
+  o.lr_final = 2e-4;
+  EXPECT_DOUBLE_EQ(ldm_learning_rate(o, 0, 9), 2e-3);
+  EXPECT_NEAR(ldm_learning_rate(o, 4, 9), 1.1e-3, 1e-12);  // cos(pi/2) = 0
+  EXPECT_NEAR(ldm_learning_rate(o, 2, 9), 2e-4 + 0.9e-3 * (1 + std::sqrt(0.5)), 1e-12);
+  EXPECT_DOUBLE_EQ(ldm_learning_rate(o, 8, 9), 2e-4);
+
+  auto& t = trained_labels();
+  testutil::TempDir dir;
+  auto c = tiny_ldm(t.dataset, t.vae, dir / "ldm", 5);
+  c.optim.lr_schedule = "cosine";
+  c.optim.lr_final = 0.25 * c.optim.lr;
+  c.train.log_every = 1;
+  train_ldm(c, false);
+  EXPECT_NEAR(last_metrics_row(dir / "ldm/metrics.csv")["lr"], c.optim.lr_final, 1e-12);  // step 5 of 5
+  c.optim.lr_final = 2 * c.optim.lr;
+  try {
+    train_ldm(c, false);
+    FAIL();
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("'optim.lr_final'"), std::string::npos) << e.what();
+  }
+  c.optim.lr_schedule = "constant";
+  c.optim.lr_final = 1e-4;
+  try {
+    train_ldm(c, false);
+    FAIL();
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("optim.lr_schedule"), std::string::npos) << e.what();
+  }
 }
 
 TEST(TrainLDM, MismatchedVAEAndUNetAreRefused) {
@@ -365,7 +411,10 @@ TEST(SampleLabels, LesionRedrawReplacesOnlyTheMapsThatDisagreeWithTheirFlags) {
       if (attempt >= 2 && c[i][1].item<float>() > 0.5f) l.push_back({kEdema, 6});
       maps.push_back(map_with(l));
     }
-    return torch::stack(maps);
+    LabelBatch r;
+    r.pv = torch::stack(maps);
+    r.cond = c.clone();
+    return r;
   };
   auto once = b;
   once.pv = before.clone();
@@ -386,6 +435,30 @@ TEST(SampleLabels, LesionRedrawReplacesOnlyTheMapsThatDisagreeWithTheirFlags) {
   // The rule scales with the map size: 20 px at 192x256 are 5 at 96x128, never below 1.
   EXPECT_DOUBLE_EQ(lesion_min_pixels_at(20, 96, 128), 5.0);
   EXPECT_DOUBLE_EQ(lesion_min_pixels_at(20, 8, 8), 1.0);
+  // A redraw may change a map's other conditions (lesion_redraw_position: the slice position) and they are kept with
+  // the map; one that changes the flags is a bug in the draw, refused.
+  auto fresh = [&] {  // b's maps and conditions before any redraw, in tensors of its own
+    LabelBatch f;
+    f.pv = before.clone();
+    f.cond = b.cond.clone();
+    return f;
+  };
+  auto moved = fresh();
+  redraw_until_lesions_agree(moved, {kTumour, kEdema}, 3.0, 5, [&](const torch::Tensor& c, int64_t attempt) {
+    auto r = draw(c, attempt + 1);
+    r.cond.select(1, 2).fill_(0.9f);
+    return r;
+  });
+  EXPECT_TRUE(torch::allclose(moved.cond.select(1, 2), torch::tensor({0.9f, 0.4f, 0.5f, 0.9f})));
+  EXPECT_TRUE(torch::equal(moved.cond.slice(1, 0, 2), b.cond.slice(1, 0, 2)));
+  auto flipped = fresh();
+  EXPECT_THROW(redraw_until_lesions_agree(flipped, {kTumour, kEdema}, 3.0, 5,
+                                          [&](const torch::Tensor& c, int64_t attempt) {
+                                            auto r = draw(c, attempt);
+                                            r.cond.select(1, 0).fill_(0.f);
+                                            return r;
+                                          }),
+               c10::Error);
 }
 
 // A generator without lesion flags cannot redraw for them: refused naming the key, before anything is drawn.
@@ -399,6 +472,14 @@ TEST(SampleLabels, LesionRedrawNeedsALesionConditionedLDM) {
     FAIL() << "lesion_redraw accepted for a healthy LDM";
   } catch (const InputError& e) {
     EXPECT_NE(std::string(e.what()).find("'sampler.lesion_redraw'"), std::string::npos) << e.what();
+  }
+  o.lesion_redraw = 0;
+  o.lesion_redraw_position = true;  // does nothing without redraws: said, not ignored
+  try {
+    check_sampler_options(g, o);
+    FAIL() << "lesion_redraw_position accepted without lesion_redraw";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("'sampler.lesion_redraw_position'"), std::string::npos) << e.what();
   }
 }
 

@@ -21,11 +21,20 @@ void LatentOptions::visit(ConfigVisitor& v) {
 }
 void LDMOptimOptions::visit(ConfigVisitor& v) {
   v("lr", lr, "Adam learning rate (authors: 2.5e-5)", Bounds::positive());
+  v.choice("lr_schedule", lr_schedule, {"constant", "cosine"},
+           "constant (authors) or cosine: half a cosine from lr at step 0 to lr_final at the last step");
+  v("lr_final", lr_final, "lr_schedule cosine: the learning rate at the last step", Bounds::at_least(0.0));
   v("ema_decay", ema_decay, "EMA decay of the weights used for sampling; 0 = off", Bounds::range(0.0, 0.99999));
   v.choice("loss", loss, {"l1", "l2"}, "diffusion loss (paper: l1)");
   v("lesion_weight", lesion_weight, "extra loss weight on latent pixels under a conditioned lesion (1 + w there); "
     "0 = off (authors)", Bounds::at_least(0.0));
 }
+double ldm_learning_rate(const LDMOptimOptions& o, int64_t step, int64_t steps) {
+  if (o.lr_schedule == "constant") return o.lr;
+  const double done = steps > 1 ? static_cast<double>(step) / static_cast<double>(steps - 1) : 1.0;
+  return o.lr_final + 0.5 * (o.lr - o.lr_final) * (1.0 + std::cos(M_PI * std::min(done, 1.0)));
+}
+
 void LDMTrainConfig::visit(ConfigVisitor& v) {
   v.section("run", run);
   v.section("data", data);
@@ -58,6 +67,12 @@ std::pair<torch::Tensor, torch::Tensor> encode_all(AutoencoderKL& vae, const tor
 }
 // Config, data and VAE that cannot train together: exit 2 before anything is written.
 void check_ldm_config(const LDMTrainConfig& cfg, const SliceDataset& data, AutoencoderKL& vae) {
+  if (cfg.optim.lr_schedule == "cosine")
+    BRAINSPADE_CHECK_INPUT(cfg.optim.lr_final <= cfg.optim.lr, "config key 'optim.lr_final' is ", cfg.optim.lr_final,
+                           ", above optim.lr (", cfg.optim.lr, "): the cosine schedule decays");
+  else
+    BRAINSPADE_CHECK_INPUT(cfg.optim.lr_final == 0.0, "config key 'optim.lr_final' is ", cfg.optim.lr_final,
+                           " but optim.lr_schedule is constant: set optim.lr_schedule=cosine to use it");
   BRAINSPADE_CHECK_INPUT(data.channels() == vae->options.in_channels, cfg.data.dataset, ": label maps have ",
                          data.channels(), " channels but the VAE ", cfg.vae_checkpoint, " was trained on ",
                          vae->options.in_channels);
@@ -264,6 +279,8 @@ double train_ldm(const LDMTrainConfig& cfg, bool resume) {
     if (weighted) weight = dist.local_rows(1.0 + cfg.optim.lesion_weight * mask_tr.index_select(0, rows)).to(device);
     auto pred = unet->forward(sched.add_noise(z0, noise, t), t, c);
     auto loss = loss_diffusion(pred, sched.training_target(z0, noise, t), cfg.optim.loss, weight);
+    const double lr = ldm_learning_rate(cfg.optim, step, cfg.train.steps);
+    for (auto& g : opt.param_groups()) static_cast<torch::optim::AdamOptions&>(g.options()).lr(lr);
     opt.zero_grad();
     loss.backward();
     dist.all_reduce_gradients(unet->parameters());
@@ -275,6 +292,7 @@ double train_ldm(const LDMTrainConfig& cfg, bool resume) {
     run.check_finite(loss_value, step, "LDM loss");
     if (run.log_due(step)) {
       auto row = run.reduce({{"loss", loss_value}, {"grad_norm", gnorm}});  // the loss over the global batch
+      row["lr"] = lr;
       if (run.validate_due(step)) {
         for (const auto& kv : validate()) row[kv.first] = kv.second;
         val_loss = row["val_loss"];

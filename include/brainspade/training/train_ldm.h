@@ -25,6 +25,9 @@ struct LatentOptions {
 
 struct LDMOptimOptions {
   double lr = 2.5e-5;      ///< authors' Adam learning rate
+  /// constant (authors) | cosine: lr follows half a cosine from lr at step 0 to lr_final at the last step
+  std::string lr_schedule = "constant";
+  double lr_final = 0.0;   ///< cosine's learning rate at the last step
   double ema_decay = 0.0;  ///< EMA of weights for sampling; 0 = off (authors: off)
   std::string loss = "l1"; ///< l1 (paper) | l2
   /// Extra weight of the diffusion loss on latent pixels under a conditioned lesion: 1 + lesion_weight where any
@@ -51,5 +54,8 @@ struct LDMTrainConfig {
 
 /// Returns the final held-out loss.
 double train_ldm(const LDMTrainConfig& cfg, bool resume);
+
+/// The Adam learning rate of optimiser step `step` (0-based) of `steps` under o.lr_schedule.
+double ldm_learning_rate(const LDMOptimOptions& o, int64_t step, int64_t steps);
 
 }  // namespace brainspade
