@@ -35,8 +35,6 @@ void LabelSamplerOptions::visit(ConfigVisitor& v) {
   v("slice_range", slice_range, "slice position range [lo, hi] in [0, 1]", Bounds::unit());
   v("lesion_redraw", lesion_redraw, "redraws (fresh noise, same conditions) of a map whose lesions disagree with its "
     "flags (a flagged lesion absent or an unflagged one present); 0 = off", Bounds::range(0, 1000));
-  v("lesion_redraw_position", lesion_redraw_position, "lesion_redraw also draws a redrawn map's slice position afresh "
-    "from slice_range: maps come from the positions where the LDM draws the flagged lesions (no longer uniform)");
   v("lesion_min_pixels", lesion_min_pixels, "lesion_redraw's rule: a map holds a lesion with at least this many pixels "
     "of PV > 0.5, counted at 192x256 (scaled by area)", Bounds::at_least(1));
   v("batch_size", batch_size, "samples per forward pass", Bounds::at_least(1));
@@ -188,7 +186,7 @@ std::vector<int64_t> lesion_channels(const LabelGenerator& g) {
 
 void redraw_until_lesions_agree(LabelBatch& batch, const std::vector<int64_t>& channels, double min_px,
                                 int64_t max_redraws,
-                                const std::function<LabelBatch(const torch::Tensor& cond, int64_t attempt)>& draw) {
+                                const std::function<torch::Tensor(const torch::Tensor& cond, int64_t attempt)>& draw) {
   TORCH_CHECK(batch.cond.dim() == 2 && batch.cond.size(1) >= static_cast<int64_t>(channels.size()),
               "redraw_until_lesions_agree: the conditions must start with one flag per lesion channel");
   auto disagreeing = [&] {  // [B] bool
@@ -201,15 +199,10 @@ void redraw_until_lesions_agree(LabelBatch& batch, const std::vector<int64_t>& c
   auto bad = disagreeing();
   for (int64_t attempt = 1; attempt <= max_redraws && bad.any().item<bool>(); ++attempt) {
     auto rows = bad.nonzero().flatten();  // [n]
-    auto asked = batch.cond.index_select(0, rows);
-    auto again = draw(asked, attempt);
-    TORCH_CHECK(again.pv.dim() == 4 && again.pv.size(0) == rows.size(0), "redraw_until_lesions_agree: draw gave ",
-                again.pv.sizes(), " for ", rows.size(0), " maps");
-    const int64_t L = static_cast<int64_t>(channels.size());
-    TORCH_CHECK(again.cond.sizes() == asked.sizes() && torch::equal(again.cond.slice(1, 0, L), asked.slice(1, 0, L)),
-                "redraw_until_lesions_agree: a redraw must keep each map's lesion flags");
-    batch.pv.index_copy_(0, rows, again.pv.to(batch.pv.scalar_type()));
-    batch.cond = batch.cond.index_copy(0, rows, again.cond.to(batch.cond.scalar_type()));  // not in place: may be the caller's
+    auto again = draw(batch.cond.index_select(0, rows), attempt);
+    TORCH_CHECK(again.dim() == 4 && again.size(0) == rows.size(0), "redraw_until_lesions_agree: draw gave ",
+                again.sizes(), " for ", rows.size(0), " maps");
+    batch.pv.index_copy_(0, rows, again.to(batch.pv.scalar_type()));
     batch.draws.index_add_(0, rows, torch::ones_like(rows));
     bad = disagreeing();
   }
@@ -223,11 +216,6 @@ void check_sampler_options(const LabelGenerator& g, const LabelSamplerOptions& o
     BRAINSPADE_CHECK_INPUT(!g.conditioning.lesions.empty(),
                            "config key 'sampler.lesion_redraw': the LDM is not conditioned on lesions");
     lesion_channels(g);
-  }
-  if (o.lesion_redraw_position) {
-    BRAINSPADE_CHECK_INPUT(o.lesion_redraw > 0, "config key 'sampler.lesion_redraw_position': needs sampler.lesion_redraw > 0");
-    BRAINSPADE_CHECK_INPUT(g.conditioning.slice_position,
-                           "config key 'sampler.lesion_redraw_position': the LDM is not conditioned on the slice position");
   }
 }
 
@@ -279,24 +267,15 @@ LabelBatch sample_label_batch(LabelGenerator& g, const LabelSamplerOptions& o, i
     // InferenceMode skips autograd's version counters and view tracking as well as the graph; the kernels are
     // the same as under NoGradGuard, so the samples are bit-identical (tests/test_label_pipeline.cpp checks).
     torch::InferenceMode inference;
-    const bool positions_drawn = !cond.defined();
     out = sample_label_batch_inference(g, unet, o, batch, seed, device, cond);
     out.draws = torch::ones({batch}, torch::kLong);
     out.disagrees = torch::zeros({batch}, torch::kBool);
     if (o.lesion_redraw > 0 && !g.conditioning.lesions.empty()) {
-      // Fresh noise per attempt (a seed per attempt, so the batch stays reproducible), the same flags; with
-      // lesion_redraw_position a fresh slice position too, when the sampler drew it.
-      const bool new_position = o.lesion_redraw_position && positions_drawn && g.conditioning.slice_position;
+      // Fresh noise per attempt (a seed per attempt, so the batch stays reproducible), the same conditions.
       redraw_until_lesions_agree(out, lesion_channels(g), lesion_min_pixels_at(o.lesion_min_pixels, out.pv.size(2),
                                  out.pv.size(3)), o.lesion_redraw, [&](const torch::Tensor& c, int64_t attempt) {
-        const uint64_t s = derive_seed(seed, 0x7ed7a, static_cast<uint64_t>(attempt));
-        auto asked = c.clone();
-        if (new_position) {  // the position is the last condition (ConditioningOptions' order)
-          at::Generator pos_gen = at::detail::createCPUGenerator(derive_seed(s, 0x9051, 0));
-          asked.select(1, asked.size(1) - 1)
-              .copy_(o.slice_range[0] + (o.slice_range[1] - o.slice_range[0]) * torch::rand({c.size(0)}, pos_gen));
-        }
-        return sample_label_batch_inference(g, unet, o, c.size(0), s, device, asked);
+        return sample_label_batch_inference(g, unet, o, c.size(0), derive_seed(seed, 0x7ed7a, static_cast<uint64_t>(attempt)),
+                                            device, c).pv;
       });
     }
   }

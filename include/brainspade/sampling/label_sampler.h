@@ -31,10 +31,6 @@ struct LabelSamplerOptions {
   /// or an unflagged one present, by the slicing rule (lesion_min_pixels at 192×256, scaled by area); 0 = off. The
   /// label-side analogue of the authors' modality rejection loop for images; not in their label pipeline.
   int64_t lesion_redraw = 0;
-  /// lesion_redraw also draws each redrawn map's slice position afresh from slice_range (only where the sampler drew
-  /// the position, never a position the caller gave): the maps then come from where the LDM draws the flagged lesions
-  /// (p(position | flags) by rejection), so their positions are no longer uniform over slice_range.
-  bool lesion_redraw_position = false;
   int64_t lesion_min_pixels = 20;  ///< the lesion rule of the redraw: pixels with PV > 0.5, counted at 192×256
   int64_t batch_size = 8;
   /// U-Net compute dtype: float32 | bfloat16. bfloat16 runs a bf16 copy of the U-Net (oneDNN's AVX-512-BF16
@@ -52,13 +48,11 @@ struct LabelBatch {
 };
 
 /// sampler.lesion_redraw's loop: while some maps of `batch` disagree with their flags (flag k on ⇔ the map holds
-/// channel channels[k], lesion_present with min_px), replaces those maps and their conditions by draw(their
-/// conditions, attempt) (pv [n, C, H, W], cond [n, K] with the same flags: the draw may change other conditions, e.g.
-/// the slice position), at most max_redraws times; counts each map's draws in batch.draws and leaves
-/// batch.disagrees for what remains.
+/// channel channels[k], lesion_present with min_px), replaces those maps by draw(their conditions, attempt) [n, C, H, W],
+/// at most max_redraws times; counts each map's draws in batch.draws and leaves batch.disagrees for what remains.
 void redraw_until_lesions_agree(LabelBatch& batch, const std::vector<int64_t>& channels, double min_px,
                                 int64_t max_redraws,
-                                const std::function<LabelBatch(const torch::Tensor& cond, int64_t attempt)>& draw);
+                                const std::function<torch::Tensor(const torch::Tensor& cond, int64_t attempt)>& draw);
 
 /// Draws B conditions from `gen`: lesion flags ~ Bernoulli(p) (or one of lesion_combinations, uniformly), slice
 /// position ~ U(slice_range).
