@@ -8,10 +8,9 @@
 
 #include <gtest/gtest.h>
 
-#include "brainspade/core/csv.h"
-
 #include "brainspade/core/atomic_file.h"
 #include "brainspade/core/checkpoint.h"
+#include "brainspade/core/csv.h"
 #include "brainspade/data/slice_dataset.h"
 #include "brainspade/data/slicing.h"
 #include "brainspade/io/image_io.h"
@@ -209,24 +208,17 @@ TEST(TrainVAE, MissingPerceptualWeightsFileIsNamedBeforeAnythingIsWritten) {
 }
 
 namespace {
-// The last row of a run's metrics.csv, column name -> value (NaN where empty).
+// The last row of a run's metrics.csv, column name -> value (NaN where empty), read by the project's CSV reader
+// (which refuses a row whose field count differs from the header's).
 std::map<std::string, double> last_metrics_row(const std::filesystem::path& path) {
-  std::istringstream csv(read_text(path.string()));
-  std::string header, line, last;
-  std::getline(csv, header);
-  while (std::getline(csv, line))
-    if (!line.empty()) last = line;
-  auto split = [](const std::string& text) {
-    std::vector<std::string> out;
-    std::stringstream ss(text);
-    for (std::string f; std::getline(ss, f, ',');) out.push_back(f);
-    if (!text.empty() && text.back() == ',') out.emplace_back();
-    return out;
-  };
-  auto names = split(header), values = split(last);
-  EXPECT_EQ(names.size(), values.size()) << header << "\n" << last;
+  const CsvTable table = read_csv_table(path.string());
+  EXPECT_FALSE(table.rows.empty()) << path;
   std::map<std::string, double> row;
-  for (size_t i = 0; i < names.size() && i < values.size(); ++i) row[names[i]] = values[i].empty() ? NAN : std::stod(values[i]);
+  if (table.rows.empty()) return row;
+  for (size_t i = 0; i < table.header.size(); ++i) {
+    const std::string& v = table.rows.back()[i];
+    row[table.header[i]] = v.empty() ? NAN : std::stod(v);
+  }
   return row;
 }
 }  // namespace
