@@ -372,7 +372,7 @@ std::vector<Row> rows() {
          copy_vae_run(d);
          return vae(d, "--resume --set vae.channels=[8,32]");
        },
-       {"last.ckpt", "different network"}},
+       {"last.ckpt", "different network", "vae.channels"}},
       {"truncated last.ckpt on --resume",
        [=](auto d) {
          copy_vae_run(d);

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "brainspade/core/atomic_file.h"
+#include "brainspade/models/patch_discriminator.h"
 #include "brainspade/training/common.h"
 #include "support/helpers.h"
 
@@ -120,4 +121,84 @@ TEST(SplitRows, AClassWithoutTrainingRowsMovesToTraining) {
   EXPECT_EQ(s.val, (std::vector<int64_t>{4}));
   keep_every_class_in_training(s, modality, {"T1", "PD"}, "modality");  // nothing left to move
   EXPECT_EQ(s.val, (std::vector<int64_t>{4}));
+}
+
+namespace {
+// A last.ckpt of stage "vae" holding `model_config` as an earlier run would have written it.
+CheckpointFiles run_with_model_config(const testutil::TempDir& dir, const std::string& model_config) {
+  CheckpointFiles files(dir.path(), 2);
+  Checkpoint ck;
+  ck.set_string("stage", "vae");
+  ck.set_int("step", 7);
+  ck.set_string("model_config", model_config);
+  files.save(ck, 7);
+  return files;
+}
+std::string without_line(std::string yaml, const std::string& line) {
+  const auto at = yaml.find(line);
+  EXPECT_NE(at, std::string::npos) << line << " not in\n" << yaml;
+  if (at != std::string::npos) yaml.erase(at, yaml.find('\n', at) - at + 1);
+  return yaml;
+}
+}  // namespace
+
+TEST(ResumeCheckpoint, ACheckpointFromBeforeAKeyWasAddedResumes) {
+  testutil::TempDir dir;
+  PatchDiscriminatorOptions now;
+  const std::string full = dump_section("disc", now);
+  // An older binary did not know `norm`: its stored config lacks the line; today's default equals the old behaviour.
+  auto files = run_with_model_config(dir, without_line(full, "  norm: \"batch\""));
+  auto ck = resume_checkpoint(files, true, "vae", model_section("disc", now));
+  ASSERT_TRUE(ck.has_value());
+  EXPECT_EQ(ck->get_int("step"), 7);
+}
+
+TEST(ResumeCheckpoint, ACheckpointWithARenamedKeyResumes) {
+  testutil::TempDir dir;
+  PatchDiscriminatorOptions now;
+  std::string old = dump_section("disc", now);
+  const auto at = old.find("num_layers:");
+  ASSERT_NE(at, std::string::npos);
+  old.replace(at, std::string("num_layers:").size(), "n_layers:");  // the key's name until 2026-11-30
+  auto files = run_with_model_config(dir, old);
+  EXPECT_TRUE(resume_checkpoint(files, true, "vae", model_section("disc", now)).has_value());
+}
+
+TEST(ResumeCheckpoint, ADifferentNetworkIsRefusedNamingEachKey) {
+  testutil::TempDir dir;
+  PatchDiscriminatorOptions then, now;
+  now.ndf = 32;
+  now.norm = "instance";
+  auto files = run_with_model_config(dir, dump_section("disc", then));
+  try {
+    resume_checkpoint(files, true, "vae", model_section("disc", now));
+    FAIL() << "resumed a checkpoint of another network";
+  } catch (const InputError& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("last.ckpt"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("disc.ndf: 64 -> 32"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("disc.norm: batch -> instance"), std::string::npos) << msg;
+    EXPECT_EQ(msg.find("num_layers"), std::string::npos) << msg;  // an equal key is not named
+  }
+  // Two sections added up compare both: the second one's change is named too.
+  testutil::TempDir dir2;
+  auto files2 = run_with_model_config(dir2, dump_section("a", then) + dump_section("b", then));
+  EXPECT_TRUE(resume_checkpoint(files2, true, "vae", model_section("a", then) + model_section("b", then)).has_value());
+  try {
+    resume_checkpoint(files2, true, "vae", model_section("a", then) + model_section("b", now));
+    FAIL() << "resumed with the second section changed";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("b.ndf: 64 -> 32"), std::string::npos) << e.what();
+  }
+}
+
+TEST(ConfigDifferences, NamesNestedScalarsListsAndAbsentKeys) {
+  const std::string a = "x:\n  lr: 0.1\n  dims: [1, 2]\n  deep:\n    k: a\n  gone: 1\n";
+  const std::string b = "x:\n  lr: 0.1\n  dims: [1, 3]\n  deep:\n    k: b\n  new: true\n";
+  const auto d = config_differences(a, b);
+  const std::vector<std::string> want = {"x.dims: [1, 2] -> [1, 3]", "x.deep.k: a -> b", "x.gone: 1 -> (absent)",
+                                         "x.new: (absent) -> true"};
+  EXPECT_EQ(d, want);
+  EXPECT_TRUE(config_differences(a, a).empty());
+  EXPECT_THROW(config_differences("x: [", a), InputError);
 }

@@ -1,5 +1,6 @@
 #include "brainspade/core/config.h"
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <optional>
@@ -472,6 +473,57 @@ std::string document_config(void (*visit)(void* root, ConfigVisitor& v), void* r
   Documenter d(title);
   visit(root, d);
   return d.str();
+}
+
+namespace {
+
+// `map[key]` on a const node without that key gives an invalid node that throws when asked anything: look it up.
+std::optional<YAML::Node> child(const YAML::Node& map, const std::string& key) {
+  for (const auto& kv : map)
+    if (kv.first.as<std::string>() == key) return kv.second;
+  return std::nullopt;
+}
+
+std::string flow_text(const std::optional<YAML::Node>& node) {
+  if (!node) return "(absent)";
+  const YAML::Node& n = *node;
+  if (n.IsNull()) return "null";
+  if (n.IsScalar()) return n.Scalar();
+  YAML::Emitter out;
+  out << YAML::Flow << n;
+  return out.c_str();
+}
+
+void collect_differences(const std::optional<YAML::Node>& a, const std::optional<YAML::Node>& b,
+                         const std::string& path, std::vector<std::string>& out) {
+  if (a && b && a->IsMap() && b->IsMap()) {
+    std::vector<std::string> keys;
+    for (const auto& side : {*a, *b})
+      for (const auto& kv : side) {
+        auto k = kv.first.as<std::string>();
+        if (std::find(keys.begin(), keys.end(), k) == keys.end()) keys.push_back(k);
+      }
+    for (const auto& k : keys) collect_differences(child(*a, k), child(*b, k), path.empty() ? k : path + "." + k, out);
+    return;
+  }
+  const std::string ta = flow_text(a), tb = flow_text(b);
+  if (ta != tb) out.push_back((path.empty() ? std::string("(root)") : path) + ": " + ta + " -> " + tb);
+}
+
+YAML::Node parse_for_diff(const std::string& text, const char* side) {
+  try {
+    return YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    throw input_error(side, " config is not valid YAML: ", e.what());
+  }
+}
+
+}  // namespace
+
+std::vector<std::string> config_differences(const std::string& before, const std::string& after) {
+  std::vector<std::string> out;
+  collect_differences(parse_for_diff(before, "the first"), parse_for_diff(after, "the second"), "", out);
+  return out;
 }
 
 }  // namespace brainspade

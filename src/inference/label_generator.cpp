@@ -72,8 +72,17 @@ LabelGenerator load_label_generator(const std::string& ldm_path, const std::stri
   std::string vpath = vae_path.empty() ? ck.get_string("vae_checkpoint") : vae_path;
   auto vck = Checkpoint::load(vpath);
   check_checkpoint_stage(vck, "vae");
-  BRAINSPADE_CHECK_INPUT(vck.get_string("model_config") == ck.get_string("vae_model_config"), "VAE ", vpath,
-                         " is not the VAE that LDM ", ldm_path, " was trained on (their vae configs differ)");
+  // Both read through today's keys: a VAE or LDM checkpoint written before a key was added or renamed still pairs.
+  const std::string vae_given =
+      dump_section("vae", load_section<AutoencoderKLOptions>("vae", vck.get_string("model_config"), vpath));
+  const std::string vae_trained_on =
+      dump_section("vae", load_section<AutoencoderKLOptions>("vae", ck.get_string("vae_model_config"), ldm_path));
+  if (vae_given != vae_trained_on) {
+    std::string keys;
+    for (const auto& d : config_differences(vae_trained_on, vae_given)) keys += (keys.empty() ? "" : "; ") + d;
+    throw input_error("VAE ", vpath, " is not the VAE that LDM ", ldm_path,
+                      " was trained on (their vae configs differ, LDM's -> given: ", keys, ")");
+  }
   g.vae = load_vae(vpath, device, &g.channel_names);
   auto unet_opts = load_section<DiffusionUNetOptions>("unet", ck.get_string("model_config"), ldm_path);
   g.unet = DiffusionUNet(unet_opts);

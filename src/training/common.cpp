@@ -160,7 +160,7 @@ void CheckpointFiles::save(const Checkpoint& ck, int64_t step) {
 }
 
 std::optional<Checkpoint> resume_checkpoint(const CheckpointFiles& files, bool resume, const std::string& stage,
-                                            const std::string& model_config) {
+                                            const ModelConfig& model) {
   if (!resume) {
     // A fresh run would overwrite another run's checkpoints one by one: refuse before anything is written.
     BRAINSPADE_CHECK_INPUT(!file_exists(files.last()), files.last(), ": the output folder holds another run's ",
@@ -173,8 +173,15 @@ std::optional<Checkpoint> resume_checkpoint(const CheckpointFiles& files, bool r
   }
   auto ck = Checkpoint::load(files.last());
   check_checkpoint_stage(ck, stage);
-  BRAINSPADE_CHECK_INPUT(ck.get_string("model_config") == model_config, files.last(),
-                         ": was trained with different network sections; resume needs the same model config");
+  const std::string stored = model.normalise ? model.normalise(ck.get_string("model_config"), files.last())
+                                             : ck.get_string("model_config");
+  if (stored != model.yaml) {
+    std::string keys;
+    for (const auto& d : config_differences(stored, model.yaml)) keys += (keys.empty() ? "" : "; ") + d;
+    throw input_error(files.last(), ": was trained with different network settings (checkpoint -> config: ",
+                      keys.empty() ? std::string("the sections differ") : keys,
+                      "); resume needs the same network sections");
+  }
   spdlog::info("resuming from {} at step {}", files.last(), ck.get_int("step"));
   return ck;
 }

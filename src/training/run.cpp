@@ -9,11 +9,11 @@
 namespace brainspade {
 
 StageRun::StageRun(std::string stage, std::string progress_label, const RunOptions& run, const TrainLoopOptions& loop,
-                   std::string config_yaml, std::string model_config)
+                   std::string config_yaml, ModelConfig model)
     : stage_(std::move(stage)),
       label_(std::move(progress_label)),
       config_yaml_(std::move(config_yaml)),
-      model_config_(std::move(model_config)),
+      model_(std::move(model)),
       out_dir_(run.out_dir),
       loop_(loop),
       files_(run.out_dir, loop.keep_checkpoints) {}
@@ -28,7 +28,7 @@ void StageRun::on_resume(std::function<void(const Checkpoint&)> read) { readers_
 int64_t StageRun::begin(bool resume) {
   Distributed& dist = distributed();
   int64_t start = 0;
-  if (auto ck = resume_checkpoint(files_, resume, stage_, model_config_)) {
+  if (auto ck = resume_checkpoint(files_, resume, stage_, model_)) {
     for (auto& [key, m] : modules_) ck->load_module(key, *m, files_.last());
     for (auto& [key, o] : optimizers_) ck->load_optimizer(key, *o);
     for (auto& read : readers_) read(*ck);
@@ -81,7 +81,7 @@ void StageRun::save(int64_t step) {
   ck.set_string("stage", stage_);
   ck.set_int("step", step);
   ck.set_string("config", config_yaml_);
-  ck.set_string("model_config", model_config_);
+  ck.set_string("model_config", model_.yaml);
   for (auto& [key, m] : modules_) ck.add_module(key, *m);
   for (auto& [key, o] : optimizers_) ck.add_optimizer(key, *o);
   for (auto& write : writers_) write(ck);

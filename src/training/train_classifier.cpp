@@ -77,7 +77,7 @@ ClassifierValidation train_classifier(const ClassifierTrainConfig& cfg, bool res
   net->to(device);
   torch::optim::Adam opt(net->parameters(), torch::optim::AdamOptions(cfg.optim.lr));
   StageRun run("classifier", "train classifier", cfg.run, cfg.train, dump_config(cfg),
-               dump_section("classifier", cfg.classifier));
+               model_section("classifier", cfg.classifier));
   run.track("classifier", *net);
   run.track("optim", opt);
   run.on_save([&](Checkpoint& ck) {

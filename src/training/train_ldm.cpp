@@ -229,7 +229,7 @@ double train_ldm(const LDMTrainConfig& cfg, bool resume) {
   if (cfg.optim.ema_decay > 0) ema = std::make_unique<EMA>(*unet, cfg.optim.ema_decay);
 
   const std::string vae_model_config = Checkpoint::load(cfg.vae_checkpoint).get_string("model_config");
-  StageRun run("ldm", "train ldm", cfg.run, cfg.train, dump_config(cfg), dump_section("unet", cfg.unet));
+  StageRun run("ldm", "train ldm", cfg.run, cfg.train, dump_config(cfg), model_section("unet", cfg.unet));
   run.track("unet", *unet);
   run.track("optim", opt);
   run.on_resume([&](const Checkpoint& ck) {

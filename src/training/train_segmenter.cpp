@@ -483,7 +483,7 @@ SegValidation train_segmenter(const SegmenterTrainConfig& cfg, bool resume) {
 
   // Brain-extracted training images have a zero background; `segment` warns when a head with skull is given.
   const bool zero_background = (images_train == 0).to(torch::kDouble).mean().item<double>() >= 0.05;
-  StageRun run("segmenter", "train segmenter", cfg.run, cfg.train, dump_config(cfg), dump_section("model", cfg.model));
+  StageRun run("segmenter", "train segmenter", cfg.run, cfg.train, dump_config(cfg), model_section("model", cfg.model));
   run.track("segmenter", *model);
   run.track("optim", opt);
   run.on_save([&](Checkpoint& ck) {

@@ -424,7 +424,7 @@ SPADEValidation train_spade(const SPADETrainConfig& cfg, bool resume) {
 
   std::deque<double> d_acc;  // running discriminator accuracy of the gating window
   StageRun run("spade", "train spade", cfg.run, cfg.train, dump_config(cfg),
-               dump_section("generator", G_o) + dump_section("encoder", cfg.encoder));
+               model_section("generator", G_o) + model_section("encoder", cfg.encoder));
   run.track("generator", *G);
   run.track("encoder", *E);
   run.track("discriminator", *D);

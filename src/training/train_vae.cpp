@@ -197,7 +197,7 @@ VAEValidation train_vae(const VAETrainConfig& cfg, bool resume) {
   torch::optim::Adam opt_g(vae->parameters(), torch::optim::AdamOptions(cfg.optim.lr));
   torch::optim::Adam opt_d(disc->parameters(), torch::optim::AdamOptions(cfg.optim.lr_d));
 
-  StageRun run("vae", "train vae", cfg.run, cfg.train, dump_config(cfg), dump_section("vae", cfg.vae));
+  StageRun run("vae", "train vae", cfg.run, cfg.train, dump_config(cfg), model_section("vae", cfg.vae));
   run.track("vae", *vae);
   run.track("discriminator", *disc);
   run.track("optim_g", opt_g);

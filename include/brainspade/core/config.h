@@ -150,6 +150,11 @@ T load_section(const char* key, const std::string& yaml, const std::string& what
   return w.v;
 }
 
+/// The keys whose values differ between two config texts, one "a.b: <in before> -> <in after>" line each ("(absent)"
+/// for a key only one side has), in the order of `before` then `after`; empty when they hold the same values.
+/// Used to name what differs when a stored network config does not match the current one.
+std::vector<std::string> config_differences(const std::string& before, const std::string& after);
+
 /// Settings every command shares: where outputs go, seed, device, threads.
 struct RunOptions {
   std::string out_dir = "runs/default";  ///< output folder (created; holds log, config, results)

@@ -72,11 +72,33 @@ class CheckpointFiles {
   int64_t keep_;
 };
 
+/// A stage's network sections as stored in its checkpoints (`yaml`), and how to read an older checkpoint's copy
+/// through today's keys (`normalise`: keys added since take their defaults, renamed keys their new names; the
+/// result is dumped again, comparable with `yaml`). Built with model_section(); sections add up with +.
+struct ModelConfig {
+  std::string yaml;
+  std::function<std::string(const std::string& stored, const std::string& what)> normalise;
+};
+template <class T>
+ModelConfig model_section(const char* key, const T& value) {
+  return {dump_section(key, value), [key](const std::string& stored, const std::string& what) {
+            return dump_section(key, load_section<T>(key, stored, what));
+          }};
+}
+inline ModelConfig operator+(ModelConfig a, ModelConfig b) {
+  auto na = std::move(a.normalise), nb = std::move(b.normalise);
+  return {a.yaml + b.yaml, [na, nb](const std::string& stored, const std::string& what) {
+            return na(stored, what) + nb(stored, what);
+          }};
+}
+
 /// The checkpoint to continue from: with `resume`, the run's last.ckpt when it exists, checked to be of `stage` and
-/// to hold the same `model_config` (InputError otherwise); nullopt for a fresh start (a warning when --resume found
-/// nothing). The caller restores its networks and optimizers and continues at get_int("step").
+/// to hold the same network sections as `model` (read through today's keys, so a checkpoint from before a key was
+/// added or renamed still resumes; InputError naming each differing key otherwise); nullopt for a fresh start (a
+/// warning when --resume found nothing). The caller restores its networks and optimizers and continues at
+/// get_int("step").
 std::optional<Checkpoint> resume_checkpoint(const CheckpointFiles& files, bool resume, const std::string& stage,
-                                            const std::string& model_config);
+                                            const ModelConfig& model);
 
 /// Exponential moving average of a module's parameters (diffusion models), stored beside the weights.
 class EMA {

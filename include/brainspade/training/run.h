@@ -3,7 +3,7 @@
 /// metrics.csv, the stop signal, the progress bar and the log/validate/checkpoint cadence. A trainer registers the
 /// networks and optimisers its checkpoints hold, calls begin(), and writes only its step body and its validation:
 ///
-///   StageRun run("vae", "train vae", cfg.run, cfg.train, dump_config(cfg), dump_section("vae", cfg.vae));
+///   StageRun run("vae", "train vae", cfg.run, cfg.train, dump_config(cfg), model_section("vae", cfg.vae));
 ///   run.track("vae", *vae);  run.track("optim_g", opt_g);  run.on_save([&](Checkpoint& ck) { ... });
 ///   for (int64_t step = run.begin(resume); step < cfg.train.steps;) {
 ///     if (run.interrupted(step)) return ...;
@@ -32,10 +32,10 @@ namespace brainspade {
 class StageRun {
  public:
   /// `stage` is written into every checkpoint and checked on resume; `progress_label` names the progress bar;
-  /// `config_yaml` is the resolved config stored with the weights; `model_config` the YAML of the networks, which a
-  /// resumed run must match and later stages rebuild the networks from.
+  /// `config_yaml` is the resolved config stored with the weights; `model` the networks' sections, which a resumed
+  /// run must match and later stages rebuild the networks from (stored as `model_config`).
   StageRun(std::string stage, std::string progress_label, const RunOptions& run, const TrainLoopOptions& loop,
-           std::string config_yaml, std::string model_config);
+           std::string config_yaml, ModelConfig model);
 
   /// State every checkpoint holds, registered before begin(): restored on resume in the order registered (modules,
   /// then optimisers), saved under the same keys.
@@ -78,7 +78,9 @@ class StageRun {
   std::string last_checkpoint() const { return files_.last(); }
 
  private:
-  std::string stage_, label_, config_yaml_, model_config_, out_dir_;
+  std::string stage_, label_, config_yaml_;
+  ModelConfig model_;
+  std::string out_dir_;
   const TrainLoopOptions& loop_;
   CheckpointFiles files_;
   std::vector<std::pair<std::string, torch::nn::Module*>> modules_;
