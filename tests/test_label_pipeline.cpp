@@ -258,6 +258,32 @@ TEST(TrainLDM, HeldOutLossFallsOnPhantomLatents) {
 
 // optim.lr_schedule cosine: lr at the first step, lr_final at the last, their mean half way, the rate each step used in
 // metrics.csv; lr_final above lr, or set without the schedule that uses it, is refused naming the key.
+TEST(TrainLDM, TimestepPowerPutsTheConfiguredShareAtLowNoise) {
+  DDPMScheduler sched;  // T = 1000
+  LDMOptimOptions o;
+  const int64_t n = 200000;
+  auto share_below = [&](const torch::Tensor& t, int64_t k) { return (t < k).to(torch::kDouble).mean().item<double>(); };
+  torch::manual_seed(3);
+  auto uniform = sample_training_timesteps(o, sched, n, torch::kCPU);
+  EXPECT_EQ(uniform.dtype(), torch::kLong);
+  EXPECT_NEAR(share_below(uniform, 250), 0.25, 0.01);
+  // power p: P(floor(T u^p) < k) = (k / T)^(1/p), so half of the draws below T/4 for p = 2 and below T/8 for p = 3.
+  o.timestep_power = 2.0;
+  auto squared = sample_training_timesteps(o, sched, n, torch::kCPU);
+  EXPECT_NEAR(share_below(squared, 250), 0.5, 0.01);
+  EXPECT_NEAR(squared.to(torch::kDouble).mean().item<double>(), 1000.0 / 3.0 - 0.5, 3.0);  // E[u^2] = 1/3, floored
+  EXPECT_GE(squared.min().item<int64_t>(), 0);
+  EXPECT_LE(squared.max().item<int64_t>(), 999);
+  o.timestep_power = 3.0;
+  EXPECT_NEAR(share_below(sample_training_timesteps(o, sched, n, torch::kCPU), 125), 0.5, 0.01);
+  // The uniform draw is the scheduler's own: the same numbers as before the option existed.
+  o.timestep_power = 1.0;
+  torch::manual_seed(5);
+  auto a = sample_training_timesteps(o, sched, 16, torch::kCPU);
+  torch::manual_seed(5);
+  EXPECT_TRUE(torch::equal(a, sched.sample_timesteps(16, torch::kCPU)));
+}
+
 TEST(TrainLDM, CosineScheduleDecaysFromLrToLrFinal) {
   LDMOptimOptions o;
   o.lr = 2e-3;

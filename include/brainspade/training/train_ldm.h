@@ -34,8 +34,16 @@ struct LDMOptimOptions {
   /// lesion channel of conditioning.lesions has PV > 0.5 (max-pooled to the latent grid), 1 elsewhere. 0 = off (the
   /// authors). A lesion covers 1-3 % of a slice, so without it the flags' share of the loss is tiny.
   double lesion_weight = 0.0;
+  /// Training timesteps are drawn as floor(T * u^timestep_power), u ~ U(0, 1): 1 = uniform (the authors); above 1 more
+  /// of them fall at low noise, where the fine structure (sulci) is learned: 2 puts half of them below T/4.
+  double timestep_power = 1.0;
   void visit(ConfigVisitor& v);
 };
+
+/// `batch` training timesteps in [0, T) as optim.timestep_power sets them (uniform: the scheduler's own draw), from
+/// the global generator, on `device`.
+torch::Tensor sample_training_timesteps(const LDMOptimOptions& o, const DDPMScheduler& sched, int64_t batch,
+                                        torch::Device device);
 
 /// Root of `brainspade train ldm --config`.
 struct LDMTrainConfig {
