@@ -205,10 +205,14 @@ TEST(ReproduceSmoke, Exp3RunsTheTumourPathOnTheSimulatedCohort) {
   EXPECT_NE(bad.output.find("REPRO_LESION_REDRAW 'ten'"), std::string::npos) << bad.output;
   EXPECT_FALSE(fs::exists(dir / "bad/cohort"));
   // The label maps of the pairs are redrawn where their lesions disagree with their flags (sampler.lesion_redraw).
-  auto r = run_script("exp3_tumour.sh", dir / "exp3", "REPRO_LESION_REDRAW=2");
+  // ... and their flags drawn from the cohort's combinations only (REPRO_LESION_COMBINATIONS).
+  auto r = run_script("exp3_tumour.sh", dir / "exp3",
+                      "REPRO_LESION_REDRAW=2 REPRO_LESION_COMBINATIONS='tumour+edema, edema, none'");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   std::printf("exp3 smoke: %.1f s\n", r.seconds);
   EXPECT_NE(r.output.find("sampler.lesion_redraw: "), std::string::npos) << r.output;
+  const std::string sample_log = read_text(dir / "exp3/pairs/spade/T1/sample.log");
+  EXPECT_NE(sample_log.find("lesion_combinations: [tumour+edema, edema, none]"), std::string::npos) << sample_log;
   auto report = read_text(dir / "exp3/report/README.md");
   EXPECT_NE(report.find("| metric | R_les | S_les | H_les | DR |"), std::string::npos) << report;
   for (const char* row : {"| dice | ", "| accuracy | ", "| precision | ", "| recall | "})

@@ -25,6 +25,12 @@ source "$(dirname "$0")/common.sh"
 REDRAW=${REPRO_LESION_REDRAW:-0}
 case "$REDRAW" in ''|*[!0-9]*) die "REPRO_LESION_REDRAW '$REDRAW': expected a non-negative integer" ;; esac
 SAMPLE_SET+=(--set sampler.lesion_redraw="$REDRAW")
+# REPRO_LESION_COMBINATIONS="tumour+edema, edema, none": each map's flags drawn from these combinations only (the ones
+# the cohort holds) instead of independently; with REPRO_LESION_REDRAW=10 every lesion check passed on the seeds
+# measured (docs/label-generator.md, session 18). Default: independent flags, as every exp3 figure was made.
+COMBOS=${REPRO_LESION_COMBINATIONS:-}
+case "$COMBOS" in *[\[\]]*) die "REPRO_LESION_COMBINATIONS '$COMBOS': give the combinations without brackets, e.g. 'tumour+edema, edema, none'" ;; esac
+[ -n "$COMBOS" ] && SAMPLE_SET+=(--set "sampler.lesion_combinations=[$COMBOS]")
 for c in vae_lesion ldm_lesion classifier_lesion spade_lesion; do
   [ -f "$CONFIGS/$c.yaml" ] || die "$CONFIGS/$c.yaml is missing: scale '$SCALE' has no lesion settings for ${c%_lesion}"
 done
