@@ -526,4 +526,10 @@ std::vector<std::string> config_differences(const std::string& before, const std
   return out;
 }
 
+std::string describe_config_differences(const std::string& before, const std::string& after) {
+  std::string text;
+  for (const auto& d : config_differences(before, after)) text += (text.empty() ? "" : "; ") + d;
+  return text;
+}
+
 }  // namespace brainspade

@@ -78,10 +78,9 @@ LabelGenerator load_label_generator(const std::string& ldm_path, const std::stri
   const std::string vae_trained_on =
       dump_section("vae", load_section<AutoencoderKLOptions>("vae", ck.get_string("vae_model_config"), ldm_path));
   if (vae_given != vae_trained_on) {
-    std::string keys;
-    for (const auto& d : config_differences(vae_trained_on, vae_given)) keys += (keys.empty() ? "" : "; ") + d;
     throw input_error("VAE ", vpath, " is not the VAE that LDM ", ldm_path,
-                      " was trained on (their vae configs differ, LDM's -> given: ", keys, ")");
+                      " was trained on (their vae configs differ, LDM's -> given: ",
+                      describe_config_differences(vae_trained_on, vae_given), ")");
   }
   g.vae = load_vae(vpath, device, &g.channel_names);
   auto unet_opts = load_section<DiffusionUNetOptions>("unet", ck.get_string("model_config"), ldm_path);

@@ -176,8 +176,7 @@ std::optional<Checkpoint> resume_checkpoint(const CheckpointFiles& files, bool r
   const std::string stored = model.normalise ? model.normalise(ck.get_string("model_config"), files.last())
                                              : ck.get_string("model_config");
   if (stored != model.yaml) {
-    std::string keys;
-    for (const auto& d : config_differences(stored, model.yaml)) keys += (keys.empty() ? "" : "; ") + d;
+    const std::string keys = describe_config_differences(stored, model.yaml);
     throw input_error(files.last(), ": was trained with different network settings (checkpoint -> config: ",
                       keys.empty() ? std::string("the sections differ") : keys,
                       "); resume needs the same network sections");

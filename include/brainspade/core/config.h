@@ -154,6 +154,8 @@ T load_section(const char* key, const std::string& yaml, const std::string& what
 /// for a key only one side has), in the order of `before` then `after`; empty when they hold the same values.
 /// Used to name what differs when a stored network config does not match the current one.
 std::vector<std::string> config_differences(const std::string& before, const std::string& after);
+/// config_differences joined with "; " for an error message ("" when they hold the same values).
+std::string describe_config_differences(const std::string& before, const std::string& after);
 
 /// Settings every command shares: where outputs go, seed, device, threads.
 struct RunOptions {
