@@ -512,6 +512,44 @@ TEST(SamplePairs, RandomizedGeneratorNeedsNoSPADEAndIsDeterministic) {
   EXPECT_TRUE(fs::exists(dir / "cli/images/pair_000001.nii.gz")) << cli.output;
 }
 
+// label_pairs: a run takes another run's label maps and conditions instead of drawing its own (exp3 pays for the
+// label sampling and its lesion redraws once for T1, PD and the randomized pairs). A SPADE run over the maps of a
+// randomized run of the same seed writes exactly what the SPADE run that draws them does.
+TEST(SamplePairs, LabelPairsReuseTheMapsOfAnotherRun) {
+  auto& t = trained_images();
+  testutil::TempDir dir;
+  auto rand = pair_job(t, dir / "rand", 4);
+  rand.image_generator = "randomized";
+  rand.spade_checkpoint = "";
+  rand.styles = {};
+  run_pair_sampling(rand);
+  run_pair_sampling(pair_job(t, dir / "spade", 4));
+  auto reuse = pair_job(t, dir / "reuse", 4);
+  reuse.label_pairs = dir / "rand";
+  reuse.sampler.steps = 1;  // would draw other maps: the ones written must come from label_pairs
+  run_pair_sampling(reuse);
+  EXPECT_EQ(folder_bytes(dir / "reuse", "labels_pv"), folder_bytes(dir / "rand", "labels_pv"));
+  EXPECT_EQ(folder_bytes(dir / "reuse", "labels"), folder_bytes(dir / "spade", "labels"));
+  EXPECT_EQ(folder_bytes(dir / "reuse", "images"), folder_bytes(dir / "spade", "images"));
+  EXPECT_EQ(read_text(dir / "reuse/manifest.csv"), read_text(dir / "spade/manifest.csv"));
+  // A folder with fewer pairs than asked for, a missing one, or the run's own output: refused before writing.
+  auto more = pair_job(t, dir / "more", 6);
+  more.label_pairs = dir / "rand";
+  try {
+    run_pair_sampling(more);
+    ADD_FAILURE() << "6 pairs from a folder of 4 were accepted";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("pair_000004"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(fs::exists(dir / "more"));
+  auto missing = pair_job(t, dir / "missing", 2);
+  missing.label_pairs = dir / "nowhere";
+  EXPECT_THROW(run_pair_sampling(missing), InputError);
+  auto self = pair_job(t, dir / "rand", 2);
+  self.label_pairs = dir / "rand";
+  EXPECT_THROW(run_pair_sampling(self), InputError);
+}
+
 // A style path holding a comma, a quote and a space is one field of manifest.csv (RFC 4180 quoting), and
 // `train segmenter` reads the pairs back through it (it failed with "row with 10 fields, header has 8"). The hard
 // label maps are 8-bit unsigned NIfTI (datatype 2), as nnU-Net and viewers expect.

@@ -13,24 +13,25 @@
 #                    (integer labels in the segmenter's classes);
 #       STYLES_DIR   unlabelled style images: STYLES_DIR/<modality>/ per modality.
 # Settings: configs/<scale>/{vae,ldm,classifier,spade,segmenter}_lesion.yaml and <scale>/sample.yaml
-# (REPRO_SEG_CONFIG overrides the segmenter's). REPRO_LESION_REDRAW=N redraws a label map whose lesions disagree with
-# its flags up to N times (sampler.lesion_redraw; default 0, as every figure in docs/reproduction.md was made; 10 took
-# the tumour-flag on-rate from 0.07-0.34 to 0.45-0.76 at 4x the label sampling time, docs/label-generator.md).
+# (REPRO_SEG_CONFIG overrides the segmenter's). The lesion flags of the synthetic maps:
+#   REPRO_LESION_COMBINATIONS='A+B, B, none'  each map's flags drawn from these combinations only (sampler.
+#                    lesion_combinations). Default: the ones the simulated cohort holds, 'tumour+edema, edema, none',
+#                    when the lesion channels are [tumour, edema]; otherwise (or set to empty) independent flags.
+#   REPRO_LESION_REDRAW=N  a map whose lesions disagree with its flags is drawn again up to N times (sampler.
+#                    lesion_redraw; default 10). Both defaults since session 19: with them every lesion check passed
+#                    on the seeds measured (docs/label-generator.md); REPRO_LESION_REDRAW=0 REPRO_LESION_COMBINATIONS=
+#                    gives the independent flags without redraws of the earlier exp3 figures.
 # At tiny scale the whole run takes about 25 min on 2 quiet cores; what it cuts compared with exp1 is listed in
 # docs/reproduction.md.
 EXP=exp3
 DEFAULT_DATA_CONFIG=configs/data/phantom_lesions.yaml
 REPRO_SEG_CONFIG=${REPRO_SEG_CONFIG:-configs/${2:-tiny}/segmenter_lesion.yaml}
 source "$(dirname "$0")/common.sh"
-REDRAW=${REPRO_LESION_REDRAW:-0}
+REDRAW=${REPRO_LESION_REDRAW-10}
 case "$REDRAW" in ''|*[!0-9]*) die "REPRO_LESION_REDRAW '$REDRAW': expected a non-negative integer" ;; esac
 SAMPLE_SET+=(--set sampler.lesion_redraw="$REDRAW")
-# REPRO_LESION_COMBINATIONS="tumour+edema, edema, none": each map's flags drawn from these combinations only (the ones
-# the cohort holds) instead of independently; with REPRO_LESION_REDRAW=10 every lesion check passed on the seeds
-# measured (docs/label-generator.md, session 18). Default: independent flags, as every exp3 figure was made.
-COMBOS=${REPRO_LESION_COMBINATIONS:-}
+COMBOS=${REPRO_LESION_COMBINATIONS-default}  # set but empty: independent flags
 case "$COMBOS" in *[\[\]]*) die "REPRO_LESION_COMBINATIONS '$COMBOS': give the combinations without brackets, e.g. 'tumour+edema, edema, none'" ;; esac
-[ -n "$COMBOS" ] && SAMPLE_SET+=(--set "sampler.lesion_combinations=[$COMBOS]")
 for c in vae_lesion ldm_lesion classifier_lesion spade_lesion; do
   [ -f "$CONFIGS/$c.yaml" ] || die "$CONFIGS/$c.yaml is missing: scale '$SCALE' has no lesion settings for ${c%_lesion}"
 done
@@ -91,6 +92,11 @@ MSG
   done
 fi
 TEST=$TEST_DIR
+if [ "$COMBOS" = default ]; then
+  # The combinations the simulated cohort holds (6 of its 394 slices hold a tumour without edema).
+  if [ "$LESIONS" = "tumour,edema" ]; then COMBOS="tumour+edema, edema, none"; else COMBOS=""; fi
+fi
+[ -n "$COMBOS" ] && SAMPLE_SET+=(--set "sampler.lesion_combinations=[$COMBOS]")
 SLICE_OUT=$(yaml_get "$DATA_CONFIG" run.out_dir)
 DATASET=$SLICE_OUT/dataset.pt
 stage "slice" "$DATASET" "$BIN" slice --config "$DATA_CONFIG"
@@ -100,18 +106,22 @@ train_stage ldm ldm_lesion "$DATASET" --set vae_checkpoint="$CK_vae"
 train_stage classifier classifier_lesion "$DATASET"
 train_stage spade spade_lesion "$DATASET" --set classifier_checkpoint="$CK_classifier"
 
-# One pair folder per modality, sampled with the same seed and label generator: the same label maps in each contrast
-# (the segmenter checks it), so that <folder>/T1 and <folder>/PD become two-channel samples.
+# One pair folder per modality over the same label maps (the segmenter checks it), so that <folder>/T1 and
+# <folder>/PD become two-channel samples: the first SPADE run draws the maps (with the lesion redraws), every other
+# run takes them from it (label_pairs) instead of drawing them again.
 k=0
+MAPS=$OUT/pairs/spade/${MOD_LIST[0]}
 for m in "${MOD_LIST[@]}"; do
+  reuse=()
+  [ "$m" = "${MOD_LIST[0]}" ] || reuse=(--set label_pairs="$MAPS")
   stage "sample spade $m ($PAIRS pairs)" "$OUT/pairs/spade/$m/manifest.csv" \
     "$BIN" sample --config "$CONFIGS/sample.yaml" --out "$OUT/pairs/spade/$m" --num "$PAIRS" "${RUN_ARGS[@]}" \
     --ldm "$CK_ldm" --spade "$CK_spade" --classifier "$CK_classifier" --style "$STYLES_DIR/$m" \
-    --set target_modality="$m" "${SAMPLE_SET[@]}"
+    --set target_modality="$m" "${SAMPLE_SET[@]}" "${reuse[@]}"
   stage "sample randomized $m ($PAIRS pairs)" "$OUT/pairs/randomized/$m/manifest.csv" \
     "$BIN" sample --config "$CONFIGS/sample.yaml" --out "$OUT/pairs/randomized/$m" --num "$PAIRS" "${RUN_ARGS[@]}" \
     --ldm "$CK_ldm" --set image_generator=randomized --set classifier_checkpoint= --set randomized.stream=$k \
-    "${SAMPLE_SET[@]}"
+    "${SAMPLE_SET[@]}" --set label_pairs="$MAPS"
   k=$((k + 1))
 done
 

@@ -48,6 +48,8 @@ void PairSampleJob::visit(ConfigVisitor& v) {
   v("nnunet_channel", nnunet_channel, "input channel this run writes into the nnU-Net dataset (_0000, _0001, ...)",
     Bounds::range(0, 9999));
   v("montage_pairs", montage_pairs, "pairs shown in montage.png", Bounds::non_negative());
+  v("label_pairs", label_pairs, "a finished `sample` folder whose label maps (and conditions) this run reuses, pair i "
+    "for pair i, instead of sampling its own; empty = sample them (the LDM is then read for its names only)");
   v.section("sampler", sampler);
   v.section("randomized", randomized);
 }
@@ -158,6 +160,40 @@ struct Paths {
   std::string image, pv, seg, record;
 };
 
+/// Pairs [first, first + count) of the finished `sample` folder `dir` as a label batch: their PV maps and the
+/// conditions of their records (draws 1, nothing disagreeing: the redraws were that run's).
+LabelBatch reused_label_batch(const std::string& dir, int64_t first, int64_t count, const LabelGenerator& g) {
+  const int64_t k = static_cast<int64_t>(g.conditioning.lesions.size()) + (g.conditioning.slice_position ? 1 : 0);
+  std::vector<torch::Tensor> pvs, conds;
+  for (int64_t i = first; i < first + count; ++i) {
+    const std::string id = pair_id(i), record = dir + "/records/" + id + ".csv";
+    BRAINSPADE_CHECK_INPUT(file_exists(record), "label_pairs: ", record, " is missing: ", dir,
+                           " must be a finished `sample` run with at least num pairs");
+    const auto rows = parse_csv(read_text(record), record);
+    BRAINSPADE_CHECK_INPUT(rows.size() == 1 && rows[0].size() == 8 && rows[0][0] == id, "label_pairs: ", record,
+                           " is not a pair record of ", id);
+    const auto& fields = rows[0];
+    std::vector<double> c;
+    std::stringstream ss(fields[2]);
+    for (std::string v; std::getline(ss, v, ';');) c.push_back(std::strtod(v.c_str(), nullptr));
+    BRAINSPADE_CHECK_INPUT(static_cast<int64_t>(c.size()) == k, "label_pairs: ", record, " holds ", c.size(),
+                           " conditions but the LDM is conditioned on ", k);
+    auto pv = read_volume(dir + "/" + fields[6]).data;  // [C, 1, H, W]
+    BRAINSPADE_CHECK_INPUT(pv.dim() == 4 && pv.size(1) == 1 &&
+                               pv.size(0) == static_cast<int64_t>(g.channel_names.size()),
+                           "label_pairs: ", dir, "/", fields[6], " has ", pv.size(0), " channels; the LDM's VAE makes ",
+                           g.channel_names.size());
+    pvs.push_back(pv.select(1, 0).to(torch::kFloat));
+    conds.push_back(torch::tensor(c, torch::kFloat));
+  }
+  LabelBatch b;
+  b.pv = torch::stack(pvs);
+  b.cond = torch::stack(conds);
+  b.draws = torch::ones({count}, torch::kLong);
+  b.disagrees = torch::zeros({count}, torch::kBool);
+  return b;
+}
+
 }  // namespace
 
 PairSampleSummary run_pair_sampling(const PairSampleJob& job, const Shard& shard) {
@@ -179,7 +215,17 @@ PairSampleSummary run_pair_sampling(const PairSampleJob& job, const Shard& shard
                       " differs from this config); choose another --out or remove the folder");
 
   auto labels = load_label_generator(job.ldm_checkpoint, job.vae_checkpoint, device);
-  check_sampler_options(labels, job.sampler);  // before any output exists
+  if (job.label_pairs.empty()) {
+    check_sampler_options(labels, job.sampler);  // before any output exists
+  } else {
+    BRAINSPADE_CHECK_INPUT(fs::is_directory(job.label_pairs), "label_pairs: ", job.label_pairs, " is not a folder");
+    BRAINSPADE_CHECK_INPUT(fs::absolute(job.label_pairs).lexically_normal() != fs::absolute(out).lexically_normal(),
+                           "label_pairs: ", job.label_pairs, " is this run's own output folder");
+    for (int64_t i = 0; i < job.num; ++i)
+      BRAINSPADE_CHECK_INPUT(file_exists(job.label_pairs + "/records/" + pair_id(i) + ".csv"), "label_pairs: ",
+                             job.label_pairs, " holds no finished pair ", pair_id(i), ": it must be a finished `sample` "
+                             "run of at least num (", job.num, ") pairs");
+  }
   ImageGenerator images;
   std::vector<std::string> style_paths;
   std::vector<torch::Tensor> styles;
@@ -248,7 +294,10 @@ PairSampleSummary run_pair_sampling(const PairSampleJob& job, const Shard& shard
       continue;
     }
     const uint64_t batch_seed = derive_seed(static_cast<uint64_t>(job.run.seed), 0x9a125, static_cast<uint64_t>(k));
-    auto lab = sample_label_batch(labels, job.sampler, B, batch_seed, device);  // pv [B, C, H, W]
+    // pv [n, C, H, W]: n = B drawn, or the `count` maps of this batch's pairs taken from label_pairs.
+    auto lab = job.label_pairs.empty() ? sample_label_batch(labels, job.sampler, B, batch_seed, device)
+                                       : reused_label_batch(job.label_pairs, first, count, labels);
+    const int64_t n = lab.pv.size(0);
     at::Generator gen = at::detail::createCPUGenerator(derive_seed(batch_seed, 1));
     std::mt19937_64 rng(derive_seed(batch_seed, 2));
     std::vector<int64_t> style_idx(B, 0);
@@ -256,14 +305,14 @@ PairSampleSummary run_pair_sampling(const PairSampleJob& job, const Shard& shard
       for (auto& s : style_idx) s = static_cast<int64_t>(rng() % styles.size());
     auto stack_styles = [&](const std::vector<int64_t>& idx) {
       std::vector<torch::Tensor> v;
-      for (auto s : idx) v.push_back(styles[s]);
-      return torch::stack(v);  // [B, 1, H, W]
+      for (int64_t j = 0; j < n; ++j) v.push_back(styles[idx[j]]);
+      return torch::stack(v);  // [n, 1, H, W]
     };
-    torch::Tensor img;  // [B, 1, H, W]
+    torch::Tensor img;  // [n, 1, H, W]
     if (randomized) {
       // One seed per pair (batch seed, pair index in the batch): a pair's image depends on nothing else.
       std::vector<torch::Tensor> v;
-      for (int64_t j = 0; j < B; ++j) {
+      for (int64_t j = 0; j < n; ++j) {
         uint64_t s = derive_seed(batch_seed, 3, static_cast<uint64_t>(j));
         if (job.randomized.stream > 0) s = derive_seed(s, 0x57e4, static_cast<uint64_t>(job.randomized.stream));
         v.push_back(randomized_image(lab.pv[j], job.randomized, s).image);
@@ -283,7 +332,7 @@ PairSampleSummary run_pair_sampling(const PairSampleJob& job, const Shard& shard
           pred = clf.net->forward(img.to(device)).modality_logits.argmax(1).cpu();
         }
         std::vector<int64_t> bad;
-        for (int64_t j = 0; j < B; ++j)
+        for (int64_t j = 0; j < n; ++j)
           if (pred[j].item<int64_t>() != target) bad.push_back(j);
         if (bad.empty()) break;
         for (auto j : bad) style_idx[j] = static_cast<int64_t>(rng() % styles.size()), ++tries[j];
@@ -321,7 +370,7 @@ PairSampleSummary run_pair_sampling(const PairSampleJob& job, const Shard& shard
   summary.seconds = progress.elapsed_s();
   progress.finish(fmt::format("{} written, {} already there, {} style redraws", summary.written, summary.skipped,
                               summary.rejections));
-  if (job.sampler.lesion_redraw > 0)
+  if (job.sampler.lesion_redraw > 0 && job.label_pairs.empty())
     spdlog::info("sampler.lesion_redraw: {} label redraws; {} map(s) still disagree with their lesion flags after {} "
                  "(kept as drawn)", summary.label_redraws, summary.lesions_disagreeing, job.sampler.lesion_redraw);
 

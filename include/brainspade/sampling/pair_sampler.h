@@ -59,6 +59,11 @@ struct PairSampleJob {
   std::string nnunet_dir;
   int64_t nnunet_channel = 0;      ///< input channel this run writes (images *_000N.nii.gz; dataset.json channel N)
   int64_t montage_pairs = 8;
+  /// A finished `sample` folder whose label maps (labels_pv/, and the conditions in records/) this run takes instead of
+  /// drawing its own: pair i gets pair i's map. Several image generators over one set of label maps (exp3's T1, PD and
+  /// randomized pairs) then pay for the label sampling — with its lesion redraws — once. The LDM checkpoint is still
+  /// read, for the channel and condition names; the sampler section is not used. Empty = draw the maps.
+  std::string label_pairs;
   LabelSamplerOptions sampler;
   RandomizedImageOptions randomized;  ///< used when image_generator is randomized
   void visit(ConfigVisitor& v);
