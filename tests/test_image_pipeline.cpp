@@ -115,6 +115,15 @@ PairSampleJob pair_job(const TrainedImages& t, const std::string& out, int64_t n
   return j;
 }
 
+// The same job with the random-contrast image generator: no SPADE, style or classifier.
+PairSampleJob randomized_pair_job(const TrainedImages& t, const std::string& out, int64_t num) {
+  auto j = pair_job(t, out, num);
+  j.image_generator = "randomized";
+  j.spade_checkpoint = "";
+  j.styles = {};
+  return j;
+}
+
 std::map<std::string, std::string> folder_bytes(const std::string& dir, const std::string& sub) {
   std::map<std::string, std::string> out;
   for (const auto& e : fs::recursive_directory_iterator(dir + "/" + sub))
@@ -481,13 +490,7 @@ TEST(SamplePairs, BadInputsLeaveNothingBehind) {
 TEST(SamplePairs, RandomizedGeneratorNeedsNoSPADEAndIsDeterministic) {
   auto& t = trained_images();
   testutil::TempDir dir;
-  auto job = [&](const std::string& out) {
-    auto j = pair_job(t, dir / out, 3);
-    j.image_generator = "randomized";
-    j.spade_checkpoint = "";
-    j.styles = {};
-    return j;
-  };
+  auto job = [&](const std::string& out) { return randomized_pair_job(t, dir / out, 3); };
   run_pair_sampling(job("one"));
   run_pair_sampling(job("again"));
   auto one = folder_bytes(dir / "one", "images");
@@ -518,11 +521,7 @@ TEST(SamplePairs, RandomizedGeneratorNeedsNoSPADEAndIsDeterministic) {
 TEST(SamplePairs, LabelPairsReuseTheMapsOfAnotherRun) {
   auto& t = trained_images();
   testutil::TempDir dir;
-  auto rand = pair_job(t, dir / "rand", 4);
-  rand.image_generator = "randomized";
-  rand.spade_checkpoint = "";
-  rand.styles = {};
-  run_pair_sampling(rand);
+  run_pair_sampling(randomized_pair_job(t, dir / "rand", 4));
   run_pair_sampling(pair_job(t, dir / "spade", 4));
   auto reuse = pair_job(t, dir / "reuse", 4);
   reuse.label_pairs = dir / "rand";
