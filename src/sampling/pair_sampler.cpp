@@ -163,12 +163,10 @@ struct Paths {
 /// Pairs [first, first + count) of the finished `sample` folder `dir` as a label batch: their PV maps and the
 /// conditions of their records (draws 1, nothing disagreeing: the redraws were that run's).
 LabelBatch reused_label_batch(const std::string& dir, int64_t first, int64_t count, const LabelGenerator& g) {
-  const int64_t k = static_cast<int64_t>(g.conditioning.lesions.size()) + (g.conditioning.slice_position ? 1 : 0);
+  const int64_t k = g.conditioning.dim();
   std::vector<torch::Tensor> pvs, conds;
-  for (int64_t i = first; i < first + count; ++i) {
+  for (int64_t i = first; i < first + count; ++i) {  // every record's existence was checked before any output
     const std::string id = pair_id(i), record = dir + "/records/" + id + ".csv";
-    BRAINSPADE_CHECK_INPUT(file_exists(record), "label_pairs: ", record, " is missing: ", dir,
-                           " must be a finished `sample` run with at least num pairs");
     const auto rows = parse_csv(read_text(record), record);
     BRAINSPADE_CHECK_INPUT(rows.size() == 1 && rows[0].size() == 8 && rows[0][0] == id, "label_pairs: ", record,
                            " is not a pair record of ", id);
