@@ -452,6 +452,52 @@ TEST(SampleLabels, LesionRedrawReplacesOnlyTheMapsThatDisagreeWithTheirFlags) {
   EXPECT_DOUBLE_EQ(lesion_min_pixels_at(20, 8, 8), 1.0);
 }
 
+// implausible_maps on hand-made 96x128 maps (ring 2 px wide: 96 / 48): a centred brain passes; brain along one whole
+// edge, or on 3% of the frame, is flagged; the rule's shares are what decide (a looser rule lets the edge map pass).
+TEST(SampleLabels, ImplausibleMapsFlagBrainOnTheFrameEdgeAndAlmostNoBrain) {
+  auto map = [](int64_t y0, int64_t y1, int64_t x0, int64_t x1) {  // brain (channel 2) on rows y0..y1-1, cols x0..x1-1
+    auto pv = torch::zeros({6, 96, 128});
+    pv[0].fill_(1.0);
+    pv[0].slice(0, y0, y1).slice(1, x0, x1).fill_(0.0);
+    pv[2].slice(0, y0, y1).slice(1, x0, x1).fill_(1.0);
+    return pv;
+  };
+  auto pv = torch::stack({map(20, 76, 24, 104),    // 56x80 in the middle: 36% of the frame, off the ring
+                          map(0, 60, 24, 104),     // touches the top edge: 2x80 of the 2x(2x128+2x92)=880 ring px
+                          map(40, 56, 50, 74)});   // 16x24 = 3.1% of the frame
+  EXPECT_TRUE(torch::equal(implausible_maps(pv, 0.05, 0.05), torch::tensor({false, true, true})));
+  // The edge map has 160 / 880 = 18% of the ring: flagged at 0.15, not at 0.2; the small one passes a 3% floor.
+  EXPECT_TRUE(torch::equal(implausible_maps(pv, 0.15, 0.03), torch::tensor({false, true, false})));
+  EXPECT_TRUE(torch::equal(implausible_maps(pv, 0.20, 0.03), torch::tensor({false, false, false})));
+}
+
+// sampler.implausible_redraw on the trained phantom generator: with a rule every map breaks (at least 99% brain), each
+// map is redrawn the configured number of times and reported as still implausible; with the rule off no map is
+// redrawn and the maps are bit-identical to a run without the key, so the default changes nothing.
+TEST(SampleLabels, ImplausibleRedrawRedrawsOnlyWhenOnAndReportsWhatRemains) {
+  auto& t = trained_labels();
+  auto g = load_label_generator(t.ldm, "", torch::kCPU);
+  LabelSamplerOptions o;
+  o.steps = 4;
+  auto plain = sample_label_batch(g, o, 3, 7, torch::kCPU);
+  EXPECT_TRUE(torch::equal(plain.draws, torch::ones({3}, torch::kLong)));
+  o.min_brain_share = 0.99;
+  auto judged = sample_label_batch(g, o, 3, 7, torch::kCPU);  // judged, not redrawn
+  EXPECT_TRUE(torch::equal(judged.pv, plain.pv));
+  EXPECT_TRUE(judged.implausible.all().item<bool>());
+  o.implausible_redraw = 2;
+  auto redrawn = sample_label_batch(g, o, 3, 7, torch::kCPU);
+  EXPECT_TRUE(torch::equal(redrawn.draws, torch::full({3}, 3, torch::kLong)));
+  EXPECT_TRUE(redrawn.implausible.all().item<bool>());
+  EXPECT_FALSE(torch::equal(redrawn.pv, plain.pv));  // the last redraw is what is kept
+  // A rule every map meets: nothing redrawn, the first draw kept.
+  o.min_brain_share = 0.0;
+  o.max_border_share = 1.0;
+  auto kept = sample_label_batch(g, o, 3, 7, torch::kCPU);
+  EXPECT_TRUE(torch::equal(kept.draws, torch::ones({3}, torch::kLong)));
+  EXPECT_TRUE(torch::equal(kept.pv, plain.pv));
+}
+
 // A generator without lesion flags cannot redraw for them: refused naming the key, before anything is drawn.
 TEST(SampleLabels, LesionRedrawNeedsALesionConditionedLDM) {
   auto& t = trained_labels();

@@ -187,6 +187,7 @@ TEST(Quality, ReportOnPairsIdenticalToRealThenWithACheckerboard) {
   for (size_t c = 1; c < r.fraction_real.size(); ++c) EXPECT_NEAR(r.fraction_synthetic[c], r.fraction_real[c], 1e-6);
   EXPECT_NEAR(r.boundary_density_synthetic, r.boundary_density_real, 1e-9);
   EXPECT_NEAR(r.frechet, 0.0, 1e-6);
+  EXPECT_EQ(r.implausible_synthetic, r.implausible_real);  // the same maps, judged by the sampler's rule
   // Per band of slice position: the same maps on both sides, so the same counts and numbers.
   ASSERT_EQ(r.bands.size(), 3u);
   int64_t counted = 0;
@@ -210,6 +211,7 @@ TEST(Quality, ReportOnPairsIdenticalToRealThenWithACheckerboard) {
     }
   const auto js = nlohmann::json::parse(read_text(dir / "q/quality.json"));
   EXPECT_EQ(js.at("n_synthetic"), ds.size());
+  EXPECT_EQ(js.at("implausible_synthetic"), r.implausible_synthetic);
   EXPECT_TRUE(fs::exists(dir / "q/quality.md"));
   EXPECT_EQ(read_png(dir / "q/quality.png").size(0), 380);
 

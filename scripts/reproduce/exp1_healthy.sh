@@ -29,10 +29,6 @@ stage "hold out slab $SLAB of $TEST_SUBJECT" "$OUT/data/train_t1.pt" bash -c '
   "$BIN" "$DATASET" "$SLAB" "$TEST_SUBJECT" "$OUT" "$TEST_IMAGE" "$TEST_LABELS" "${REPRO_MODALITY:-T1}" "${lm[@]}"
 
 train_generators "$OUT/data/train.pt"
-# The generators never saw the slab's positions: asked for them the LDM extrapolates (deep GM 1.5-3x real there,
-# docs/reproduction.md), so the pairs are drawn where they trained, as R's slices were.
-PAIR_RANGE=${REPRO_PAIR_RANGE:-$(range_outside_slab)}
-log "pairs at slice positions $PAIR_RANGE"
 sample_pairs spade spade "$STYLES"
 sample_pairs randomized randomized
 

@@ -20,6 +20,7 @@
 #include "brainspade/draw/plot.h"
 #include "brainspade/eval/dice.h"
 #include "brainspade/inference/segment.h"
+#include "brainspade/sampling/label_sampler.h"
 #include "brainspade/io/image_io.h"
 
 namespace brainspade {
@@ -283,6 +284,8 @@ void write_outputs(const QualityJob& job, const QualityReport& r) {
   js["boundary_density_real"] = num(r.boundary_density_real);
   js["components_synthetic"] = nums(r.components_synthetic);
   js["components_real"] = nums(r.components_real);
+  js["implausible_synthetic"] = r.implausible_synthetic;
+  js["implausible_real"] = r.implausible_real;
   auto bands = nlohmann::ordered_json::array();
   for (const auto& b : r.bands)
     bands.push_back({{"lo", b.lo}, {"hi", b.hi}, {"n_synthetic", b.n_synthetic}, {"n_real", b.n_real},
@@ -341,6 +344,10 @@ void write_outputs(const QualityJob& job, const QualityReport& r) {
      << job.feature_grid << "×" << job.feature_grid << " cells, " << job.pca_dims
      << " principal components of the real maps): synthetic vs real " << fmt_num(r.frechet)
      << "; real half vs real half (the floor) " << fmt_num(r.frechet_floor) << ".\n";
+  md << "\nMaps no brain slice looks like (brain on more than 5% of the frame's outer ring or on less than 5% of the "
+        "frame; `sampler.implausible_redraw` redraws them): synthetic "
+     << r.implausible_synthetic << " of " << r.n_synthetic << ", real " << r.implausible_real << " of " << r.n_real
+     << ".\n";
   if (!r.bands.empty()) {
     md << "\nPer band of slice position (synthetic: the LDM's slice condition; real: the slice's position), ratio "
           "synthetic/real:\n\n| band | maps (synthetic / real) |";
@@ -443,6 +450,11 @@ QualityReport run_quality(const QualityJob& job) {
   r.boundary_density_real = boundary_density(hr);
   r.components_synthetic = mean_components(hs, C);
   r.components_real = mean_components(hr, C);
+  {
+    const LabelSamplerOptions rule;  // the sampler's defaults: what implausible_redraw would redraw
+    r.implausible_synthetic = implausible_maps(syn.pv, rule.max_border_share, rule.min_brain_share).sum().item<int64_t>();
+    r.implausible_real = implausible_maps(real.pv, rule.max_border_share, rule.min_brain_share).sum().item<int64_t>();
+  }
 
   // Fréchet distance in a PCA space fitted on the real maps; the floor splits the real maps in two halves (even and
   // odd rows: neighbouring slices land on both sides).

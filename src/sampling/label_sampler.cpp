@@ -4,6 +4,7 @@
 #include <functional>
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include "brainspade/core/error.h"
 #include "brainspade/core/runtime.h"
@@ -37,6 +38,13 @@ void LabelSamplerOptions::visit(ConfigVisitor& v) {
     "flags (a flagged lesion absent or an unflagged one present); 0 = off", Bounds::range(0, 1000));
   v("lesion_min_pixels", lesion_min_pixels, "lesion_redraw's rule: a map holds a lesion with at least this many pixels "
     "of PV > 0.5, counted at 192x256 (scaled by area)", Bounds::at_least(1));
+  v("implausible_redraw", implausible_redraw, "redraws (fresh noise, same conditions) of a map no brain slice looks "
+    "like: brain on more than max_border_share of the frame's outer ring or on less than min_brain_share of the frame; "
+    "0 = off", Bounds::range(0, 1000));
+  v("max_border_share", max_border_share, "implausible_redraw's rule: most brain allowed on the frame's outer ring "
+    "(H/48 pixels wide), as a share of the ring", Bounds::unit());
+  v("min_brain_share", min_brain_share, "implausible_redraw's rule: least brain allowed, as a share of the frame",
+    Bounds::unit());
   v("batch_size", batch_size, "samples per forward pass", Bounds::at_least(1));
   v.choice("dtype", dtype, {"float32", "bfloat16"},
            "U-Net compute dtype (bfloat16: a bf16 copy of the U-Net; scheduler and decode stay float32)");
@@ -184,29 +192,63 @@ std::vector<int64_t> lesion_channels(const LabelGenerator& g) {
 }
 }  // namespace
 
+torch::Tensor implausible_maps(const torch::Tensor& pv, double max_border_share, double min_brain_share) {
+  TORCH_CHECK(pv.dim() == 4 && pv.size(1) >= 1, "implausible_maps: pv must be [B, C, H, W], got ", pv.sizes());
+  auto brain = (pv.select(1, 0) < 0.5).to(torch::kFloat);  // [B, H, W]
+  const int64_t H = brain.size(1), W = brain.size(2), r = std::max<int64_t>(1, H / 48);
+  if (2 * r >= H || 2 * r >= W) return brain.flatten(1).mean(1) < min_brain_share;  // too small to have a ring
+  auto ring = brain.sum({1, 2}) - brain.slice(1, r, H - r).slice(2, r, W - r).sum({1, 2});  // [B]
+  const double ring_px = static_cast<double>(H * W - (H - 2 * r) * (W - 2 * r));
+  return (ring / ring_px > max_border_share) | (brain.flatten(1).mean(1) < min_brain_share);
+}
+
+torch::Tensor redraw_while(LabelBatch& batch,
+                           const std::function<torch::Tensor(const torch::Tensor& pv, const torch::Tensor& cond)>& bad_fn,
+                           int64_t max_redraws,
+                           const std::function<torch::Tensor(const torch::Tensor& cond, int64_t attempt)>& draw) {
+  if (!batch.draws.defined()) batch.draws = torch::ones({batch.pv.size(0)}, torch::kLong);
+  auto bad = bad_fn(batch.pv, batch.cond);
+  for (int64_t attempt = 1; attempt <= max_redraws && bad.any().item<bool>(); ++attempt) {
+    auto rows = bad.nonzero().flatten();  // [n]
+    auto again = draw(batch.cond.index_select(0, rows), attempt);
+    TORCH_CHECK(again.dim() == 4 && again.size(0) == rows.size(0), "redraw_while: draw gave ", again.sizes(), " for ",
+                rows.size(0), " maps");
+    batch.pv.index_copy_(0, rows, again.to(batch.pv.scalar_type()));
+    batch.draws.index_add_(0, rows, torch::ones_like(rows));
+    bad = bad_fn(batch.pv, batch.cond);
+  }
+  return bad;
+}
+
+namespace {
+// [B] bool: maps whose lesions disagree with their flags (flag k on <=> lesion_present(channels[k], min_px)).
+torch::Tensor lesions_disagree(const torch::Tensor& pv, const torch::Tensor& cond, const std::vector<int64_t>& channels,
+                               double min_px) {
+  auto bad = torch::zeros({pv.size(0)}, torch::kBool);
+  for (size_t k = 0; k < channels.size(); ++k)
+    bad = bad | (lesion_present(pv, channels[k], min_px) != (cond.select(1, static_cast<int64_t>(k)) > 0.5));
+  return bad;
+}
+}  // namespace
+
 void redraw_until_lesions_agree(LabelBatch& batch, const std::vector<int64_t>& channels, double min_px,
                                 int64_t max_redraws,
                                 const std::function<torch::Tensor(const torch::Tensor& cond, int64_t attempt)>& draw) {
   TORCH_CHECK(batch.cond.dim() == 2 && batch.cond.size(1) >= static_cast<int64_t>(channels.size()),
               "redraw_until_lesions_agree: the conditions must start with one flag per lesion channel");
-  auto disagreeing = [&] {  // [B] bool
-    auto bad = torch::zeros({batch.pv.size(0)}, torch::kBool);
-    for (size_t k = 0; k < channels.size(); ++k)
-      bad = bad | (lesion_present(batch.pv, channels[k], min_px) != (batch.cond.select(1, static_cast<int64_t>(k)) > 0.5));
-    return bad;
-  };
-  if (!batch.draws.defined()) batch.draws = torch::ones({batch.pv.size(0)}, torch::kLong);
-  auto bad = disagreeing();
-  for (int64_t attempt = 1; attempt <= max_redraws && bad.any().item<bool>(); ++attempt) {
-    auto rows = bad.nonzero().flatten();  // [n]
-    auto again = draw(batch.cond.index_select(0, rows), attempt);
-    TORCH_CHECK(again.dim() == 4 && again.size(0) == rows.size(0), "redraw_until_lesions_agree: draw gave ",
-                again.sizes(), " for ", rows.size(0), " maps");
-    batch.pv.index_copy_(0, rows, again.to(batch.pv.scalar_type()));
-    batch.draws.index_add_(0, rows, torch::ones_like(rows));
-    bad = disagreeing();
-  }
-  batch.disagrees = bad;
+  batch.disagrees = redraw_while(batch, [&](const torch::Tensor& pv, const torch::Tensor& cond) {
+    return lesions_disagree(pv, cond, channels, min_px);
+  }, max_redraws, draw);
+}
+
+void log_implausible(const LabelSamplerOptions& o, int64_t redraws, int64_t implausible, int64_t drawn) {
+  if (o.implausible_redraw > 0)
+    spdlog::info("sampler.implausible_redraw: {} label redraws in all; {} of {} map(s) still implausible (brain on the "
+                 "frame's edge or almost none) after {} (kept as drawn)", redraws, implausible, drawn,
+                 o.implausible_redraw);
+  else
+    spdlog::warn("{} of {} map(s) look like no brain slice (brain on the frame's edge or almost none); "
+                 "sampler.implausible_redraw: N redraws them", implausible, drawn);
 }
 
 void check_sampler_options(const LabelGenerator& g, const LabelSamplerOptions& o) {
@@ -269,18 +311,32 @@ LabelBatch sample_label_batch(LabelGenerator& g, const LabelSamplerOptions& o, i
     torch::InferenceMode inference;
     out = sample_label_batch_inference(g, unet, o, batch, seed, device, cond);
     out.draws = torch::ones({batch}, torch::kLong);
-    out.disagrees = torch::zeros({batch}, torch::kBool);
-    if (o.lesion_redraw > 0 && !g.conditioning.lesions.empty()) {
-      // Fresh noise per attempt (a seed per attempt, so the batch stays reproducible), the same conditions.
-      redraw_until_lesions_agree(out, lesion_channels(g), lesion_min_pixels_at(o.lesion_min_pixels, out.pv.size(2),
-                                 out.pv.size(3)), o.lesion_redraw, [&](const torch::Tensor& c, int64_t attempt) {
+    const bool lesions = o.lesion_redraw > 0 && !g.conditioning.lesions.empty();
+    const auto channels = lesions ? lesion_channels(g) : std::vector<int64_t>{};
+    const double min_px = lesion_min_pixels_at(o.lesion_min_pixels, out.pv.size(2), out.pv.size(3));
+    auto disagree = [&](const torch::Tensor& pv, const torch::Tensor& c) {
+      return lesions ? lesions_disagree(pv, c, channels, min_px) : torch::zeros({pv.size(0)}, torch::kBool);
+    };
+    auto implausible = [&](const torch::Tensor& pv) {
+      return implausible_maps(pv, o.max_border_share, o.min_brain_share);
+    };
+    const int64_t tries = std::max(lesions ? o.lesion_redraw : 0, o.implausible_redraw);
+    if (tries > 0) {
+      // One loop for both rules; fresh noise per attempt (a seed per attempt, so the batch stays reproducible), the
+      // same conditions.
+      redraw_while(out, [&](const torch::Tensor& pv, const torch::Tensor& c) {
+        auto bad = disagree(pv, c);
+        return o.implausible_redraw > 0 ? bad | implausible(pv) : bad;
+      }, tries, [&](const torch::Tensor& c, int64_t attempt) {
         return sample_label_batch_inference(g, unet, o, c.size(0), derive_seed(seed, 0x7ed7a, static_cast<uint64_t>(attempt)),
                                             device, c).pv;
       });
     }
+    out.disagrees = disagree(out.pv, out.cond);
+    out.implausible = implausible(out.pv);
   }
   // Hand back ordinary tensors: callers may write into them in place, which inference tensors forbid.
-  return {out.pv.clone(), out.cond.clone(), out.draws.clone(), out.disagrees.clone()};
+  return {out.pv.clone(), out.cond.clone(), out.draws.clone(), out.disagrees.clone(), out.implausible.clone()};
 }
 
 }  // namespace brainspade
@@ -358,7 +414,7 @@ void run_label_sampling(const LabelSampleJob& job) {
   };
   Progress progress("sample labels", job.num);
   std::vector<torch::Tensor> montage;
-  int64_t redraws = 0, disagreeing = 0;  // sampler.lesion_redraw, over the batches drawn by this run
+  int64_t redraws = 0, disagreeing = 0, implausible = 0, drawn = 0;  // over the batches drawn by this run
   for (int64_t k = 0; k < n_batches; ++k) {
     const int64_t first = k * B, count = std::min(B, job.num - first);
     bool done = true;
@@ -370,6 +426,8 @@ void run_label_sampling(const LabelSampleJob& job) {
     auto batch = sample_label_batch(g, job.sampler, B, derive_seed(job.run.seed, 0x1abe1, k), device);
     redraws += batch.draws.slice(0, 0, count).sum().item<int64_t>() - count;
     disagreeing += batch.disagrees.slice(0, 0, count).sum().item<int64_t>();
+    implausible += batch.implausible.slice(0, 0, count).sum().item<int64_t>();
+    drawn += count;
     // The batch's conditions, before its segmentations (which mark it finished): conditions.csv is built from these.
     std::string record;
     for (int64_t j = 0; j < count; ++j) {
@@ -403,6 +461,7 @@ void run_label_sampling(const LabelSampleJob& job) {
   if (job.sampler.lesion_redraw > 0)
     spdlog::info("sampler.lesion_redraw: {} redraws; {} map(s) drawn now still disagree with their lesion "
                  "flags after {} (kept as drawn)", redraws, disagreeing, job.sampler.lesion_redraw);
+  if (job.sampler.implausible_redraw > 0 || implausible > 0) log_implausible(job.sampler, redraws, implausible, drawn);
   spdlog::info("wrote {} label maps to {} (montage: {}/montage.png)", job.num, dir, job.run.out_dir);
   if (!real_tiles.empty()) {
     std::vector<torch::Tensor> both(montage.begin(), montage.begin() + std::min<size_t>(8, montage.size()));

@@ -189,6 +189,7 @@ LabelBatch reused_label_batch(const std::string& dir, int64_t first, int64_t cou
   b.cond = torch::stack(conds);
   b.draws = torch::ones({count}, torch::kLong);
   b.disagrees = torch::zeros({count}, torch::kBool);
+  b.implausible = torch::zeros({count}, torch::kBool);  // given maps are the user's: kept whatever they look like
   return b;
 }
 
@@ -361,6 +362,7 @@ PairSampleSummary run_pair_sampling(const PairSampleJob& job, const Shard& shard
       summary.rejections += tries[j];
       summary.label_redraws += lab.draws[j].item<int64_t>() - 1;
       summary.lesions_disagreeing += lab.disagrees[j].item<bool>() ? 1 : 0;
+      summary.implausible += lab.implausible[j].item<bool>() ? 1 : 0;
       ++summary.written;
     }
     progress.update(count);
@@ -371,6 +373,8 @@ PairSampleSummary run_pair_sampling(const PairSampleJob& job, const Shard& shard
   if (job.sampler.lesion_redraw > 0 && job.label_pairs.empty())
     spdlog::info("sampler.lesion_redraw: {} label redraws; {} map(s) still disagree with their lesion flags after {} "
                  "(kept as drawn)", summary.label_redraws, summary.lesions_disagreeing, job.sampler.lesion_redraw);
+  if (job.label_pairs.empty() && (job.sampler.implausible_redraw > 0 || summary.implausible > 0))
+    log_implausible(job.sampler, summary.label_redraws, summary.implausible, summary.written);
 
   // manifest.csv from every finished record in the folder (all shards that share it).
   std::vector<std::string> records;

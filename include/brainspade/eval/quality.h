@@ -125,6 +125,9 @@ struct QualityReport {
   double boundary_density_synthetic = NAN, boundary_density_real = NAN;
   std::vector<double> components_synthetic, components_real;  ///< mean components per map, per PV channel
   double frechet = NAN, frechet_floor = NAN;  ///< synthetic vs real; real half vs real half
+  /// maps no brain slice looks like, by sampler.implausible_redraw's default rule (implausible_maps: brain on > 5% of
+  /// the frame's outer ring or on < 5% of the frame)
+  int64_t implausible_synthetic = 0, implausible_real = 0;
   /// the same per third of the slice-position range (when the pairs' manifest records slice_position conditions)
   std::vector<QualityBand> bands;
   std::vector<std::string> segmenter_classes;

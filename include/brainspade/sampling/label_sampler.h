@@ -32,6 +32,12 @@ struct LabelSamplerOptions {
   /// label-side analogue of the authors' modality rejection loop for images; not in their label pipeline.
   int64_t lesion_redraw = 0;
   int64_t lesion_min_pixels = 20;  ///< the lesion rule of the redraw: pixels with PV > 0.5, counted at 192×256
+  /// Redraws (fresh noise, same conditions) of a map no brain slice looks like (implausible_maps: brain on the
+  /// frame's edge, or almost no brain); 0 = off. Not in the authors' pipeline: an LDM trained on ~100 slices draws a
+  /// few such maps on some seeds. Shares one loop with lesion_redraw: max(lesion_redraw, implausible_redraw) tries.
+  int64_t implausible_redraw = 0;
+  double max_border_share = 0.05;  ///< implausible: brain on more than this share of the frame's outer ring
+  double min_brain_share = 0.05;   ///< implausible: brain on less than this share of the frame
   int64_t batch_size = 8;
   /// U-Net compute dtype: float32 | bfloat16. bfloat16 runs a bf16 copy of the U-Net (oneDNN's AVX-512-BF16
   /// kernels on CPU); the latent, the scheduler arithmetic and the VAE decode stay float32.
@@ -45,7 +51,22 @@ struct LabelBatch {
   torch::Tensor cond;  ///< [B, K] the conditions used (CPU)
   torch::Tensor draws;  ///< [B] int64: draws each map took (1 = the first; more with sampler.lesion_redraw)
   torch::Tensor disagrees;  ///< [B] bool: lesions still disagree with the flags after every redraw (kept as drawn)
+  torch::Tensor implausible;  ///< [B] bool: implausible_maps after every redraw (kept as drawn; judged even when off)
 };
+
+/// [B] bool: maps pv [B, C, H, W] (channel 0 = background) no brain slice looks like — brain (background < 0.5) on
+/// more than max_border_share of the frame's outer ring (H/48 pixels wide, at least 1: 4 at 192×256, 2 at 96×128), or
+/// on less than min_brain_share of the frame. Real slices of the example brain: ring 0 everywhere, brain 0.10–0.40
+/// of the frame (0.21–0.40 at positions 0.3–0.7).
+torch::Tensor implausible_maps(const torch::Tensor& pv, double max_border_share, double min_brain_share);
+
+/// The redraw loop of sample_label_batch: while bad(pv, cond) [B] bool marks maps of `batch`, replaces those maps by
+/// draw(their conditions, attempt) [n, C, H, W], at most max_redraws times; counts each map's draws in batch.draws
+/// and returns bad() of what remains.
+torch::Tensor redraw_while(LabelBatch& batch,
+                           const std::function<torch::Tensor(const torch::Tensor& pv, const torch::Tensor& cond)>& bad,
+                           int64_t max_redraws,
+                           const std::function<torch::Tensor(const torch::Tensor& cond, int64_t attempt)>& draw);
 
 /// sampler.lesion_redraw's loop: while some maps of `batch` disagree with their flags (flag k on ⇔ the map holds
 /// channel channels[k], lesion_present with min_px), replaces those maps by draw(their conditions, attempt) [n, C, H, W],
@@ -53,6 +74,9 @@ struct LabelBatch {
 void redraw_until_lesions_agree(LabelBatch& batch, const std::vector<int64_t>& channels, double min_px,
                                 int64_t max_redraws,
                                 const std::function<torch::Tensor(const torch::Tensor& cond, int64_t attempt)>& draw);
+
+/// Logs what implausible_redraw did (or, when off, how many of the `drawn` maps it would have redrawn).
+void log_implausible(const LabelSamplerOptions& o, int64_t redraws, int64_t implausible, int64_t drawn);
 
 /// Draws B conditions from `gen`: lesion flags ~ Bernoulli(p) (or one of lesion_combinations, uniformly), slice
 /// position ~ U(slice_range).

@@ -72,6 +72,7 @@ struct PairSampleJob {
 struct PairSampleSummary {
   int64_t written = 0, skipped = 0, rejections = 0;
   int64_t label_redraws = 0, lesions_disagreeing = 0;  ///< sampler.lesion_redraw: redraws, maps still disagreeing
+  int64_t implausible = 0;  ///< maps written that implausible_maps flags (after sampler.implausible_redraw, if on)
   double seconds = 0;
 };
 /// Generates the pairs of `shard` into run.out_dir (resumable: finished pairs are skipped; see docs/sampling.md).
