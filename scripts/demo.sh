@@ -4,6 +4,7 @@
 # dataset with a montage into out/demo/, and measures it against the real slices (brainspade quality). 13 min 53 s on
 # 2 quiet cores from nothing (2026-11-30, session 8): VAE 2m38s, LDM 2,400 steps 7m47s, classifier 5s, SPADE 2m09s,
 # 32 pairs 13s, quality ~55s (its reference segmenter, trained on the real slices once, 48s of it).
+# 2026-12-03 (session 22): 20 min 12 s, the LDM at 3.3 steps/s instead of 5.1 (11m57s) with no change under it; unexplained.
 #   scripts/demo.sh                 # everything
 #   BRAINSPADE_DEMO_PAIRS=64 scripts/demo.sh
 set -euo pipefail
