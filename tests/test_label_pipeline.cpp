@@ -396,7 +396,7 @@ TEST(SampleLabels, DpmSolverAndItsSDESampleValidMapsAndRefuseAGridTheyDoNotHave)
   EXPECT_THROW(sample_label_batch(g, o, 1, 1, torch::kCPU), InputError);
 }
 
-// sampler.lesion_redraw: only the maps whose lesions disagree with their flags are drawn again, with their own
+// sampler.lesion_redraw (redraw_while with lesions_disagree): only the maps whose lesions disagree with their flags are drawn again, with their own
 // conditions, until they agree or the redraws run out; the draws are counted per map.
 TEST(SampleLabels, LesionRedrawReplacesOnlyTheMapsThatDisagreeWithTheirFlags) {
   constexpr int64_t kTumour = 6, kEdema = 7;
@@ -433,11 +433,14 @@ TEST(SampleLabels, LesionRedrawReplacesOnlyTheMapsThatDisagreeWithTheirFlags) {
   };
   auto once = b;
   once.pv = before.clone();
-  redraw_until_lesions_agree(once, {kTumour, kEdema}, 3.0, 1, draw);
+  auto disagree = [&](const torch::Tensor& pv, const torch::Tensor& c) {
+    return lesions_disagree(pv, c, {kTumour, kEdema}, 3.0);
+  };
+  once.disagrees = redraw_while(once, disagree, 1, draw);
   EXPECT_TRUE(torch::equal(once.draws, torch::tensor({2, 1, 1, 2}, torch::kLong)));
   EXPECT_TRUE(torch::equal(once.disagrees, torch::tensor({true, false, false, true})));  // the one redraw was empty
   asked.clear();
-  redraw_until_lesions_agree(b, {kTumour, kEdema}, 3.0, 5, draw);
+  b.disagrees = redraw_while(b, disagree, 5, draw);
   EXPECT_TRUE(torch::equal(b.draws, torch::tensor({3, 1, 1, 3}, torch::kLong)));
   EXPECT_FALSE(b.disagrees.any().item<bool>());
   ASSERT_EQ(asked.size(), 2u);  // stops once every map agrees

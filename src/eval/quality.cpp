@@ -344,9 +344,10 @@ void write_outputs(const QualityJob& job, const QualityReport& r) {
      << job.feature_grid << "×" << job.feature_grid << " cells, " << job.pca_dims
      << " principal components of the real maps): synthetic vs real " << fmt_num(r.frechet)
      << "; real half vs real half (the floor) " << fmt_num(r.frechet_floor) << ".\n";
-  md << "\nMaps no brain slice looks like (brain on more than 5% of the frame's outer ring or on less than 5% of the "
-        "frame; `sampler.implausible_redraw` redraws them): synthetic "
-     << r.implausible_synthetic << " of " << r.n_synthetic << ", real " << r.implausible_real << " of " << r.n_real
+  const LabelSamplerOptions rule;  // the rule run_quality judged with
+  md << "\nMaps no brain slice looks like (brain on more than " << fmt_num(100 * rule.max_border_share, 0)
+     << "% of the frame's outer ring or on less than " << fmt_num(100 * rule.min_brain_share, 0)
+     << "% of the frame; `sampler.implausible_redraw` redraws them): synthetic " << r.implausible_synthetic << " of " << r.n_synthetic << ", real " << r.implausible_real << " of " << r.n_real
      << ".\n";
   if (!r.bands.empty()) {
     md << "\nPer band of slice position (synthetic: the LDM's slice condition; real: the slice's position), ratio "

@@ -220,25 +220,14 @@ torch::Tensor redraw_while(LabelBatch& batch,
   return bad;
 }
 
-namespace {
-// [B] bool: maps whose lesions disagree with their flags (flag k on <=> lesion_present(channels[k], min_px)).
 torch::Tensor lesions_disagree(const torch::Tensor& pv, const torch::Tensor& cond, const std::vector<int64_t>& channels,
                                double min_px) {
+  TORCH_CHECK(cond.dim() == 2 && cond.size(1) >= static_cast<int64_t>(channels.size()),
+              "lesions_disagree: the conditions must start with one flag per lesion channel");
   auto bad = torch::zeros({pv.size(0)}, torch::kBool);
   for (size_t k = 0; k < channels.size(); ++k)
     bad = bad | (lesion_present(pv, channels[k], min_px) != (cond.select(1, static_cast<int64_t>(k)) > 0.5));
   return bad;
-}
-}  // namespace
-
-void redraw_until_lesions_agree(LabelBatch& batch, const std::vector<int64_t>& channels, double min_px,
-                                int64_t max_redraws,
-                                const std::function<torch::Tensor(const torch::Tensor& cond, int64_t attempt)>& draw) {
-  TORCH_CHECK(batch.cond.dim() == 2 && batch.cond.size(1) >= static_cast<int64_t>(channels.size()),
-              "redraw_until_lesions_agree: the conditions must start with one flag per lesion channel");
-  batch.disagrees = redraw_while(batch, [&](const torch::Tensor& pv, const torch::Tensor& cond) {
-    return lesions_disagree(pv, cond, channels, min_px);
-  }, max_redraws, draw);
 }
 
 void log_implausible(const LabelSamplerOptions& o, int64_t redraws, int64_t implausible, int64_t drawn) {

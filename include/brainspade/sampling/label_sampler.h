@@ -68,12 +68,10 @@ torch::Tensor redraw_while(LabelBatch& batch,
                            int64_t max_redraws,
                            const std::function<torch::Tensor(const torch::Tensor& cond, int64_t attempt)>& draw);
 
-/// sampler.lesion_redraw's loop: while some maps of `batch` disagree with their flags (flag k on ⇔ the map holds
-/// channel channels[k], lesion_present with min_px), replaces those maps by draw(their conditions, attempt) [n, C, H, W],
-/// at most max_redraws times; counts each map's draws in batch.draws and leaves batch.disagrees for what remains.
-void redraw_until_lesions_agree(LabelBatch& batch, const std::vector<int64_t>& channels, double min_px,
-                                int64_t max_redraws,
-                                const std::function<torch::Tensor(const torch::Tensor& cond, int64_t attempt)>& draw);
+/// [B] bool: maps of pv [B, C, H, W] whose lesions disagree with their flags cond [B, K] (flag k on <=> the map holds
+/// channel channels[k], lesion_present with min_px): sampler.lesion_redraw's rule for redraw_while.
+torch::Tensor lesions_disagree(const torch::Tensor& pv, const torch::Tensor& cond, const std::vector<int64_t>& channels,
+                               double min_px);
 
 /// Logs what implausible_redraw did (or, when off, how many of the `drawn` maps it would have redrawn).
 void log_implausible(const LabelSamplerOptions& o, int64_t redraws, int64_t implausible, int64_t drawn);
