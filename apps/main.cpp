@@ -102,7 +102,7 @@ std::string unknown_command_message(CLI::App& root, int argc, char** argv) {
 
 int main(int argc, char** argv) {
   using namespace brainspade;
-  ensure_passive_openmp_wait(argv);
+  ensure_thread_environment(argv);
   reuse_freed_memory();
   CLI::App root{"brainspade: synthetic labelled brain MRI (label diffusion + SPADE image generation)"};
   root.require_subcommand(1);

@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 cd build
-# Passive OpenMP waiting: ctest runs two test processes on two cores (see core/runtime.h).
+# Passive OpenMP waiting and one OpenBLAS thread: ctest runs two test processes on two cores (see core/runtime.h).
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
+export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}
 ctest --output-on-failure -j"$(nproc)" --timeout 900 "$@"

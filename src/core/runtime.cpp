@@ -10,6 +10,7 @@
 #include <map>
 #include <optional>
 #include <thread>
+#include <utility>
 
 #include <unistd.h>
 #if defined(__GLIBC__)
@@ -203,11 +204,18 @@ bool file_exists(const std::string& path) {
   return std::filesystem::exists(path, ec);
 }
 
-void ensure_passive_openmp_wait(char** argv) {
-  if (std::getenv("OMP_WAIT_POLICY") != nullptr) return;
-  if (::setenv("OMP_WAIT_POLICY", "PASSIVE", 1) != 0) return;
+void ensure_thread_environment(char** argv) {
+  // Both libraries read their variable only when they load: set what the user left unset, then start again once.
+  bool changed = false;
+  for (const auto& [name, value] : {std::pair<const char*, const char*>{"OMP_WAIT_POLICY", "PASSIVE"},
+                                    std::pair<const char*, const char*>{"OPENBLAS_NUM_THREADS", "1"}}) {
+    if (std::getenv(name) != nullptr) continue;
+    if (::setenv(name, value, 1) != 0) return;
+    changed = true;
+  }
+  if (!changed) return;
   ::execv("/proc/self/exe", argv);
-  // execv returns only on failure (no /proc): carry on with the policy libgomp already read.
+  // execv returns only on failure (no /proc): carry on with what the libraries already read.
 }
 
 bool reuse_freed_memory() {

@@ -19,12 +19,18 @@ int default_threads();
 /// reference BLAS (measured 6 vs 207 GFLOP/s on the project's machines). Returns the thread count used.
 int configure_threads(int64_t threads);
 
-/// OpenMP threads that busy-wait between parallel regions waste the CPU whenever another process shares it: a
-/// tiny SPADE training step took 8.4 s with 2 spinning threads on a 2-core machine running compilers beside it,
-/// 1.0 s with passive waiting (docs/performance.md). libgomp reads OMP_WAIT_POLICY only when it loads, so when the
-/// variable is unset this sets it to PASSIVE and re-executes the program once (argv unchanged). A user who sets
-/// OMP_WAIT_POLICY (e.g. ACTIVE on a dedicated machine) keeps it. Returns only when no re-execution happened.
-void ensure_passive_openmp_wait(char** argv);
+/// Threads that busy-wait waste the CPU the other threads need; two settings fix it, both measured in
+/// docs/performance.md:
+/// - OMP_WAIT_POLICY=PASSIVE (lever f): OpenMP threads that spin between parallel regions made a tiny SPADE training
+///   step 8.6x slower on a 2-core machine shared with compilers (8.4 s vs 0.98 s).
+/// - OPENBLAS_NUM_THREADS=1 (lever h): OpenBLAS's own pthread pool spins beside libtorch's OpenMP threads on every
+///   small matrix product; one BLAS thread made the tiny LDM train 1.4x faster (3.05 -> 4.24 steps/s) and the paper
+///   SPADE 1.2x, at the cost of single-threaded large matrix products (2048^3: 208 -> 84 GFLOP/s; the paper U-Net's
+///   forward and backward 2.5% slower).
+/// The libraries read these variables only when they load, so this sets the ones that are unset and re-executes the
+/// program once (argv unchanged). A variable the user set is kept (e.g. OMP_WAIT_POLICY=ACTIVE on a dedicated
+/// machine). Returns only when no re-execution happened.
+void ensure_thread_environment(char** argv);
 
 /// glibc serves every allocation above its mmap threshold (which it caps at 32 MiB) with a fresh mmap and unmaps it on
 /// free, so a tensor larger than that costs page faults and zeroing every time it is made: a paper-scale SPADE
