@@ -28,13 +28,32 @@ stage() {  # stage NAME CHECKPOINT COMMAND...: runs COMMAND unless CHECKPOINT ex
 
 stage "label VAE" $runs/vae/checkpoints/last.ckpt \
   $bin train vae --config configs/tiny/vae.yaml --out $runs/vae
+
+# The image side needs nothing from the label side: the modality classifier, SPADE and the reference segmenter of the
+# quality report train on one core while the LDM (one thread, configs/tiny/ldm.yaml) trains on the other.
+mkdir -p $runs
+echo "[demo] modality classifier, SPADE and the quality report's segmenter train beside the LDM (log: $runs/image_side.log)"
+(
+  stage "modality classifier" $runs/classifier/checkpoints/last.ckpt \
+    $bin train classifier --config configs/tiny/classifier.yaml --out $runs/classifier --threads 1
+  stage "SPADE" $runs/spade/checkpoints/last.ckpt \
+    $bin train spade --config configs/tiny/spade.yaml --out $runs/spade --threads 1 \
+    --set classifier_checkpoint=$runs/classifier/checkpoints/last.ckpt
+  stage "reference segmenter (real T1 slices)" $runs/segmenter/checkpoints/last.ckpt \
+    $bin train segmenter --config configs/tiny/segmenter.yaml --out $runs/segmenter --threads 1 \
+    --set "data.sources=[data/example/slices/dataset.pt]"
+) > $runs/image_side.log 2>&1 &
+image_side=$!
+trap 'kill $image_side 2>/dev/null || true' EXIT
 stage "label LDM" $runs/ldm/checkpoints/last.ckpt \
   $bin train ldm --config configs/tiny/ldm.yaml --out $runs/ldm --set vae_checkpoint=$runs/vae/checkpoints/last.ckpt
-stage "modality classifier" $runs/classifier/checkpoints/last.ckpt \
-  $bin train classifier --config configs/tiny/classifier.yaml --out $runs/classifier
-stage "SPADE" $runs/spade/checkpoints/last.ckpt \
-  $bin train spade --config configs/tiny/spade.yaml --out $runs/spade \
-  --set classifier_checkpoint=$runs/classifier/checkpoints/last.ckpt
+if ! wait $image_side; then
+  echo "[demo] the image side failed; the end of $runs/image_side.log:" >&2
+  tail -20 $runs/image_side.log >&2
+  exit 1
+fi
+trap - EXIT
+grep -h "done in" $runs/image_side.log | sed 's/^/[demo] image side: /'
 
 echo "[demo] generating $pairs labelled pairs ..."
 $bin sample --config configs/tiny/sample.yaml --out out/demo/pairs --num "$pairs" \
@@ -42,7 +61,8 @@ $bin sample --config configs/tiny/sample.yaml --out out/demo/pairs --num "$pairs
   --classifier $runs/classifier/checkpoints/last.ckpt
 cp out/demo/pairs/montage.png out/demo/montage.png
 echo "[demo] measuring the pairs against the real T1 slices (brainspade quality; docs/quality.md) ..."
-$bin quality --pairs out/demo/pairs --real data/example/slices/dataset.pt --modality T1 --out out/demo/quality
+$bin quality --pairs out/demo/pairs --real data/example/slices/dataset.pt --modality T1 --out out/demo/quality \
+  --segmenter $runs/segmenter/checkpoints/last.ckpt
 sed -n '/^| check/,/^$/p' out/demo/quality/quality.md
 echo
 echo "[demo] finished in $(( $(date +%s) - start ))s. Look at:"
