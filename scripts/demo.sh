@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The main job on the example data, end to end on a CPU: train the tiny label generator (VAE + LDM), the
 # modality classifier and SPADE (reused when already trained), then generate a small labelled synthetic
-# dataset with a montage into out/demo/, and measures it against the real slices (brainspade quality). 13 min 53 s on
-# 2 quiet cores from nothing (2026-11-30, session 8): VAE 2m38s, LDM 2,400 steps 7m47s, classifier 5s, SPADE 2m09s,
-# 32 pairs 13s, quality ~55s (its reference segmenter, trained on the real slices once, 48s of it).
-# 2026-12-03 (session 22): 20 min 12 s, the LDM at 3.3 steps/s instead of 5.1 (11m57s) with no change under it; unexplained.
+# dataset with a montage into out/demo/, and measures it against the real slices (brainspade quality). 13 min 57 s on
+# 2 quiet cores from a fresh clone with the build in place (2026-12-03, session 23): VAE 2m55s; then the LDM (one
+# thread) 9m58s while classifier 7s, SPADE 2m34s and the quality report's segmenter 1m17s train on the other core;
+# 32 pairs 14s, quality 5s (fetching and preparing the example data first: 37s). The same stages one after the
+# other took 18m03s (docs/quality.md, "The demo's time").
 #   scripts/demo.sh                 # everything
 #   BRAINSPADE_DEMO_PAIRS=64 scripts/demo.sh
 set -euo pipefail

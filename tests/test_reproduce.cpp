@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <thread>
 
 #include <gtest/gtest.h>
 
@@ -211,6 +212,15 @@ TEST(ReproduceSmoke, Exp3RunsTheTumourPathOnTheSimulatedCohort) {
   ASSERT_EQ(r.exit_code, 0) << r.output;
   std::printf("exp3 smoke: %.1f s\n", r.seconds);
   EXPECT_NE(r.output.find("sampler.lesion_redraw: "), std::string::npos) << r.output;
+  // With two cores, the classifier, SPADE and R_les train beside the lesion LDM, and S_les beside H_les, one thread
+  // each, each stage's output in its own log (common.sh, "Side by side").
+  if (std::thread::hardware_concurrency() >= 2) {
+    EXPECT_NE(r.output.find("image_side: beside the next stages"), std::string::npos) << r.output;
+    const std::string side = read_text(dir / "exp3/logs/image_side.log");
+    for (const char* st : {"train spade: ", "train segmenter R_les: "}) EXPECT_NE(side.find(st), std::string::npos) << side;
+    EXPECT_NE(read_text(dir / "exp3/logs/S_les.log").find("1 thread(s)"), std::string::npos);
+    EXPECT_NE(r.output.find("train segmenter R_les: done before"), std::string::npos) << r.output;
+  }
   const std::string sample_log = read_text(dir / "exp3/pairs/spade/T1/sample.log");
   EXPECT_NE(sample_log.find("lesion_combinations: [tumour+edema, edema, none]"), std::string::npos) << sample_log;
   auto report = read_text(dir / "exp3/report/README.md");

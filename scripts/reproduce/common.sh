@@ -13,6 +13,8 @@
 #   REPRO_SEED=N            seed of every training stage, the sampling and the segmenters (default: each config's
 #                           run.seed); outputs go to .../<experiment>-seedN. A figure that decides something is the
 #                           mean and spread over >= 3 seeds (REPRO_SEED=0, 1, 2)
+#   REPRO_SIDE_BY_SIDE=0    run every stage in turn (default: with >= 2 cores and no REPRO_THREADS, stages that do
+#                           not need each other run side by side on one thread each; exp3 uses it)
 #   REPRO_THREADS=N         CPU threads of every training and sampling stage (default: all cores); e.g. 1 to run
 #                           two seeds side by side on 2 cores
 #   TEST_SUBJECT, TEST_IMAGE, TEST_LABELS   the test volume (default: first entries of the dataset config)
@@ -106,7 +108,7 @@ train_stage() {
   local dir=$OUT/runs/$st
   stage "train $st" "$dir/done" bash -c '"$@" && touch "'"$dir"'/done"' _ \
     "$BIN" train "$st" --config "$CONFIGS/$cfg.yaml" --out "$dir" --resume "${RUN_ARGS[@]}" --set data.dataset="$data" \
-    "${TRAIN_SET[@]}" "$@"
+    "${TRAIN_SET[@]}" "${STAGE_ARGS[@]}" "$@"
   eval "CK_$st=\$dir/checkpoints/last.ckpt"
 }
 
@@ -148,7 +150,45 @@ train_segmenter() {
   done
   stage "train segmenter $name" "$dir/done" bash -c '"$@" && touch "'"$dir"'/done"' _ \
     "$BIN" train segmenter --config "$SEG_CONFIG" --out "$dir" --resume "${RUN_ARGS[@]}" \
-    --set "data.sources=[$src]" --set "data.source_downsample=[$ds]" "${SEG_SET[@]}"
+    --set "data.sources=[$src]" --set "data.source_downsample=[$ds]" "${SEG_SET[@]}" "${STAGE_ARGS[@]}"
+}
+
+# Side by side: stages that do not need each other's output run at once, one thread each, when there are at least
+# two cores and REPRO_THREADS is unset (REPRO_SIDE_BY_SIDE=0 runs everything in turn). The tiny networks gain little
+# from a second thread (docs/performance.md, lever h), so two one-thread stages finish sooner than two in turn.
+STAGE_ARGS=()  # appended to every train_stage / train_segmenter command; beside() sets --threads 1 in its subshell
+SIDE_BY_SIDE=0
+if [ "${REPRO_SIDE_BY_SIDE:-1}" != 0 ] && [ -z "${REPRO_THREADS:-}" ] && [ "$(nproc)" -ge 2 ]; then SIDE_BY_SIDE=1; fi
+SIDE_PIDS=()
+# beside NAME FUNCTION ARGS...: runs FUNCTION in the background on one thread (--threads 1 for the train_* helpers,
+# OMP_NUM_THREADS=1 for the commands without --threads; its output in $OUT/logs/NAME.log),
+# or in the foreground when SIDE_BY_SIDE is 0. join_beside waits for all of them and stops on the first failure.
+beside() {
+  local name=$1; shift
+  if [ "$SIDE_BY_SIDE" = 0 ]; then "$@"; return; fi
+  mkdir -p "$OUT/logs"
+  log "$name: beside the next stages (log: $OUT/logs/$name.log)"
+  ( STAGE_ARGS=(--threads 1); export OMP_NUM_THREADS=1; "$@" ) > "$OUT/logs/$name.log" 2>&1 &
+  SIDE_PIDS+=("$!:$name")
+  trap stop_beside EXIT
+}
+stop_beside() {  # on an early exit: interrupt what still runs beside (each stage checkpoints on SIGINT and resumes)
+  local entry
+  for entry in "${SIDE_PIDS[@]}"; do
+    pkill -INT -P "${entry%%:*}" 2>/dev/null || true
+  done
+}
+join_beside() {
+  local entry failed=""
+  for entry in "${SIDE_PIDS[@]}"; do
+    wait "${entry%%:*}" || failed+=" ${entry#*:}"
+  done
+  SIDE_PIDS=()
+  trap - EXIT
+  if [ -n "$failed" ]; then
+    for n in $failed; do echo "[$EXP] $n failed; the end of $OUT/logs/$n.log:" >&2; tail -20 "$OUT/logs/$n.log" >&2; done
+    exit 1
+  fi
 }
 
 # segment_all MODEL...: predictions into $PRED/MODEL/ for every volume of $TEST/images.

@@ -102,8 +102,29 @@ DATASET=$SLICE_OUT/dataset.pt
 stage "slice" "$DATASET" "$BIN" slice --config "$DATA_CONFIG"
 
 train_stage vae vae_lesion "$DATASET"
+# segment_with MODEL: every held-out patient, one --in per modality in the segmenter's order.
+segment_with() {
+  local model=$1 lab name m ins
+  for lab in "$TEST"/labels/*.nii.gz; do
+    name=$(basename "$lab")
+    ins=()
+    for m in "${MOD_LIST[@]}"; do ins+=(--in "$TEST/$m/$name"); done
+    stage "segment $name with $model" "$PRED/$model/$name" \
+      "$BIN" segment --model "$OUT/segmenters/$model/checkpoints/last.ckpt" "${ins[@]}" --out "$PRED/$model/$name"
+  done
+}
+# Beside the lesion LDM (one thread, configs/tiny/ldm_lesion.yaml): what needs only the real slices — the classifier,
+# SPADE, R_les and its predictions (common.sh, "Side by side").
+image_side() {
+  train_stage classifier classifier_lesion "$DATASET"
+  train_stage spade spade_lesion "$DATASET" --set classifier_checkpoint="$CK_classifier"
+  train_segmenter R_les "$DATASET"
+  segment_with R_les
+}
+beside image_side image_side
 train_stage ldm ldm_lesion "$DATASET" --set vae_checkpoint="$CK_vae"
-train_stage classifier classifier_lesion "$DATASET"
+join_beside
+train_stage classifier classifier_lesion "$DATASET"  # done beside the LDM: sets CK_classifier
 train_stage spade spade_lesion "$DATASET" --set classifier_checkpoint="$CK_classifier"
 
 # One pair folder per modality over the same label maps (the segmenter checks it), so that <folder>/T1 and
@@ -129,21 +150,17 @@ done
 stage "quality of the lesion pairs" "$REPORT/quality/quality.md" "$BIN" quality --pairs "$OUT/pairs/spade/${MOD_LIST[0]}" \
   --real "$DATASET" --modality "${MOD_LIST[0]}" --out "$REPORT/quality" --set images=false
 
-train_segmenter R_les "$DATASET"
-train_segmenter S_les "$OUT/pairs/spade"
-train_segmenter H_les "$DATASET" "$OUT/pairs/spade"
-train_segmenter DR "$OUT/pairs/randomized"
+train_segmenter R_les "$DATASET"  # done beside the LDM
+beside S_les train_segmenter S_les "$OUT/pairs/spade"
+beside H_les train_segmenter H_les "$DATASET" "$OUT/pairs/spade"
+join_beside
+# DR trains while S_les and H_les segment the held-out patients.
+segment_synthetic() { segment_with S_les; segment_with H_les; }
+beside DR train_segmenter DR "$OUT/pairs/randomized"
+beside segment_synthetic segment_synthetic
+join_beside
 
-# Every held-out patient, one --in per modality in the segmenter's order.
-for model in R_les S_les H_les DR; do
-  for lab in "$TEST"/labels/*.nii.gz; do
-    name=$(basename "$lab")
-    ins=()
-    for m in "${MOD_LIST[@]}"; do ins+=(--in "$TEST/$m/$name"); done
-    stage "segment $name with $model" "$PRED/$model/$name" \
-      "$BIN" segment --model "$OUT/segmenters/$model/checkpoints/last.ckpt" "${ins[@]}" --out "$PRED/$model/$name"
-  done
-done
+for model in R_les S_les H_les DR; do segment_with "$model"; done  # what ran beside is "done before"
 
 log "evaluate ..."
 evaluate_pair S_les R_les "$CLASSES"
