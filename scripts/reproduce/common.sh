@@ -154,11 +154,12 @@ train_segmenter() {
 }
 
 # Side by side: stages that do not need each other's output run at once, one thread each, when there are at least
-# two cores and REPRO_THREADS is unset (REPRO_SIDE_BY_SIDE=0 runs everything in turn). The tiny networks gain little
+# two cores online (getconf, not nproc: nproc follows OMP_NUM_THREADS) and REPRO_THREADS is unset
+# (REPRO_SIDE_BY_SIDE=0 runs everything in turn). The tiny networks gain little
 # from a second thread (docs/performance.md, lever h), so two one-thread stages finish sooner than two in turn.
 STAGE_ARGS=()  # appended to every train_stage / train_segmenter command; beside() sets --threads 1 in its subshell
 SIDE_BY_SIDE=0
-if [ "${REPRO_SIDE_BY_SIDE:-1}" != 0 ] && [ -z "${REPRO_THREADS:-}" ] && [ "$(nproc)" -ge 2 ]; then SIDE_BY_SIDE=1; fi
+if [ "${REPRO_SIDE_BY_SIDE:-1}" != 0 ] && [ -z "${REPRO_THREADS:-}" ] && [ "$(getconf _NPROCESSORS_ONLN)" -ge 2 ]; then SIDE_BY_SIDE=1; fi
 SIDE_PIDS=()
 # beside NAME FUNCTION ARGS...: runs FUNCTION in the background on one thread (--threads 1 for the train_* helpers,
 # OMP_NUM_THREADS=1 for the commands without --threads; its output in $OUT/logs/NAME.log),
