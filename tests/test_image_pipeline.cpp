@@ -213,12 +213,17 @@ TEST(TrainSPADE, WritesMontageLossPlotAndMetrics) {
   auto c = testutil::tiny_spade(t.dataset, t.classifier, dir / "s", 6);
   c.optim.lr_decay = 0.9;
   c.train.log_every = 1;
+  c.train.validate_every = 3;
   auto val = train_spade(c, false);
   EXPECT_TRUE(std::isfinite(val.l1));
+  // The style check runs with a classifier and two modalities: a share of the drawn maps.
+  EXPECT_GE(val.style_accuracy, 0.0);
+  EXPECT_LE(val.style_accuracy, 1.0);
   EXPECT_TRUE(fs::exists(dir / "s/samples.png"));
   EXPECT_TRUE(fs::exists(dir / "s/loss.png"));
   auto csv = read_text(dir / "s/metrics.csv");
-  for (const char* col : {"g_gan", "g_feat", "kld", "bce_modality", "bce_dataset", "perceptual", "contrastive", "loss_d"})
+  for (const char* col : {"g_gan", "g_feat", "kld", "bce_modality", "bce_dataset", "perceptual", "contrastive", "loss_d",
+                          "val_l1", "val_style_accuracy"})
     EXPECT_NE(csv.find(col), std::string::npos) << col << " missing from " << csv.substr(0, 200);
   // optim.lr_decay: the learning rate of step s (1-based) is lr_g · 0.9^(s−1).
   auto table = read_csv_table(dir / "s/metrics.csv");
@@ -227,6 +232,32 @@ TEST(TrainSPADE, WritesMontageLossPlotAndMetrics) {
   const auto& last = table.rows.back();
   EXPECT_EQ(std::stoi(last[step]), 6);
   EXPECT_NEAR(std::stod(last[lr]), c.optim.lr_g * std::pow(0.9, 5), 1e-9);
+}
+
+// The style check's style rows: every modality of the row's own subject (another slice), from the pool only where
+// the subject lacks that modality; the same seed gives the same rows.
+TEST(TrainSPADE, StyleCheckTakesEachModalityFromTheSameSubjectFirst) {
+  auto d = testutil::make_phantom_dataset({});
+  // Rows: subject 0 T1 0-5, PD 6-11; subject 1 T1 12-17, PD 18-23. Subject 1's PD volume becomes subject 2's, so
+  // subject 1 has no PD slice of its own.
+  d.subject_names.push_back("s2");
+  d.subject.slice(0, 18, 24).fill_(2);
+  const std::vector<int64_t> rows = {2, 14}, pool = {6, 7, 12, 13};
+  const auto per = style_rows_per_modality(d, rows, pool, 5);
+  ASSERT_EQ(per.size(), 2u);
+  for (const auto& p : per) ASSERT_EQ(p.size(), 2u);
+  for (int m = 0; m < 2; ++m) {
+    EXPECT_EQ(d.modality[per[0][m]].item<int64_t>(), m);
+    EXPECT_EQ(d.subject[per[0][m]].item<int64_t>(), 0);
+  }
+  EXPECT_NE(per[0][0], 2);  // another slice than the content's own
+  EXPECT_EQ(d.subject[per[1][0]].item<int64_t>(), 1);
+  EXPECT_NE(per[1][0], 14);
+  EXPECT_TRUE(per[1][1] == 6 || per[1][1] == 7) << "subject 1's PD style should come from the pool, got row " << per[1][1];
+  EXPECT_EQ(style_rows_per_modality(d, rows, pool, 5), per);
+  // A modality that neither the subject nor the pool holds: -1.
+  d.subject.slice(0, 6, 12).fill_(2);
+  EXPECT_EQ(style_rows_per_modality(d, {2}, {12, 13}, 5)[0][1], -1);
 }
 
 // The style code sets the contrast: a SPADE trained on the phantom's T1-like (WM brightest) and PD-like (CSF
@@ -243,7 +274,9 @@ TEST(TrainSPADE, BatchNormGeneratorDrawsEachStyleInItsOwnContrast) {
   c.train.val_fraction = 0.0;
   c.train.log_every = 50;
   c.train.checkpoint_every = c.train.steps;
-  train_spade(c, false);
+  c.train.validate_every = c.train.steps;
+  const auto val = train_spade(c, false);
+  std::printf("style check of the batch-norm generator: %.3f\n", val.style_accuracy);
   auto g = load_image_generator(dir / "s/checkpoints/last.ckpt", torch::kCPU);
   const auto d = testutil::make_phantom_dataset({});
   // Rows: subject 0 T1 slices 0-5, PD 6-11; subject 1 T1 12-17, PD 18-23.

@@ -212,14 +212,20 @@ TEST(ReproduceSmoke, Exp3RunsTheTumourPathOnTheSimulatedCohort) {
   ASSERT_EQ(r.exit_code, 0) << r.output;
   std::printf("exp3 smoke: %.1f s\n", r.seconds);
   EXPECT_NE(r.output.find("sampler.lesion_redraw: "), std::string::npos) << r.output;
-  // With two cores, the classifier, SPADE and R_les train beside the lesion LDM, and S_les beside H_les, one thread
-  // each, each stage's output in its own log (common.sh, "Side by side").
+  // With two cores, the classifier, SPADE and the style slices run beside the lesion LDM; R_les beside the sampling
+  // and S_les; H_les beside DR; one thread each, each lane's output in its own log (common.sh, "Side by side").
   if (std::thread::hardware_concurrency() >= 2) {
     EXPECT_NE(r.output.find("image_side: beside the next stages"), std::string::npos) << r.output;
     const std::string side = read_text(dir / "exp3/logs/image_side.log");
-    for (const char* st : {"train spade: ", "train segmenter R_les: "}) EXPECT_NE(side.find(st), std::string::npos) << side;
-    EXPECT_NE(read_text(dir / "exp3/logs/S_les.log").find("1 thread(s)"), std::string::npos);
-    EXPECT_NE(r.output.find("train segmenter R_les: done before"), std::string::npos) << r.output;
+    for (const char* st : {"train spade: ", "style slices patient000 PD: "})
+      EXPECT_NE(side.find(st), std::string::npos) << side;
+    EXPECT_NE(r.output.find("style slices patient000 PD: done before"), std::string::npos) << r.output;
+    for (const char* lane : {"R_les", "S_les", "H_les", "DR"}) {
+      const std::string log = read_text(dir / ("exp3/logs/" + std::string(lane) + ".log"));
+      EXPECT_NE(log.find("train segmenter " + std::string(lane) + ": "), std::string::npos) << log;
+      EXPECT_NE(log.find("1 thread(s)"), std::string::npos) << log;
+      EXPECT_NE(log.find(" with " + std::string(lane) + ": "), std::string::npos) << "no segmentation in " << log;
+    }
   }
   const std::string sample_log = read_text(dir / "exp3/pairs/spade/T1/sample.log");
   EXPECT_NE(sample_log.find("lesion_combinations: [tumour+edema, edema, none]"), std::string::npos) << sample_log;

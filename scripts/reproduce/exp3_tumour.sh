@@ -21,8 +21,8 @@
 #                    lesion_redraw; default 10). Both defaults since session 19: with them every lesion check passed
 #                    on the seeds measured (docs/label-generator.md); REPRO_LESION_REDRAW=0 REPRO_LESION_COMBINATIONS=
 #                    gives the independent flags without redraws of the earlier exp3 figures.
-# At tiny scale the whole run took 25 min 26 s on 2 quiet cores (2026-12-03, stages side by side; 33 min 45 s in turn,
-# REPRO_SIDE_BY_SIDE=0); what it cuts compared with exp1 is listed in docs/reproduction.md.
+# At tiny scale the whole run takes about 30 min on 2 quiet cores (stages side by side; REPRO_SIDE_BY_SIDE=0 runs them
+# in turn); measured wall-clock and what it cuts compared with exp1: docs/reproduction.md.
 EXP=exp3
 DEFAULT_DATA_CONFIG=configs/data/phantom_lesions.yaml
 REPRO_SEG_CONFIG=${REPRO_SEG_CONFIG:-configs/${2:-tiny}/segmenter_lesion.yaml}
@@ -63,16 +63,22 @@ if [ -n "$(yaml_get "$DATA_CONFIG" cohort.train)" ]; then
   LESIONS=$(yaml_get "$DATA_CONFIG" data.lesion_channels)
   TEST_DIR=$COHORT/test
   STYLES_DIR=$COHORT/styles
-  # Style images: four axial slices through the lesion range of each training patient (never a test patient).
-  for m in "${MOD_LIST[@]}"; do
-    for img in "$COHORT"/train/images/*_"$m".nii.gz; do
-      p=$(basename "$img" "_$m.nii.gz")
-      stage "style slices $p $m" "$STYLES_DIR/$m/${p}_z115.nii.gz" "$BIN" style-slices --image "$img" \
-        --labels "$COHORT/train/pv/$p.nii.gz" --z 70 --z 85 --z 100 --z 115 --out-dir "$STYLES_DIR/$m" --prefix "$p" \
-        --height "$(yaml_get "$DATA_CONFIG" data.height)" --width "$(yaml_get "$DATA_CONFIG" data.width)"
+  # Style images: four axial slices through the lesion range of each training patient (never a test patient); made
+  # beside the lesion LDM (image_side below): only the sampling needs them.
+  make_styles() {
+    local m img p h w
+    h=$(yaml_get "$DATA_CONFIG" data.height) w=$(yaml_get "$DATA_CONFIG" data.width)
+    for m in "${MOD_LIST[@]}"; do
+      for img in "$COHORT"/train/images/*_"$m".nii.gz; do
+        p=$(basename "$img" "_$m.nii.gz")
+        stage "style slices $p $m" "$STYLES_DIR/$m/${p}_z115.nii.gz" "$BIN" style-slices --image "$img" \
+          --labels "$COHORT/train/pv/$p.nii.gz" --z 70 --z 85 --z 100 --z 115 --out-dir "$STYLES_DIR/$m" --prefix "$p" \
+          --height "$h" --width "$w"
+      done
     done
-  done
+  }
 else
+  make_styles() { :; }
   LESIONS=$(yaml_get "$DATA_CONFIG" data.lesion_channels)
   need() {
     cat >&2 <<MSG
@@ -113,19 +119,24 @@ segment_with() {
       "$BIN" segment --model "$OUT/segmenters/$model/checkpoints/last.ckpt" "${ins[@]}" --out "$PRED/$model/$name"
   done
 }
-# Beside the lesion LDM (one thread, configs/tiny/ldm_lesion.yaml): what needs only the real slices — the classifier,
-# SPADE, R_les and its predictions (common.sh, "Side by side").
+# Beside the lesion LDM (one thread, configs/tiny/ldm_lesion.yaml): the classifier, SPADE and the style slices (common.sh,
+# "Side by side"). R_les, which needs only the real slices too, trains beside the sampling and S_les below: beside the
+# LDM it would outlast it.
 image_side() {
   train_stage classifier classifier_lesion "$DATASET"
   train_stage spade spade_lesion "$DATASET" --set classifier_checkpoint="$CK_classifier"
-  train_segmenter R_les "$DATASET"
-  segment_with R_les
+  make_styles
 }
 beside image_side image_side
 train_stage ldm ldm_lesion "$DATASET" --set vae_checkpoint="$CK_vae"
 join_beside
 train_stage classifier classifier_lesion "$DATASET"  # done beside the LDM: sets CK_classifier
 train_stage spade spade_lesion "$DATASET" --set classifier_checkpoint="$CK_classifier"
+make_styles  # made beside the LDM
+
+# R_les and its predictions beside the sampling and S_les (the two longest lanes of what is left, then H_les beside DR).
+real_side() { train_segmenter R_les "$DATASET"; segment_with R_les; }
+beside R_les real_side
 
 # One pair folder per modality over the same label maps (the segmenter checks it), so that <folder>/T1 and
 # <folder>/PD become two-channel samples: the first SPADE run draws the maps (with the lesion redraws), every other
@@ -150,17 +161,14 @@ done
 stage "quality of the lesion pairs" "$REPORT/quality/quality.md" "$BIN" quality --pairs "$OUT/pairs/spade/${MOD_LIST[0]}" \
   --real "$DATASET" --modality "${MOD_LIST[0]}" --out "$REPORT/quality" --set images=false
 
-train_segmenter R_les "$DATASET"  # done beside the LDM
-beside S_les train_segmenter S_les "$OUT/pairs/spade"
-beside H_les train_segmenter H_les "$DATASET" "$OUT/pairs/spade"
+synthetic_side() { train_segmenter S_les "$OUT/pairs/spade"; segment_with S_les; }
+beside S_les synthetic_side
 join_beside
-# DR trains while S_les and H_les segment the held-out patients.
-segment_synthetic() { segment_with S_les; segment_with H_les; }
-beside DR train_segmenter DR "$OUT/pairs/randomized"
-beside segment_synthetic segment_synthetic
+hybrid_side() { train_segmenter H_les "$DATASET" "$OUT/pairs/spade"; segment_with H_les; }
+randomized_side() { train_segmenter DR "$OUT/pairs/randomized"; segment_with DR; }
+beside H_les hybrid_side
+beside DR randomized_side
 join_beside
-
-segment_with DR  # R_les, S_les and H_les segmented beside other stages
 
 log "evaluate ..."
 evaluate_pair S_les R_les "$CLASSES"

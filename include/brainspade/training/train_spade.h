@@ -2,6 +2,8 @@
 /// The image generator's two training stages (paper §2.2 "Image generator", Appendix A.1):
 ///   `train classifier`: the modality/dataset classifier D_mod-dat on real slices, later frozen;
 ///   `train spade`:      the SPADE VAE-GAN with style and content from different slices of the same volume.
+#include <cmath>
+#include <cstdint>
 #include <map>
 #include <string>
 #include <utility>
@@ -96,7 +98,16 @@ struct SPADETrainConfig {
 
 struct SPADEValidation {
   double l1 = 0;  ///< mean |G(seg, E(style)) − real| on held-out slices (style from another slice of the volume)
+  /// Share of held-out label maps, each drawn once per modality with a style slice of that modality (the same
+  /// subject's where it has one), that the frozen classifier assigns to the style's modality; NaN without a
+  /// classifier or with one modality. Low values: the generator draws every style alike (docs/image-generator.md).
+  double style_accuracy = NAN;
 };
+/// The style rows of the style check: for each row and each modality m of `data`, another slice of modality m of
+/// the row's subject when there is one, else a slice of modality m from `pool` (-1 when neither has one); result
+/// [rows.size()][n_modalities], deterministic per `seed`.
+std::vector<std::vector<int64_t>> style_rows_per_modality(const SliceDataset& data, const std::vector<int64_t>& rows,
+                                                          const std::vector<int64_t>& pool, uint64_t seed);
 SPADEValidation train_spade(const SPADETrainConfig& cfg, bool resume);
 
 /// The generator, style encoder and discriminator that `train spade` trains together.
