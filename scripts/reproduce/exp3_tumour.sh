@@ -21,8 +21,8 @@
 #                    lesion_redraw; default 10). Both defaults since session 19: with them every lesion check passed
 #                    on the seeds measured (docs/label-generator.md); REPRO_LESION_REDRAW=0 REPRO_LESION_COMBINATIONS=
 #                    gives the independent flags without redraws of the earlier exp3 figures.
-# At tiny scale the whole run takes about 30 min on 2 quiet cores (stages side by side; REPRO_SIDE_BY_SIDE=0 runs them
-# in turn); measured wall-clock and what it cuts compared with exp1: docs/reproduction.md.
+# At tiny scale the whole run took 29 min 08 s on 2 quiet cores (2026-12-03, stages side by side; REPRO_SIDE_BY_SIDE=0
+# runs them in turn: about 44 min, estimated); what it cuts compared with exp1: docs/reproduction.md.
 EXP=exp3
 DEFAULT_DATA_CONFIG=configs/data/phantom_lesions.yaml
 REPRO_SEG_CONFIG=${REPRO_SEG_CONFIG:-configs/${2:-tiny}/segmenter_lesion.yaml}
