@@ -135,8 +135,9 @@ train_stage spade spade_lesion "$DATASET" --set classifier_checkpoint="$CK_class
 make_styles  # made beside the LDM
 
 # R_les and its predictions beside the sampling and S_les (the two longest lanes of what is left, then H_les beside DR).
-real_side() { train_segmenter R_les "$DATASET"; segment_with R_les; }
-beside R_les real_side
+# train_and_segment NAME SOURCE...: a segmenter, then its predictions of every held-out patient (one lane).
+train_and_segment() { train_segmenter "$@"; segment_with "$1"; }
+beside R_les train_and_segment R_les "$DATASET"
 
 # One pair folder per modality over the same label maps (the segmenter checks it), so that <folder>/T1 and
 # <folder>/PD become two-channel samples: the first SPADE run draws the maps (with the lesion redraws), every other
@@ -161,13 +162,10 @@ done
 stage "quality of the lesion pairs" "$REPORT/quality/quality.md" "$BIN" quality --pairs "$OUT/pairs/spade/${MOD_LIST[0]}" \
   --real "$DATASET" --modality "${MOD_LIST[0]}" --out "$REPORT/quality" --set images=false
 
-synthetic_side() { train_segmenter S_les "$OUT/pairs/spade"; segment_with S_les; }
-beside S_les synthetic_side
+beside S_les train_and_segment S_les "$OUT/pairs/spade"
 join_beside
-hybrid_side() { train_segmenter H_les "$DATASET" "$OUT/pairs/spade"; segment_with H_les; }
-randomized_side() { train_segmenter DR "$OUT/pairs/randomized"; segment_with DR; }
-beside H_les hybrid_side
-beside DR randomized_side
+beside H_les train_and_segment H_les "$DATASET" "$OUT/pairs/spade"
+beside DR train_and_segment DR "$OUT/pairs/randomized"
 join_beside
 
 log "evaluate ..."

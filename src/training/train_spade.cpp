@@ -172,12 +172,28 @@ std::vector<std::vector<int64_t>> style_rows_per_modality(const SliceDataset& da
 
 namespace {
 
+// The style check's draws: each validation map once per modality (content row, style row, the style's modality),
+// fixed for the run.
+struct StyleCheckDraws {
+  std::vector<int64_t> content, style, modality;
+};
+StyleCheckDraws style_check_draws(const SliceDataset& data, const std::vector<int64_t>& val_rows,
+                                  const std::vector<int64_t>& pool, uint64_t seed) {
+  StyleCheckDraws d;
+  if (data.modality_names.size() < 2) return d;
+  const auto per = style_rows_per_modality(data, val_rows, pool, seed);
+  for (size_t i = 0; i < val_rows.size(); ++i)
+    for (size_t m = 0; m < per[i].size(); ++m)
+      if (per[i][m] >= 0) d.content.push_back(val_rows[i]), d.style.push_back(per[i][m]), d.modality.push_back(m);
+  return d;
+}
+
 // Held-out L1 between the image made from a validation label map (with a style from another slice of its volume)
-// and the real image; with a classifier and two or more modalities, the style check: each validation map drawn
-// with a style of every modality, the share the classifier assigns to the style's modality.
+// and the real image; with a classifier, the style check: the share of `draws` the classifier assigns to the
+// style's modality.
 SPADEValidation spade_validation(SPADEGenerator& G, ConvEncoder& E, ModalityClassifierBundle* clf,
                                  const SliceDataset& data, const std::vector<int64_t>& val_rows,
-                                 const std::vector<int64_t>& style_pool, uint64_t seed, torch::Device device) {
+                                 const StyleCheckDraws& draws, uint64_t seed, torch::Device device) {
   auto gather = gather_rows;
   torch::NoGradGuard g;
   G->eval();
@@ -193,21 +209,17 @@ SPADEValidation spade_validation(SPADEGenerator& G, ConvEncoder& E, ModalityClas
     n += r.size();
   }
   SPADEValidation v{total / std::max<int64_t>(1, n)};
-  if (clf && clf->net && data.modality_names.size() >= 2) {
-    const auto per = style_rows_per_modality(data, val_rows, style_pool, derive_seed(seed, 0x5a2));
-    std::vector<int64_t> content, style, want;
-    for (size_t i = 0; i < val_rows.size(); ++i)
-      for (size_t m = 0; m < per[i].size(); ++m)
-        if (per[i][m] >= 0) content.push_back(val_rows[i]), style.push_back(per[i][m]), want.push_back(m);
+  if (clf && clf->net && !draws.content.empty()) {
     int64_t right = 0;
-    for (size_t i = 0; i < content.size(); i += 8) {
-      const size_t e = std::min(content.size(), i + 8);
-      std::vector<int64_t> r(content.begin() + i, content.begin() + e), s(style.begin() + i, style.begin() + e);
+    for (size_t i = 0; i < draws.content.size(); i += 8) {
+      const size_t e = std::min(draws.content.size(), i + 8);
+      std::vector<int64_t> r(draws.content.begin() + i, draws.content.begin() + e),
+          s(draws.style.begin() + i, draws.style.begin() + e);
       auto fake = G->forward(gather(data.labels, r).to(device), E->encode(gather(data.images, s).to(device)).mu);
       auto pred = clf->net->forward(fake).modality_logits.argmax(1).cpu();
-      for (size_t j = 0; j < r.size(); ++j) right += pred[j].item<int64_t>() == want[i + j];
+      for (size_t j = 0; j < r.size(); ++j) right += pred[j].item<int64_t>() == draws.modality[i + j];
     }
-    if (!content.empty()) v.style_accuracy = static_cast<double>(right) / content.size();
+    v.style_accuracy = static_cast<double>(right) / draws.content.size();
   }
   G->train();
   E->train();
@@ -505,8 +517,10 @@ SPADEValidation train_spade(const SPADETrainConfig& cfg, bool resume) {
   const int64_t start = run.begin(resume);
 
   auto style_rows_for = [&](const std::vector<int64_t>& rows, uint64_t s) { return other_slices(data, rows, s); };
+  const StyleCheckDraws style_draws = use_clf ? style_check_draws(data, val_rows, split.train, derive_seed(seed, 0x5a2))
+                                               : StyleCheckDraws{};
   auto validate = [&] {
-    return spade_validation(G, E, use_clf ? &clf : nullptr, data, val_rows, split.train, seed, device);
+    return spade_validation(G, E, use_clf ? &clf : nullptr, data, val_rows, style_draws, seed, device);
   };
   auto gather = gather_rows;
 
