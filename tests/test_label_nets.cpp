@@ -438,6 +438,25 @@ TEST(Losses, DiceLossesOnHandComputedCases) {
   EXPECT_THROW(loss_soft_dice(p, t.view({1, 2, 4})), c10::Error);
 }
 
+TEST(Losses, SoftCrossEntropyMatchesPyTorchAndStillPullsASaturatedTissue) {
+  // 3 tissues, 1x4 pixels, soft targets. Reference: torch 1.13 F.cross_entropy(logits, t) with probability targets
+  // (python3-torch, float64) = 1.4994496817969103.
+  auto logits = torch::tensor({0.5, -1.0, 2.0, 0.0, 1.5, 0.25, -0.5, 3.0, -2.0, 0.0, 1.0, -1.0}, torch::kDouble)
+                    .view({1, 3, 1, 4});
+  auto t = torch::tensor({0.7, 0.0, 1.0, 0.2, 0.3, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.8}, torch::kDouble).view({1, 3, 1, 4});
+  EXPECT_NEAR(loss_soft_cross_entropy(logits, t).item<double>(), 1.4994496817969103, 1e-12);
+  // A tissue whose logit the Dice terms drove to -20 everywhere, present on one pixel of four: the soft Dice's
+  // gradient on that pixel's logit is ~4e-11 (the softmax has saturated), the cross-entropy's (p − t)/4 = −0.25.
+  auto l = torch::tensor({4.0, 4.0, 4.0, 4.0, -20.0, -20.0, -20.0, -20.0}, torch::kDouble).view({1, 2, 1, 4});
+  l.set_requires_grad(true);
+  auto tt = torch::tensor({1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0}, torch::kDouble).view({1, 2, 1, 4});
+  auto g_dice = torch::autograd::grad({loss_soft_dice(torch::softmax(l, 1), tt)}, {l})[0];
+  auto g_ce = torch::autograd::grad({loss_soft_cross_entropy(l, tt)}, {l})[0];
+  EXPECT_LT(std::abs(g_dice[0][1][0][3].item<double>()), 1e-9);
+  EXPECT_NEAR(g_ce[0][1][0][3].item<double>(), -0.25, 1e-9);
+  EXPECT_THROW(loss_soft_cross_entropy(l, tt.narrow(1, 0, 1)), c10::Error);
+}
+
 TEST(AutoencoderKL, TinyModelOverfitsAFixedPVBatch) {
   torch::manual_seed(0);
   AutoencoderKLOptions o;

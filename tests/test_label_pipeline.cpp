@@ -110,6 +110,34 @@ TEST(TrainVAE, ChannelWeightsAreRescaledToMeanOne) {
   EXPECT_GT(differing, 0);
 }
 
+TEST(TrainVAE, CrossEntropyTermChangesTheGdiceRunAndNeedsIt) {
+  testutil::TempDir dir;
+  auto ds = testutil::write_phantom_dataset(dir.path(), {});
+  auto gdice = [&](const std::string& name, double ce) {
+    auto c = tiny_vae(ds, dir / name, 2);
+    c.vae.output = "softmax";
+    c.loss.reconstruction = "gdice";
+    c.loss.ce_weight = ce;
+    return c;
+  };
+  train_vae(gdice("plain", 0.0), false);
+  train_vae(gdice("ce", 1.0), false);
+  auto plain = Checkpoint::load(dir / "plain/checkpoints/last.ckpt"), ce = Checkpoint::load(dir / "ce/checkpoints/last.ckpt");
+  int differing = 0;
+  for (const auto& k : plain.keys())
+    if (k.rfind("vae.", 0) == 0 && !torch::equal(plain.tensor(k), ce.tensor(k))) ++differing;
+  EXPECT_GT(differing, 0);
+  auto l1 = tiny_vae(ds, dir / "l1", 2);
+  l1.loss.ce_weight = 1.0;
+  try {
+    train_vae(l1, false);
+    FAIL();
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("loss.ce_weight"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir / "l1/checkpoints"));
+}
+
 TEST(TrainVAE, LearnsToReconstructPhantomTissues) {
   testutil::TempDir dir;
   auto ds = testutil::write_phantom_dataset(dir.path(), {});

@@ -321,6 +321,13 @@ TEST(Quality, LesionFlagsAreCheckedAgainstTheLesionsInTheMaps) {
     conditions += csv_row({std::to_string(k), file, on ? "1" : "0", fmt::format("{:.17g}", ds.slice_position[k].item<double>())});
   }
   write_text_atomic(dir / "maps/conditions.csv", conditions);
+  // Two real slices hold an 8x4-pixel tumour: twice the synthetic 4x4 one.
+  for (int64_t k : {0, 1}) {
+    auto patch = ds.labels[k].slice(1, 10, 18).slice(2, 20, 24);
+    patch.zero_();
+    patch[5].fill_(1.0);
+  }
+  ds.save(dir / "real.pt");
   QualityJob job;
   job.run.out_dir = dir / "q";
   job.pairs = dir / "maps";
@@ -330,6 +337,9 @@ TEST(Quality, LesionFlagsAreCheckedAgainstTheLesionsInTheMaps) {
   job.feature_grid = 2;
   const QualityReport r = run_quality(job);
   ASSERT_EQ(r.lesions.size(), 1u);
+  const double frame = static_cast<double>(ds.labels.size(2) * ds.labels.size(3));
+  EXPECT_DOUBLE_EQ(r.lesions[0].area_present_synthetic, 16.0 / frame);
+  EXPECT_DOUBLE_EQ(r.lesions[0].area_present_real, 32.0 / frame);
   EXPECT_EQ(r.lesions[0].name, "tumour");
   EXPECT_EQ(r.lesions[0].n_on, 4);
   EXPECT_EQ(r.lesions[0].n_off, 4);
@@ -345,7 +355,12 @@ TEST(Quality, LesionFlagsAreCheckedAgainstTheLesionsInTheMaps) {
       EXPECT_TRUE(c.pass);
       ++seen;
     }
+    if (c.name == "tumour area where present (synthetic/real)") {  // half the real size: outside 0.8-1.25
+      EXPECT_DOUBLE_EQ(c.value, 0.5);
+      EXPECT_FALSE(c.pass);
+      ++seen;
+    }
   }
-  EXPECT_EQ(seen, 2);
+  EXPECT_EQ(seen, 3);
   EXPECT_NE(read_text(dir / "q/quality.md").find("tumour present, flag on"), std::string::npos);
 }

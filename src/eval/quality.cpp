@@ -509,7 +509,8 @@ QualityReport run_quality(const QualityJob& job) {
       continue;
     }
     const int64_t c = it - r.tissue_names.begin();
-    auto present = lesion_present(syn.pv, c, lesion_min_pixels_at(T.lesion_min_pixels, H, W));
+    const double min_px = lesion_min_pixels_at(T.lesion_min_pixels, H, W);
+    auto present = lesion_present(syn.pv, c, min_px);
     auto on = syn.lesion_flags.select(1, static_cast<int64_t>(k)) > 0.5;
     QualityReport::LesionRate lr;
     lr.name = name;
@@ -523,6 +524,21 @@ QualityReport run_quality(const QualityJob& job) {
     if (lr.n_off > 0)
       r.checks.push_back({fmt::format("{} present, flag off ({} maps)", name, lr.n_off), lr.present_off,
                           fmt::format("≤ {:.2f}", T.lesion_off_max), lr.present_off <= T.lesion_off_max});
+    // Size alone: the mean area of the lesion over the maps that hold it, synthetic against real (matched positions).
+    auto area_where_present = [&](const torch::Tensor& pv) {
+      auto held = lesion_present(pv, c, min_px);
+      if (held.sum().item<int64_t>() == 0) return static_cast<double>(NAN);
+      auto area = (pv.select(1, c) > 0.5).sum({1, 2}).to(torch::kDouble) / static_cast<double>(pv.size(2) * pv.size(3));
+      return area.masked_select(held).mean().item<double>();
+    };
+    lr.area_present_synthetic = area_where_present(syn.pv);
+    lr.area_present_real = area_where_present(real.pv);
+    if (std::isfinite(lr.area_present_synthetic) && std::isfinite(lr.area_present_real)) {
+      const double ratio = lr.area_present_synthetic / lr.area_present_real;
+      r.checks.push_back({fmt::format("{} area where present (synthetic/real)", name), ratio,
+                          range_text(T.fraction_low, T.fraction_high),
+                          ratio >= T.fraction_low && ratio <= T.fraction_high});
+    }
     r.lesions.push_back(lr);
   }
   const double bd = r.boundary_density_synthetic / r.boundary_density_real;

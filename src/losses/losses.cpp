@@ -60,4 +60,10 @@ torch::Tensor loss_generalized_dice(const torch::Tensor& probs, const torch::Ten
   return (1.0 - numer / denom).mean();
 }
 
+torch::Tensor loss_soft_cross_entropy(const torch::Tensor& logits, const torch::Tensor& target) {
+  TORCH_CHECK(logits.dim() == 4 && logits.sizes() == target.sizes(), "loss_soft_cross_entropy: logits ",
+              logits.sizes(), " and target ", target.sizes(), " must be the same [B, C, H, W]");
+  return -(target * torch::log_softmax(logits, 1)).sum(1).mean();
+}
+
 }  // namespace brainspade

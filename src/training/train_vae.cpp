@@ -26,6 +26,9 @@ void VAELossOptions::visit(ConfigVisitor& v) {
   v.choice("gdice_absent", gdice_absent, {"max", "zero"},
            "gdice: weight of a tissue absent from a sample in the generalised Dice: max (MONAI, the authors') or zero "
            "(left out; lesion channels absent from lesion-free slices then do not drown a large lesion's weight)");
+  v("ce_weight", ce_weight, "gdice: weight of a cross-entropy on the logits against the PV maps added to the "
+    "reconstruction term (0 = off, the authors'); keeps a tissue the Dice terms drove to ~0 learnable",
+    Bounds::non_negative());
   v("l1_weight", l1_weight, "weight of the reconstruction term (l1 or gdice)", Bounds::non_negative());
   v("channel_weights", channel_weights,
     "per-label-channel weights of the L1 term, rescaled to mean 1; empty = uniform (authors). One per vae.in_channels",
@@ -111,6 +114,9 @@ void check_vae_config(const VAETrainConfig& cfg, const SliceDataset& data) {
   BRAINSPADE_CHECK_INPUT(cfg.loss.reconstruction != "gdice" || cfg.vae.output == "softmax",
                          "config key 'loss.reconstruction': gdice trains the decoder's raw output as per-tissue logits, ",
                          "so decoding must apply the softmax: set vae.output: softmax");
+  BRAINSPADE_CHECK_INPUT(cfg.loss.ce_weight == 0 || cfg.loss.reconstruction == "gdice",
+                         "config key 'loss.ce_weight': the cross-entropy term needs logits, which only "
+                         "loss.reconstruction: gdice trains (set it, or ce_weight: 0)");
   BRAINSPADE_CHECK_INPUT(cfg.discriminator.in_channels == cfg.vae.in_channels, "config key 'discriminator.in_channels' (",
                          cfg.discriminator.in_channels, ") must equal vae.in_channels (", cfg.vae.in_channels, ")");
   const int64_t factor = int64_t(1) << (cfg.vae.channels.size() - 1);
@@ -270,7 +276,8 @@ VAEValidation train_vae(const VAETrainConfig& cfg, bool resume) {
     auto recon = L.reconstruction == "gdice"  // authors: GeneralizedDice + Dice (softmax) + 0.1·L1 (raw)
                      ? loss_generalized_dice(out.reconstruction, x, 1e-4, L.gdice_absent == "max") +
                            loss_soft_dice(out.reconstruction, x) +
-                           0.1 * weighted_l1(raw)
+                           0.1 * weighted_l1(raw) +
+                           (L.ce_weight > 0 ? L.ce_weight * loss_soft_cross_entropy(raw, x) : torch::zeros({}, x.options()))
                      : l1;
     auto kl = loss_kl(out.posterior);
     auto loss_g = L.l1_weight * recon + L.kl_weight * kl;

@@ -138,11 +138,15 @@ struct QualityReport {
   double top_band_ratio = NAN;               ///< power at r >= 0.375, synthetic/real
   double checkerboard_score = NAN;           ///< Nyquist energy fraction, synthetic/real
   double axis_energy_ratio = NAN;            ///< axis_energy_share, synthetic/real (blocky streaks)
-  /// per lesion flag of the conditions: name, maps drawn with it on / off, and the share of each that holds the lesion
+  /// per lesion flag of the conditions: name, maps drawn with it on / off, and the share of each that holds the lesion;
+  /// the lesion's mean area (share of the frame with PV > 0.5) over the synthetic and over the real maps that hold it.
+  /// The area-fraction check over all maps mixes the lesion's size with how many maps ask for it (a balanced draw asks
+  /// for a tumour in 1/3 of the maps where half the real mid-brain slices hold one); this one compares sizes alone.
   struct LesionRate {
     std::string name;
     int64_t n_on = 0, n_off = 0;
     double present_on = NAN, present_off = NAN;
+    double area_present_synthetic = NAN, area_present_real = NAN;
   };
   std::vector<LesionRate> lesions;
   std::vector<QualityCheck> checks;

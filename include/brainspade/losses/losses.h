@@ -46,4 +46,10 @@ torch::Tensor loss_soft_dice(const torch::Tensor& probs, const torch::Tensor& ta
 torch::Tensor loss_generalized_dice(const torch::Tensor& probs, const torch::Tensor& target, double smooth = 1e-4,
                                     bool absent_max = true);
 
+/// Cross-entropy of per-tissue `logits` against a soft (partial-volume) `target`, both [B, C, H, W]:
+/// mean over pixels of −Σ_c t_c · log softmax(logits)_c (PyTorch's cross_entropy with probability targets). Its
+/// gradient on a logit is softmax − t, whatever the softmax: a tissue the Dice terms have pushed to probability ~0
+/// everywhere still gets a full-sized gradient where the target holds it (nnU-Net trains Dice + CE for this reason).
+torch::Tensor loss_soft_cross_entropy(const torch::Tensor& logits, const torch::Tensor& target);
+
 }  // namespace brainspade
