@@ -47,6 +47,26 @@ TrainedLabels& trained_labels() {
   return t;
 }
 
+// How many of the VAE tensors ("vae." keys) differ between two checkpoints.
+int differing_vae_tensors(const std::string& a, const std::string& b) {
+  auto ca = Checkpoint::load(a), cb = Checkpoint::load(b);
+  int differing = 0;
+  for (const auto& k : ca.keys())
+    if (k.rfind("vae.", 0) == 0 && !torch::equal(ca.tensor(k), cb.tensor(k))) ++differing;
+  return differing;
+}
+
+// train_vae(c) must refuse with an InputError that names `needle`, before it writes a checkpoint.
+void expect_vae_refused(const VAETrainConfig& c, const std::string& needle) {
+  try {
+    train_vae(c, false);
+    FAIL() << "no InputError naming " << needle;
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(std::filesystem::exists(std::filesystem::path(c.run.out_dir) / "checkpoints"));
+}
+
 }  // namespace
 
 TEST(TrainVAE, ResumeGivesTheSameWeightsAsAnUninterruptedRun) {
@@ -103,11 +123,7 @@ TEST(TrainVAE, ChannelWeightsAreRescaledToMeanOne) {
   csf.loss.channel_weights = {1, 4, 1, 1, 2, 1};
   train_vae(csf, false);
   EXPECT_TRUE(testutil::same_checkpoint_tensors(dir / "plain/checkpoints/last.ckpt", dir / "equal/checkpoints/last.ckpt", "vae."));
-  auto plain = Checkpoint::load(dir / "plain/checkpoints/last.ckpt"), weighted = Checkpoint::load(dir / "csf/checkpoints/last.ckpt");
-  int differing = 0;
-  for (const auto& k : plain.keys())
-    if (k.rfind("vae.", 0) == 0 && !torch::equal(plain.tensor(k), weighted.tensor(k))) ++differing;
-  EXPECT_GT(differing, 0);
+  EXPECT_GT(differing_vae_tensors(dir / "plain/checkpoints/last.ckpt", dir / "csf/checkpoints/last.ckpt"), 0);
 }
 
 TEST(TrainVAE, CrossEntropyTermChangesTheGdiceRunAndNeedsIt) {
@@ -122,20 +138,10 @@ TEST(TrainVAE, CrossEntropyTermChangesTheGdiceRunAndNeedsIt) {
   };
   train_vae(gdice("plain", 0.0), false);
   train_vae(gdice("ce", 1.0), false);
-  auto plain = Checkpoint::load(dir / "plain/checkpoints/last.ckpt"), ce = Checkpoint::load(dir / "ce/checkpoints/last.ckpt");
-  int differing = 0;
-  for (const auto& k : plain.keys())
-    if (k.rfind("vae.", 0) == 0 && !torch::equal(plain.tensor(k), ce.tensor(k))) ++differing;
-  EXPECT_GT(differing, 0);
+  EXPECT_GT(differing_vae_tensors(dir / "plain/checkpoints/last.ckpt", dir / "ce/checkpoints/last.ckpt"), 0);
   auto l1 = tiny_vae(ds, dir / "l1", 2);
   l1.loss.ce_weight = 1.0;
-  try {
-    train_vae(l1, false);
-    FAIL();
-  } catch (const InputError& e) {
-    EXPECT_NE(std::string(e.what()).find("loss.ce_weight"), std::string::npos) << e.what();
-  }
-  EXPECT_FALSE(std::filesystem::exists(dir / "l1/checkpoints"));
+  expect_vae_refused(l1, "loss.ce_weight");
 }
 
 TEST(TrainVAE, LearnsToReconstructPhantomTissues) {
@@ -211,13 +217,7 @@ TEST(TrainVAE, DatasetWithOtherChannelCountIsRefused) {
   auto c = tiny_vae(ds, dir / "vae", 2);
   c.vae.in_channels = 9;
   c.discriminator.in_channels = 9;
-  try {
-    train_vae(c, false);
-    FAIL();
-  } catch (const InputError& e) {
-    EXPECT_NE(std::string(e.what()).find("vae.in_channels is 9"), std::string::npos) << e.what();
-  }
-  EXPECT_FALSE(std::filesystem::exists(dir / "vae/checkpoints"));
+  expect_vae_refused(c, "vae.in_channels is 9");
 }
 
 TEST(TrainVAE, MissingPerceptualWeightsFileIsNamedBeforeAnythingIsWritten) {
