@@ -572,9 +572,12 @@ TEST(SPADEGenerator, MatchesPythonReferenceEndToEnd) {
     auto seg = torch::softmax(3 * torch::randn({1, 3, c.h, c.w}), 1);
     auto z = torch::randn({1, 8});
     torch::NoGradGuard ng;
-    EXPECT_TRUE(testutil::tensors_close(gen->forward(seg, z), g.at(c.ups + ".train"), 1e-5, 1e-4));
+    // atol 5e-5: float32 through the whole generator. On session 25's machine (another Xeon than the one the goldens
+    // were checked on) the "more" case differs by 2.3e-5 at most with the network code unchanged: the CPU's kernels
+    // sum in another order. A wrong layer moves the output by orders of magnitude more.
+    EXPECT_TRUE(testutil::tensors_close(gen->forward(seg, z), g.at(c.ups + ".train"), 5e-5, 1e-4));
     gen->eval();
-    EXPECT_TRUE(testutil::tensors_close(gen->forward(seg, z), g.at(c.ups + ".eval"), 1e-5, 1e-4));
+    EXPECT_TRUE(testutil::tensors_close(gen->forward(seg, z), g.at(c.ups + ".eval"), 5e-5, 1e-4));
   }
 }
 
