@@ -27,7 +27,7 @@ struct VAELossOptions {
   /// gdice: weight of a soft-target cross-entropy on the raw output (the logits) added to the reconstruction term;
   /// 0 = off (the authors' loss). The Dice terms' gradient through the softmax vanishes for a tissue whose
   /// probability they have driven to ~0 (the soft Dice's absent-tissue term does that on every slice without it);
-  /// CE's does not. docs/label-generator.md, "The lesion VAE's deep GM".
+  /// CE's does not. docs/label-generator.md, "The lesion VAE's lost tissues".
   double ce_weight = 0.0;
   /// per-channel weight of the L1 term, rescaled to mean 1 (empty = uniform, the authors' loss). Thin tissues that the
   /// reconstruction shrinks (sulcal CSF) can be weighted up: docs/label-generator.md.
